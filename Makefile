@@ -1,0 +1,48 @@
+# The front door. Every target works on a fresh clone: the first one run creates .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build of torch by default; users with GPUs override, e.g.
+#   make TORCH_SPEC='torch' TORCH_INDEX='--index-url https://download.pytorch.org/whl/cu124' install
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+MODEL ?= dan
+ARGS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install train test test-fast lint bench ui clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: MODEL=$(MODEL)  ARGS='<hydra overrides>'  TORCH_SPEC=$(TORCH_SPEC)"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv and install the project (torch CPU build unless TORCH_SPEC says otherwise)
+
+train: $(VENV)/.installed ## train one configuration over K seeds: make train MODEL=dan ARGS='data=sst2 seeds=3'
+	$(PY) -m sweeps.train model=$(MODEL) $(ARGS)
+
+test: $(VENV)/.installed ## run the whole test suite, slow end-to-end tests included
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed ## run the tests not marked slow
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## ruff over the code
+	$(PY) -m ruff check models sweeps analysis tests benchmarks
+
+bench: $(VENV)/.installed ## speed benchmarks (DAN epoch against a plain PyTorch loop)
+	$(PY) -m benchmarks.dan_epoch $(ARGS)
+
+ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:5000 over the local store (runs/)
+	$(PY) -m sweeps.ui
+
+clean: ## remove the local runs (MLflow store, Optuna studies); keeps .venv and the data cache
+	rm -rf runs outputs

@@ -1,0 +1,88 @@
+"""Deep Averaging Network (Iyyer, Manjunatha, Boyd-Graber & Daumé III, ACL 2015).
+
+Average the embeddings of a sentence's words (eq. 6), after word dropout at training
+time (eq. 7-8), and pass the average through `hidden_dims` non-linear layers (eq. 4-5)
+to a softmax layer. No hidden layers gives the neural bag of words (NBOW).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+class DAN(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        num_classes: int,
+        embed_dim: int = 300,
+        hidden_dims: Sequence[int] = (300, 300, 300),
+        activation: str = "relu",
+        word_dropout: float = 0.3,
+        dropout: float = 0.0,
+        padding_idx: int = 0,
+        sparse: bool = False,
+        embeddings: torch.Tensor | None = None,
+        freeze_embeddings: bool = False,
+    ) -> None:
+        super().__init__()
+        if vocab_size <= padding_idx or num_classes < 2 or embed_dim < 1:
+            raise ValueError(f"need vocab_size > padding_idx, num_classes >= 2, embed_dim >= 1; "
+                             f"got {vocab_size}, {num_classes}, {embed_dim}")
+        if not 0 <= word_dropout < 1 or not 0 <= dropout < 1:
+            raise ValueError(f"dropout rates must lie in [0, 1), got word_dropout={word_dropout}, "
+                             f"dropout={dropout}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; one of {', '.join(ACTIVATIONS)}")
+        if any(h < 1 for h in hidden_dims):
+            raise ValueError(f"hidden widths must be positive, got {list(hidden_dims)}")
+        if embeddings is not None and tuple(embeddings.shape) != (vocab_size, embed_dim):
+            raise ValueError(f"embeddings of shape {tuple(embeddings.shape)} do not match "
+                             f"(vocab_size, embed_dim) = ({vocab_size}, {embed_dim})")
+        self.padding_idx = padding_idx
+        self.word_dropout = word_dropout
+        self.embed = nn.EmbeddingBag(vocab_size, embed_dim, mode="mean",
+                                     padding_idx=padding_idx, sparse=sparse)
+        with torch.no_grad():
+            if embeddings is not None:
+                self.embed.weight.copy_(embeddings)
+            else:
+                nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+            self.embed.weight[padding_idx].zero_()
+        self.embed.weight.requires_grad_(not freeze_embeddings)
+        layers: list[nn.Module] = []
+        width = embed_dim
+        for h in hidden_dims:
+            layers += [nn.Dropout(dropout), nn.Linear(width, h), ACTIVATIONS[activation]()]
+            width = h
+        self.hidden = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+
+    def drop_words(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Replace each real token by padding with probability `word_dropout` (eq. 7-8),
+        keeping at least one token of every sentence."""
+        real = tokens != self.padding_idx  # (B, T)
+        scores = torch.rand(tokens.shape, device=tokens.device)  # (B, T)
+        keep = (scores >= self.word_dropout) & real
+        emptied = ~keep.any(1) & real.any(1)  # (B,)
+        if emptied.any():
+            # Keep the emptied sentences' real token with the highest score: one at random.
+            rows = emptied.nonzero().squeeze(1)
+            cols = scores[rows].masked_fill(~real[rows], -1.0).argmax(1)
+            keep[rows, cols] = True
+        return tokens.masked_fill(~keep, self.padding_idx)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T) right-padded indices -> logits (B, num_classes)."""
+        if self.training and self.word_dropout > 0:
+            tokens = self.drop_words(tokens)
+        avg = self.embed(tokens)  # (B, E): mean over the non-padding tokens
+        return self.classifier(self.hidden(avg))  # (B, C)

@@ -1,0 +1,100 @@
+"""Text classification data prepared once into padded tensors and batched by index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models import metrics
+from models.data.splits import Example, TextSplits
+from models.data.text import UNK, Vocab
+
+
+@dataclass
+class ClassificationSplit:
+    tokens: torch.Tensor  # (N, T) int64, right-padded with 0
+    lengths: torch.Tensor  # (N,)
+    labels: torch.Tensor  # (N,)
+
+    def __len__(self) -> int:
+        return self.labels.numel()
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows `idx`, trimmed to the longest of them."""
+        width = int(self.lengths[idx].max())
+        return self.tokens[idx, :width], self.labels[idx]  # (B, T'), (B,)
+
+
+def tensorize(examples: list[Example], vocab: Vocab, lowercase: bool) -> ClassificationSplit:
+    rows = []
+    for ex in examples:
+        toks = [t.lower() for t in ex.tokens] if lowercase else ex.tokens
+        rows.append(vocab.encode(toks) or [vocab.stoi[UNK]])  # an empty text averages `<unk>`
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    tokens = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    labels = torch.tensor([ex.label for ex in examples], dtype=torch.long)
+    return ClassificationSplit(tokens, lengths, labels)
+
+
+@dataclass
+class ClassificationTask:
+    """What the training loop needs of a classification data set."""
+
+    train: ClassificationSplit
+    dev: ClassificationSplit
+    vocab: Vocab
+    label_names: tuple[str, ...]
+    monitor: str = metrics.ACCURACY
+    mode: str = "max"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+    def train_batches(
+        self, batch_size: int, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(len(self.train), generator=generator)
+        for start in range(0, len(order), batch_size):
+            yield self.train.batch(order[start:start + batch_size])
+
+    @staticmethod
+    def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        tokens, labels = batch
+        return F.cross_entropy(model(tokens), labels)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: ClassificationSplit | None = None,
+                 batch_size: int = 4096) -> dict[str, float]:
+        """Accuracy and mean cross-entropy of `model` on `split` (dev by default)."""
+        split = self.dev if split is None else split
+        was_training = model.training
+        model.eval()
+        correct, total_loss = 0, 0.0
+        for start in range(0, len(split), batch_size):
+            tokens, labels = split.batch(torch.arange(start, min(start + batch_size, len(split))))
+            logits = model(tokens)  # (B, C)
+            total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
+            correct += (logits.argmax(1) == labels).sum().item()
+        model.train(was_training)
+        return {metrics.ACCURACY: correct / len(split), metrics.LOSS: total_loss / len(split)}
+
+
+def prepare_classification(
+    splits: TextSplits, lowercase: bool = True, min_freq: int = 1, max_vocab: int | None = None
+) -> ClassificationTask:
+    """Vocabulary from the training split only, then every split tensorised once."""
+    lower = (lambda ts: [t.lower() for t in ts]) if lowercase else (lambda ts: ts)
+    vocab = Vocab.build((lower(ex.tokens) for ex in splits.train), min_freq, max_vocab)
+    return ClassificationTask(
+        train=tensorize(splits.train, vocab, lowercase),
+        dev=tensorize(splits.dev, vocab, lowercase),
+        vocab=vocab,
+        label_names=splits.label_names,
+    )

@@ -1,0 +1,64 @@
+"""A user's own labelled text: one CSV with a split column, or one CSV per split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from models.data.splits import Example, TextSplits
+from models.data.text import tokenize
+from models.errors import DataError
+
+DEV_NAMES = ("dev", "valid", "validation")
+
+
+def _read(path: str | Path) -> pd.DataFrame:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"CSV file {p} not found: set data.path (one file with a split column) "
+                        "or data.train and data.dev to existing files.")
+    return pd.read_csv(p, dtype=str, keep_default_na=False)
+
+
+def _columns(df: pd.DataFrame, where: str, *names: str) -> None:
+    for n in names:
+        if n not in df.columns:
+            raise DataError(f"column {n!r} not in {where} (columns: {', '.join(df.columns)}); "
+                            "set data.text_column / data.label_column / data.split_column.")
+
+
+def load_csv(
+    path: str | None = None,
+    train: str | None = None,
+    dev: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    split_column: str = "split",
+) -> TextSplits:
+    """Train and dev from the user's CSV files; label names are the sorted train labels."""
+    if path:
+        df = _read(path)
+        _columns(df, path, text_column, label_column, split_column)
+        split = df[split_column].str.lower()
+        train_df, dev_df = df[split == "train"], df[split.isin(DEV_NAMES)]
+        if train_df.empty or dev_df.empty:
+            raise DataError(f"{path} needs rows whose {split_column!r} is 'train' and rows whose "
+                            f"{split_column!r} is one of {', '.join(DEV_NAMES)}.")
+    elif train and dev:
+        train_df, dev_df = _read(train), _read(dev)
+        _columns(train_df, train, text_column, label_column)
+        _columns(dev_df, dev, text_column, label_column)
+    else:
+        raise DataError("the csv data set needs data.path=<file with a split column>, "
+                        "or data.train=<file> and data.dev=<file>.")
+    labels = tuple(sorted(set(train_df[label_column])))
+    index = {name: i for i, name in enumerate(labels)}
+    unseen = sorted(set(dev_df[label_column]) - set(labels))
+    if unseen:
+        raise DataError(f"dev labels {unseen} never occur in train; fix the label column.")
+
+    def examples(df: pd.DataFrame) -> list[Example]:
+        return [Example(tokenize(t), index[y]) for t, y in zip(df[text_column], df[label_column])]
+
+    return TextSplits(train=examples(train_df), dev=examples(dev_df), label_names=labels)

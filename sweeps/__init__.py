@@ -1,0 +1,1 @@
+"""The platform: configs to plain values, seeds, tracking, and (later) search."""

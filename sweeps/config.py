@@ -1,0 +1,49 @@
+"""Hydra composition of conf/ with command-line overrides, and its errors made readable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from models.errors import UserError
+from sweeps.paths import CONF_DIR
+
+
+def choices(group: str) -> list[str]:
+    """The configs available in one config group, e.g. `choices("model") == ["dan"]`."""
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def _explain(err: Exception) -> str:
+    text = str(err)
+    m = re.search(r"Could not find '([\w/]+)/([^']+)'", text)
+    if m:
+        group, name = m.groups()
+        group = group.split("/")[-1]
+        return (f"unknown {group} {name!r}; choose one of: {', '.join(choices(group))} "
+                f"(e.g. {group}={choices(group)[0]}).")
+    m = re.search(r"Could not override '([^']+)'", text)
+    cause = err.__cause__ or err
+    if m or "not in struct" in text or "Key '" in text:
+        key = m.group(1) if m else ""
+        first = str(cause).splitlines()[0]
+        return (f"bad override {key!r}: {first}. Check the key's spelling against the config "
+                "(python -m sweeps.train --cfg prints it); add a new key with +key=value.")
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
+    """conf/<config_name>.yaml with `overrides` applied, resolved and read-only."""
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=list(overrides))
+        OmegaConf.resolve(cfg)
+    except (HydraException, MissingConfigException, OmegaConfBaseException) as e:
+        raise UserError(_explain(e)) from e
+    OmegaConf.set_readonly(cfg, True)
+    return cfg

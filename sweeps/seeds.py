@@ -1,0 +1,158 @@
+"""One configuration over K seeds, trained in lockstep and tracked.
+
+Seeds are a nuisance axis to average over, never a hyper-parameter (tuning playbook):
+they are drawn at random unless given, and always recorded. Each epoch every unfinished
+seed trains once and the seed mean of the dev metric is computed, which is what a
+sweep's pruner sees.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from models import metrics
+from models.training import SeedResult, SeedTrainer
+from sweeps.tracking import Tracker
+from sweeps.workloads import Workload
+
+SEED_BITS = 31
+
+
+def draw_seeds(k: int, given: Sequence[int] | None = None) -> list[int]:
+    """`given` as ints, or `k` distinct seeds from the OS's entropy."""
+    if given:
+        seeds = [int(s) for s in given]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+    if k < 1:
+        raise ValueError(f"need at least one seed, got seeds={k}")
+    rng = random.SystemRandom()
+    seeds: list[int] = []
+    while len(seeds) < k:
+        s = rng.randrange(2**SEED_BITS)
+        if s not in seeds:
+            seeds.append(s)
+    return seeds
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+@dataclass
+class ConfigResult:
+    run_id: str
+    monitor: str  # e.g. "accuracy"
+    seed_results: list[SeedResult]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.seed_results]
+
+    @property
+    def best_values(self) -> list[float]:
+        return [r.best_value for r in self.seed_results]
+
+    @property
+    def mean(self) -> float:
+        return mean_std(self.best_values)[0]
+
+    @property
+    def std(self) -> float:
+        return mean_std(self.best_values)[1]
+
+
+EpochHook = Callable[[int, float, list[SeedTrainer]], None]
+
+
+class SeedGroup:
+    """K trainers of one workload, one nested MLflow run each under `parent_id`."""
+
+    def __init__(self, workload: Workload, seeds: Sequence[int], tracker: Tracker, parent_id: str):
+        self.workload, self.tracker = workload, tracker
+        self.monitor = workload.task.monitor
+        self.trainers = [SeedTrainer(workload.build_model, workload.task, workload.settings, s)
+                         for s in seeds]
+        self.run_ids = [tracker.start_run(f"seed {s}", {"seed": s}, parent_id=parent_id)
+                        for s in seeds]
+        self.epoch = 0
+
+    @property
+    def done(self) -> bool:
+        return all(t.done for t in self.trainers)
+
+    def step(self) -> float:
+        """One epoch of every unfinished seed; the seed mean of the dev metric (a finished
+        seed counts with its best value, the weights it keeps)."""
+        self.epoch += 1
+        for trainer, run_id in zip(self.trainers, self.run_ids):
+            if not trainer.done:
+                m = trainer.step()
+                self.tracker.log_metrics(run_id, m.as_dict(), step=m.epoch)
+        current = [t.best_value if t.done else t.history[-1].dev[self.monitor]
+                   for t in self.trainers]
+        return mean_std(current)[0]
+
+    def close(self, status: str) -> list[SeedResult]:
+        """Log each seed's best epoch, value and weights (whatever it reached) and end its run."""
+        results = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for trainer, run_id in zip(self.trainers, self.run_ids):
+                r = trainer.result()
+                results.append(r)
+                if r.best_epoch > 0:
+                    self.tracker.log_metrics(run_id, {
+                        metrics.best_dev(self.monitor): r.best_value,
+                        metrics.BEST_EPOCH: r.best_epoch, metrics.EPOCHS_RUN: r.epochs_run})
+                    path = Path(tmp) / f"best-{trainer.seed}.pt"
+                    torch.save(trainer.best_state_dict(), path)
+                    self.tracker.log_artifact(run_id, path, "weights")
+                self.tracker.end_run(run_id, status)
+        return results
+
+
+def run_config(
+    workload: Workload,
+    seeds: Sequence[int],
+    tracker: Tracker,
+    parent_id: str,
+    on_epoch: EpochHook | None = None,
+) -> ConfigResult:
+    """Train every seed to its early stop, tracking into `parent_id`, and end that run.
+
+    `on_epoch(epoch, seed_mean, trainers)` may raise to stop early (a sweep prunes so);
+    the exception propagates after every run has been closed with what it logged.
+    """
+    group = SeedGroup(workload, seeds, tracker, parent_id)
+    monitor = group.monitor
+    status = "FAILED"
+    try:
+        while not group.done:
+            mean = group.step()
+            tracker.log_metrics(parent_id, {metrics.seed_mean(metrics.dev(monitor)): mean},
+                                step=group.epoch)
+            if on_epoch is not None:
+                on_epoch(group.epoch, mean, group.trainers)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        results = group.close(status)
+        reached = [r.best_value for r in results if r.best_epoch > 0]
+        if reached:
+            mean, std = mean_std(reached)
+            best = metrics.best_dev(monitor)
+            tracker.log_metrics(parent_id, {metrics.seed_mean(best): mean,
+                                            metrics.seed_std(best): std})
+        tracker.end_run(parent_id, status)
+    return ConfigResult(parent_id, monitor, results)

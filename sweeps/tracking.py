@@ -1,0 +1,123 @@
+"""Every MLflow call of the project lives here.
+
+The local default is an SQLite store under runs/ at the repo root (the file store is
+deprecated); MLFLOW_TRACKING_URI, or tracking.uri in the config, points elsewhere.
+One parent run per configuration, one nested run per seed, all through the client API
+(no fluent global run state), so one process can track many trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from sweeps.paths import ROOT, RUNS_DIR
+
+_MAX_PARAM = 6000
+
+
+def resolve_uri(uri: str | None = None) -> str:
+    """Explicit uri, else $MLFLOW_TRACKING_URI, else SQLite under runs/."""
+    if uri:
+        return uri
+    if env := os.environ.get("MLFLOW_TRACKING_URI"):
+        return env
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{RUNS_DIR / 'mlflow.db'}"
+
+
+def _local_path(uri: str) -> Path | None:
+    """The folder beside a local SQLite store, where artifacts go; None for a server."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).parent
+    return None
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    commit = out.stdout.strip() or "unknown"
+    return commit + ("-dirty" if dirty.strip() else "")
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+class Tracker:
+    """One MLflow experiment; starts, logs to and ends runs by id."""
+
+    def __init__(self, experiment: str, uri: str | None = None, artifacts: str | None = None):
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # no store-migration chatter
+        self.uri = resolve_uri(uri)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is not None:
+            self.experiment_id = found.experiment_id
+        else:
+            root = Path(artifacts) if artifacts else None
+            if root is None and (local := _local_path(self.uri)) is not None:
+                root = local / "artifacts"
+            location = (root.resolve() / re.sub(r"[^\w.-]+", "_", experiment)).as_uri() if root else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        self.experiment = experiment
+
+    def start_run(self, name: str, params: Mapping[str, Any] = (), tags: Mapping[str, str] = (),
+                  parent_id: str | None = None) -> str:
+        tags = dict(tags)
+        tags[MLFLOW_RUN_NAME] = name
+        if parent_id:
+            tags[MLFLOW_PARENT_RUN_ID] = parent_id
+        run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
+        run_id = run.info.run_id
+        items = [Param(k, str(v)[:_MAX_PARAM]) for k, v in dict(params).items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params a batch
+            self.client.log_batch(run_id, params=items[i:i + 100])
+        return run_id
+
+    def start_config_run(self, name: str, params: Mapping[str, Any], config_yaml: str,
+                         command: str, parent_id: str | None = None,
+                         tags: Mapping[str, str] = ()) -> str:
+        """A configuration's parent run: params, the resolved config, commit and command line."""
+        run_id = self.start_run(name, params, {MLFLOW_GIT_COMMIT: git_commit(),
+                                               "command": command, **dict(tags)}, parent_id)
+        self.client.log_text(run_id, config_yaml, "config.yaml")
+        return run_id
+
+    def log_metrics(self, run_id: str, values: Mapping[str, float], step: int = 0) -> None:
+        """All of `values` in one batched call."""
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step)
+                                               for k, v in values.items()])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), folder)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        """status: FINISHED, FAILED or KILLED."""
+        self.client.set_terminated(run_id, status)
