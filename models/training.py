@@ -60,21 +60,49 @@ class TrainSettings:
 
     @property
     def sparse_ok(self) -> bool:
-        """Whether embeddings may use sparse gradients: PyTorch's sparse paths of Adagrad
-        and SGD take neither weight decay nor momentum."""
-        return (self.optimizer in _SPARSE_OPTIMIZERS and self.weight_decay == 0
-                and self.momentum == 0)
+        """Whether embeddings may use sparse gradients: Adagrad and plain SGD take them."""
+        return self.optimizer in _SPARSE_OPTIMIZERS and self.momentum == 0
 
 
-def make_optimizer(params, s: TrainSettings) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
+def _sparse_weights(model: nn.Module) -> list[nn.Parameter]:
+    return [m.weight for m in model.modules()
+            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse and m.weight.requires_grad]
+
+
+def _lazy_l2(weight: nn.Parameter, decay: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A gradient hook adding decay * w to the rows a sparse gradient touches: the L2 term
+    of the rows seen in the batch ("lazy" L2), since PyTorch's sparse optimizer paths
+    refuse weight_decay. Rows not in a batch are not decayed that step."""
+    def hook(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.coalesce()
+        rows = grad.indices()[0]
+        values = grad.values() + decay * weight.detach()[rows]
+        return torch.sparse_coo_tensor(grad.indices(), values, grad.shape, is_coalesced=True,
+                                       check_invariants=False)
+    return hook
+
+
+def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
+    """The optimizer of `s`; sparse embedding weights get their L2 through `_lazy_l2`."""
+    sparse = _sparse_weights(model)
+    if sparse and not s.sparse_ok:
+        raise ValueError(f"{s.optimizer} (momentum {s.momentum}) cannot take sparse gradients")
+    dense = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in sparse)]
+    groups = [{"params": dense, "weight_decay": s.weight_decay}]
+    if sparse:
+        # Opting out explicitly is PyTorch's default; it silences a warning per sparse step.
+        torch.sparse.check_sparse_tensor_invariants.disable()
+        groups.append({"params": sparse, "weight_decay": 0.0})
+        if s.weight_decay > 0:
+            for w in sparse:
+                w.register_hook(_lazy_l2(w, s.weight_decay))
     if s.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=s.lr, weight_decay=s.weight_decay)
+        return torch.optim.Adagrad(groups, lr=s.lr)
     if s.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=s.lr, weight_decay=s.weight_decay, momentum=s.momentum)
+        return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum)
     if s.optimizer == "adam":
-        return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
-    return torch.optim.RMSprop(params, lr=s.lr, weight_decay=s.weight_decay, momentum=s.momentum)
+        return torch.optim.Adam(groups, lr=s.lr)
+    return torch.optim.RMSprop(groups, lr=s.lr, momentum=s.momentum)
 
 
 def seed_everything(seed: int) -> None:
@@ -120,7 +148,7 @@ class SeedTrainer:
             self.model = build_model()  # initialised from this seed
             self._rng_state = torch.get_rng_state()  # dropout and word dropout draw from here
         self.generator = torch.Generator().manual_seed(seed)  # batch order
-        self.optimizer = make_optimizer(self.model.parameters(), settings)
+        self.optimizer = make_optimizer(self.model, settings)
         self._sign = 1.0 if task.mode == "max" else -1.0
         self.history: list[EpochMetrics] = []
         self.best_value = -math.inf * self._sign

@@ -14,13 +14,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from models.dan import DAN
 from models.data.cache import default_cache_dir
 from models.data.classification import ClassificationTask, prepare_classification
 from models.data.csv_text import load_csv
 from models.data.rt import load_rt
 from models.data.splits import TextSplits
 from models.data.sst import load_sst
-from models.dan import DAN
 from models.errors import UserError
 from models.training import Task, TrainSettings
 from sweeps.config import choices

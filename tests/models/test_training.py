@@ -1,0 +1,138 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from models.dan import DAN
+from models.data.classification import prepare_classification
+from models.data.csv_text import load_csv
+from models.errors import NonFiniteLossError
+from models.training import SeedTrainer, TrainSettings, make_optimizer
+
+
+@pytest.fixture
+def task(polarity_csv):
+    return prepare_classification(load_csv(path=str(polarity_csv)))
+
+
+def dan_builder(task, sparse=True):
+    return lambda: DAN(len(task.vocab), task.num_classes, embed_dim=16, hidden_dims=(16,),
+                       word_dropout=0.3, dropout=0.1, sparse=sparse)
+
+
+SETTINGS = TrainSettings(lr=0.1, batch_size=32, max_epochs=4, patience=2, weight_decay=1e-4)
+
+
+def histories(trainer):
+    return [(m.train_loss, m.dev) for m in trainer.history]
+
+
+def test_same_seed_same_metrics_different_seed_different(task):
+    torch.set_num_threads(1)
+    a = SeedTrainer(dan_builder(task), task, SETTINGS, seed=7)
+    b = SeedTrainer(dan_builder(task), task, SETTINGS, seed=7)
+    c = SeedTrainer(dan_builder(task), task, SETTINGS, seed=8)
+    a.fit()
+    torch.manual_seed(12345)  # the global RNG must not matter
+    b.fit()
+    c.fit()
+    assert histories(a) == histories(b)
+    assert histories(a) != histories(c)
+
+
+def test_lockstep_equals_alone(task):
+    torch.set_num_threads(1)
+    alone = SeedTrainer(dan_builder(task), task, SETTINGS, seed=3)
+    alone.fit()
+    x = SeedTrainer(dan_builder(task), task, SETTINGS, seed=3)
+    y = SeedTrainer(dan_builder(task), task, SETTINGS, seed=4)
+    while not (x.done and y.done):
+        for t in (x, y):
+            if not t.done:
+                t.step()
+    assert histories(x) == histories(alone)
+
+
+def test_it_learns_the_synthetic_task(task):
+    t = SeedTrainer(dan_builder(task), task, TrainSettings(lr=0.1, max_epochs=8, patience=8), 1)
+    result = t.fit()
+    assert result.best_value > 0.9
+
+
+class ScriptedTask:
+    """Dev accuracy follows a script; training does nothing useful."""
+
+    monitor, mode = "accuracy", "max"
+
+    def __init__(self, script, losses=None):
+        self.script, self.calls = script, 0
+        self.losses = losses
+
+    def train_batches(self, batch_size, generator):
+        yield torch.ones(2, 1)
+
+    def loss(self, model, batch):
+        value = model(batch).pow(2).mean()
+        if self.losses is not None:
+            value = value * 0 + self.losses[self.calls]
+        return value
+
+    def evaluate(self, model):
+        value = self.script[self.calls]
+        self.calls += 1
+        return {"accuracy": value}
+
+
+def test_early_stopping_patience_and_best_weights_restored():
+    task = ScriptedTask([0.5, 0.7, 0.69, 0.7, 0.6, 0.9])
+    trainer = SeedTrainer(lambda: nn.Linear(1, 1), task, TrainSettings(
+        optimizer="sgd", lr=0.1, max_epochs=10, patience=3), seed=0)
+    snapshots = []
+    result = trainer.fit(on_epoch=lambda m: snapshots.append(
+        {k: v.clone() for k, v in trainer.model.state_dict().items()}))
+    assert result.epochs_run == 5  # epochs 3, 4, 5 brought no improvement over 0.7
+    assert (result.best_epoch, result.best_value) == (2, 0.7)
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, snapshots[1][k])  # epoch 2's weights are back
+
+
+def test_min_delta_counts_small_gains_as_none():
+    task = ScriptedTask([0.5, 0.505, 0.509, 0.6])
+    trainer = SeedTrainer(lambda: nn.Linear(1, 1), task, TrainSettings(
+        optimizer="sgd", lr=0.1, max_epochs=10, patience=2, min_delta=0.01), seed=0)
+    assert trainer.fit().epochs_run == 3
+
+
+def test_nan_loss_is_an_error():
+    task = ScriptedTask([0.5, 0.6], losses=[math.nan])
+    trainer = SeedTrainer(lambda: nn.Linear(1, 1), task, TrainSettings(optimizer="sgd"), seed=0)
+    with pytest.raises(NonFiniteLossError, match="nan"):
+        trainer.step()
+
+
+def test_lazy_l2_on_sparse_rows_matches_dense_l2_there():
+    torch.manual_seed(0)
+    dense = nn.EmbeddingBag(10, 4, mode="mean")
+    sparse = nn.EmbeddingBag(10, 4, mode="mean", sparse=True)
+    sparse.load_state_dict(dense.state_dict())
+    s = TrainSettings(optimizer="sgd", lr=1.0, weight_decay=0.1)
+    x = torch.tensor([[1, 2, 3]])
+    for model in (dense, sparse):
+        opt = make_optimizer(model, s)
+        model(x).sum().backward()
+        opt.step()
+    rows = [1, 2, 3]
+    assert torch.allclose(dense.weight[rows], sparse.weight[rows], atol=1e-6)
+    assert torch.allclose(sparse.weight[5], dense.weight[5] / (1 - 0.1))  # untouched row: no decay
+
+
+def test_adam_refuses_sparse_embeddings():
+    with pytest.raises(ValueError, match="sparse"):
+        make_optimizer(nn.EmbeddingBag(5, 2, sparse=True), TrainSettings(optimizer="adam"))
+
+
+@pytest.mark.parametrize("kw", [dict(optimizer="lbfgs"), dict(lr=0), dict(patience=0)])
+def test_bad_settings(kw):
+    with pytest.raises(ValueError):
+        TrainSettings(**kw)

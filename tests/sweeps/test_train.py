@@ -1,0 +1,94 @@
+"""A tiny DAN run end to end: the expected MLflow runs, metrics and artifacts."""
+
+import subprocess
+import sys
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from sweeps.config import compose_config
+from sweeps.train import main, train
+from tests.conftest import REPO, tiny_overrides
+
+
+def test_tiny_run_creates_parent_and_seed_runs(polarity_csv, tracking_uri, tmp_path):
+    cfg = compose_config("train", tiny_overrides(polarity_csv, tracking_uri, tmp_path,
+                                                 "seed_list=[11,22]"))
+    result = train(cfg, command="test", quiet=True)
+    assert result.seeds == [11, 22]
+
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("dan-csv")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result.run_id]
+    assert [p.info.run_id for p in parents] == [result.run_id]
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in runs)
+
+    parent = parents[0]
+    assert parent.data.params["seeds"] == "11 22"
+    assert parent.data.params["model.embed_dim"] == "16"
+    assert parent.data.tags["command"] == "test"
+    assert "mlflow.source.git.commit" in parent.data.tags
+    assert parent.data.metrics["best_dev_accuracy_mean"] == pytest.approx(result.mean)
+    assert parent.data.metrics["best_dev_accuracy_std"] == pytest.approx(result.std)
+    assert "config.yaml" in [a.path for a in client.list_artifacts(result.run_id)]
+
+    for child, seed_result in zip(sorted(children, key=lambda r: int(r.data.params["seed"])),
+                                  result.seed_results):
+        rid = child.info.run_id
+        curve = client.get_metric_history(rid, "dev_accuracy")
+        assert [m.step for m in curve] == list(range(1, seed_result.epochs_run + 1))
+        assert len(client.get_metric_history(rid, "train_loss")) == seed_result.epochs_run
+        assert child.data.metrics["best_dev_accuracy"] == seed_result.best_value
+        assert child.data.metrics["best_epoch"] == seed_result.best_epoch
+        assert max(m.value for m in curve) == seed_result.best_value
+        weights = [a.path for a in client.list_artifacts(rid, "weights")]
+        assert weights == [f"weights/best-{seed_result.seed}.pt"]
+
+
+def test_seeds_drawn_at_random_and_recorded(polarity_csv, tracking_uri, tmp_path):
+    cfg = compose_config("train", tiny_overrides(polarity_csv, tracking_uri, tmp_path,
+                                                 "seeds=2", "train.max_epochs=1"))
+    a = train(cfg, quiet=True)
+    b = train(cfg, quiet=True)
+    assert len(set(a.seeds)) == 2 and a.seeds != b.seeds
+
+
+def test_same_seeds_same_metrics_through_the_platform(polarity_csv, tracking_uri, tmp_path):
+    cfg = compose_config("train", tiny_overrides(polarity_csv, tracking_uri, tmp_path,
+                                                 "seed_list=[5,6]"))
+    a, b = train(cfg, quiet=True), train(cfg, quiet=True)
+    assert a.best_values == b.best_values
+    assert [r.history for r in a.seed_results] == [r.history for r in b.seed_results]
+
+
+def test_missing_sst_is_one_sentence_not_a_traceback(capsys, tmp_path):
+    assert main(["data=sst2", f"data.root={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: SST files") and "data.root=" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_command_line_on_sst(sst_root, tracking_uri, tmp_path):
+    """`python -m sweeps.train` as `make train` calls it, on SST binary sentences."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweeps.train", "data=sst2", f"data.root={sst_root}", "seeds=2",
+         "train.max_epochs=2", "model.embed_dim=50", f"tracking.uri={tracking_uri}",
+         f"tracking.artifacts={tmp_path / 'art'}", "threads=1"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "mean ± std" in proc.stdout
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name("dan-sst2")
+    assert len(client.search_runs([exp.experiment_id])) == 3
+
+
+@pytest.mark.slow
+def test_command_line_errors_have_no_traceback():
+    for args in (["model=nplx"], ["data=sst2", "data.root=/nonexistent"]):
+        proc = subprocess.run([sys.executable, "-m", "sweeps.train", *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2
+        assert "Traceback" not in proc.stderr and proc.stderr.startswith("error: ")
