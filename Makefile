@@ -10,9 +10,18 @@ TORCH_INDEX ?=
 MODEL ?= dan
 ARGS ?=
 PYTEST_ARGS ?=
+# make sweep knobs; empty means the config's default (conf/config.yaml)
+DATA ?=
+SAMPLER ?=
+TRIALS ?=
+SEEDS ?=
+WORKERS ?=
+SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+	$(if $(TRIALS),sweep.trials=$(TRIALS)) $(if $(SEEDS),seeds=$(SEEDS)) \
+	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-fast lint bench ui clean
+.PHONY: help install sweep train test test-fast lint bench ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +34,9 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv and install the project (torch CPU build unless TORCH_SPEC says otherwise)
+
+sweep: $(VENV)/.installed ## search MODEL's space: make sweep MODEL=dan [DATA=] [SAMPLER=grid|random|tpe] [TRIALS=] [SEEDS=] [WORKERS=]
+	$(PY) -m sweeps.sweep $(SWEEP_ARGS)
 
 train: $(VENV)/.installed ## train one configuration over K seeds: make train MODEL=dan ARGS='data=sst2 seeds=3'
 	$(PY) -m sweeps.train model=$(MODEL) $(ARGS)

@@ -37,11 +37,11 @@ def _explain(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def compose_config(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """conf/<config_name>.yaml with `overrides` applied, resolved and read-only."""
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """conf/config.yaml with `overrides` applied, resolved and read-only."""
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=list(overrides))
+            cfg = compose(config_name="config", overrides=list(overrides))
         OmegaConf.resolve(cfg)
     except (HydraException, MissingConfigException, OmegaConfBaseException) as e:
         raise UserError(_explain(e)) from e

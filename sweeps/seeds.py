@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from models import metrics
 from models.training import SeedResult, SeedTrainer
-from sweeps.tracking import Tracker
+from sweeps.tracking import Tracker, flatten
 from sweeps.workloads import Workload
 
 SEED_BITS = 31
+SWEEP_ONLY = ("search_space", "sampler", "pruner", "storage", "sweep")
 
 
 def draw_seeds(k: int, given: Sequence[int] | None = None) -> list[int]:
@@ -43,6 +45,14 @@ def draw_seeds(k: int, given: Sequence[int] | None = None) -> list[int]:
     return seeds
 
 
+def run_params(cfg: DictConfig, workload: Workload, seeds: list[int]) -> dict:
+    """What a configuration's parent run records as params: the training config (not the
+    sweep's own settings), derived data values and the seeds."""
+    training = {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in SWEEP_ONLY}
+    return {**flatten(training), **workload.info, "seeds": " ".join(map(str, seeds)),
+            "k_seeds": len(seeds)}
+
+
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
@@ -53,6 +63,7 @@ class ConfigResult:
     run_id: str
     monitor: str  # e.g. "accuracy"
     seed_results: list[SeedResult]
+    stopped: bool = False  # stopped by the epoch hook (a pruned trial)
 
     @property
     def seeds(self) -> list[int]:
@@ -71,7 +82,8 @@ class ConfigResult:
         return mean_std(self.best_values)[1]
 
 
-EpochHook = Callable[[int, float, list[SeedTrainer]], None]
+# (epoch, seed mean of the dev metric, trainers) -> True to stop every seed now
+EpochHook = Callable[[int, float, list[SeedTrainer]], bool | None]
 
 
 class SeedGroup:
@@ -129,19 +141,19 @@ def run_config(
 ) -> ConfigResult:
     """Train every seed to its early stop, tracking into `parent_id`, and end that run.
 
-    `on_epoch(epoch, seed_mean, trainers)` may raise to stop early (a sweep prunes so);
-    the exception propagates after every run has been closed with what it logged.
+    `on_epoch(epoch, seed_mean, trainers)` returning True stops every seed there (a sweep
+    prunes so). An exception propagates after every run is closed with what it logged.
     """
     group = SeedGroup(workload, seeds, tracker, parent_id)
     monitor = group.monitor
-    status = "FAILED"
+    status, stopped = "FAILED", False
     try:
-        while not group.done:
+        while not group.done and not stopped:
             mean = group.step()
             tracker.log_metrics(parent_id, {metrics.seed_mean(metrics.dev(monitor)): mean},
                                 step=group.epoch)
             if on_epoch is not None:
-                on_epoch(group.epoch, mean, group.trainers)
+                stopped = bool(on_epoch(group.epoch, mean, group.trainers))
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
@@ -155,4 +167,4 @@ def run_config(
             tracker.log_metrics(parent_id, {metrics.seed_mean(best): mean,
                                             metrics.seed_std(best): std})
         tracker.end_run(parent_id, status)
-    return ConfigResult(parent_id, monitor, results)
+    return ConfigResult(parent_id, monitor, results, stopped)

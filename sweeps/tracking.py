@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
@@ -117,6 +118,25 @@ class Tracker:
 
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)
+
+    def child_runs(self, parent_id: str) -> list:
+        return self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'")
+
+    def delete_artifacts(self, run_id: str, folder: str) -> None:
+        """Remove one artifact folder of a run (saved weights that can no longer matter)."""
+        repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri)
+        try:
+            repo.delete_artifacts(folder)
+        except (FileNotFoundError, OSError):
+            pass  # already gone
+        self.set_tags(run_id, {f"deleted.{folder}": "true"})
+
+    def end_stale(self, parent_id: str, status: str = "KILLED") -> None:
+        """End a parent run and its seed runs that a killed process left RUNNING."""
+        for run in [*self.child_runs(parent_id), self.client.get_run(parent_id)]:
+            if run.info.status == "RUNNING":
+                self.end_run(run.info.run_id, status)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """status: FINISHED, FAILED or KILLED."""

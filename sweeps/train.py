@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 from models.errors import UserError
 from models.training import SeedTrainer
 from sweeps.config import compose_config
-from sweeps.seeds import ConfigResult, draw_seeds, run_config
-from sweeps.tracking import Tracker, flatten
+from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
+from sweeps.tracking import Tracker
 from sweeps.workloads import build_workload
 
 
@@ -25,11 +25,12 @@ def command_line(overrides: Sequence[str]) -> str:
     return "python -m sweeps.train " + " ".join(shlex.quote(o) for o in overrides)
 
 
-def print_epoch(epoch: int, mean: float, trainers: list[SeedTrainer]) -> None:
+def print_epoch(epoch: int, mean: float, trainers: list[SeedTrainer]) -> bool:
     monitor = trainers[0].task.monitor
     cells = "  ".join(f"{t.history[-1].dev[monitor]:.4f}" if not t.done or t.epoch == epoch
                       else "  --  " for t in trainers)
     print(f"epoch {epoch:3d}  dev {monitor} per seed: {cells}   mean {mean:.4f}", flush=True)
+    return False
 
 
 def train(cfg: DictConfig, command: str = "", quiet: bool = False) -> ConfigResult:
@@ -42,10 +43,8 @@ def train(cfg: DictConfig, command: str = "", quiet: bool = False) -> ConfigResu
         raise UserError(f"bad seeds: {e}.") from e
     workload = build_workload(cfg)
     tracker = Tracker(cfg.tracking.experiment, cfg.tracking.uri, cfg.tracking.artifacts)
-    params = {**flatten(OmegaConf.to_container(cfg)), **workload.info,
-              "seeds": " ".join(map(str, seeds)), "k_seeds": len(seeds)}
-    parent = tracker.start_config_run(f"{cfg.model.name}-{cfg.data.name}", params,
-                                      OmegaConf.to_yaml(cfg), command)
+    parent = tracker.start_config_run(f"{cfg.model.name}-{cfg.data.name}",
+                                      run_params(cfg, workload, seeds), OmegaConf.to_yaml(cfg), command)
     return run_config(workload, seeds, tracker, parent, on_epoch=None if quiet else print_epoch)
 
 
@@ -64,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show_cfg = "--cfg" in args
     overrides = [a for a in args if a != "--cfg"]
     try:
-        cfg = compose_config("train", overrides)
+        cfg = compose_config(overrides)
         if show_cfg:
             print(OmegaConf.to_yaml(cfg))
             return 0

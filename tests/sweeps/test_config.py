@@ -5,14 +5,14 @@ from sweeps.config import choices, compose_config
 
 
 def test_defaults_compose():
-    cfg = compose_config("train")
+    cfg = compose_config()
     assert (cfg.model.name, cfg.data.name, cfg.seeds) == ("dan", "rt", 3)
     assert cfg.train.optimizer == "adagrad"
     assert cfg.tracking.experiment == "dan-rt"
 
 
 def test_paper_experiment_sets_dan_rand():
-    cfg = compose_config("train", ["experiment=dan_paper"])
+    cfg = compose_config(["experiment=dan_paper"])
     assert cfg.data.name == "sst2" and cfg.data.phrases
     assert (cfg.model.num_layers, cfg.model.hidden_dim, cfg.model.activation) == (3, 300, "relu")
     assert cfg.model.word_dropout == 0.3 and cfg.model.embeddings == "random"
@@ -26,7 +26,7 @@ def test_paper_experiment_sets_dan_rand():
 ])
 def test_bad_overrides_are_one_clear_sentence(override, fragment):
     with pytest.raises(UserError) as err:
-        compose_config("train", [override])
+        compose_config([override])
     assert fragment in str(err.value)
     assert "\n" not in str(err.value)
 

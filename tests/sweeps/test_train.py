@@ -12,7 +12,7 @@ from tests.conftest import REPO, tiny_overrides
 
 
 def test_tiny_run_creates_parent_and_seed_runs(polarity_csv, tracking_uri, tmp_path):
-    cfg = compose_config("train", tiny_overrides(polarity_csv, tracking_uri, tmp_path,
+    cfg = compose_config(tiny_overrides(polarity_csv, tracking_uri, tmp_path,
                                                  "seed_list=[11,22]"))
     result = train(cfg, command="test", quiet=True)
     assert result.seeds == [11, 22]
@@ -48,7 +48,7 @@ def test_tiny_run_creates_parent_and_seed_runs(polarity_csv, tracking_uri, tmp_p
 
 
 def test_seeds_drawn_at_random_and_recorded(polarity_csv, tracking_uri, tmp_path):
-    cfg = compose_config("train", tiny_overrides(polarity_csv, tracking_uri, tmp_path,
+    cfg = compose_config(tiny_overrides(polarity_csv, tracking_uri, tmp_path,
                                                  "seeds=2", "train.max_epochs=1"))
     a = train(cfg, quiet=True)
     b = train(cfg, quiet=True)
@@ -56,7 +56,7 @@ def test_seeds_drawn_at_random_and_recorded(polarity_csv, tracking_uri, tmp_path
 
 
 def test_same_seeds_same_metrics_through_the_platform(polarity_csv, tracking_uri, tmp_path):
-    cfg = compose_config("train", tiny_overrides(polarity_csv, tracking_uri, tmp_path,
+    cfg = compose_config(tiny_overrides(polarity_csv, tracking_uri, tmp_path,
                                                  "seed_list=[5,6]"))
     a, b = train(cfg, quiet=True), train(cfg, quiet=True)
     assert a.best_values == b.best_values

@@ -1,0 +1,73 @@
+"""The multi-seed objective: one Optuna trial = one configuration over K seeds.
+
+The seeds train in lockstep; after every epoch the trial reports the seed mean of the
+dev metric, so the pruner sees the mean, never one seed. The trial's value is the mean
+over seeds of each seed's best dev value; its user attributes hold the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+
+from models.errors import UserError
+from sweeps.config import compose_config
+from sweeps.search_space import Param, suggest, to_overrides
+from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
+from sweeps.tracking import Tracker
+from sweeps.workloads import Workload, build_workload
+
+MLFLOW_RUN_ID = "mlflow_run_id"
+TRIAL_STATE = "trial_state"  # MLflow tag on a trial's parent run: COMPLETE, PRUNED or FAIL
+
+WorkloadFactory = Callable[[DictConfig, Any], Workload]
+
+
+class Objective:
+    """Callable on a trial; keeps the data it prepared for reuse by the worker's next trials."""
+
+    def __init__(self, base_overrides: Sequence[str], params: list[Param], grid: bool,
+                 tracker: Tracker, command: str, workload_factory: WorkloadFactory = build_workload):
+        self.base_overrides = list(base_overrides)
+        self.params, self.grid, self.tracker, self.command = params, grid, tracker, command
+        self.workload_factory = workload_factory
+        self._tasks: dict[str, Any] = {}  # data config (yaml) -> prepared task
+
+    def config(self, values: dict[str, Any]) -> DictConfig:
+        return compose_config([*self.base_overrides, *to_overrides(values)])
+
+    def workload(self, cfg: DictConfig) -> Workload:
+        key = OmegaConf.to_yaml(cfg.data)
+        workload = self.workload_factory(cfg, self._tasks.get(key))
+        self._tasks[key] = workload.task
+        return workload
+
+    def __call__(self, trial: optuna.Trial) -> ConfigResult:
+        values = suggest(trial, self.params, self.grid)
+        cfg = self.config(values)
+        workload = self.workload(cfg)
+        try:
+            seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
+        except ValueError as e:
+            raise UserError(f"bad seeds: {e}.") from e
+        trial.set_user_attr("seeds", seeds)
+        parent = self.tracker.start_config_run(
+            f"trial {trial.number}", {**run_params(cfg, workload, seeds), "trial": trial.number},
+            OmegaConf.to_yaml(cfg), self.command,
+            tags={"trial_number": str(trial.number), "study": trial.study.study_name,
+                  TRIAL_STATE: "RUNNING"})
+        trial.set_user_attr(MLFLOW_RUN_ID, parent)
+
+        def report(epoch: int, mean: float, trainers) -> bool:
+            trial.report(mean, epoch)
+            return trial.should_prune()
+
+        result = run_config(workload, seeds, self.tracker, parent, on_epoch=report)
+        trial.set_user_attr("std", result.std)
+        trial.set_user_attr("seed_values", result.best_values)
+        trial.set_user_attr("best_epochs", [r.best_epoch for r in result.seed_results])
+        trial.set_user_attr("epochs_run", max(r.epochs_run for r in result.seed_results))
+        return result

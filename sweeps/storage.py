@@ -1,0 +1,137 @@
+"""All Optuna storage handling: opening a study, a lock for the workers of one machine,
+recovering trials a killed process left RUNNING, and claiming the next trial.
+
+A trial's budget slot is claimed under the study lock, so several workers never
+overrun the budget nor take the same grid point. Grid points and retried
+configurations are WAITING trials; `study.ask()` pops them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.trial import TrialState
+
+from sweeps.paths import RUNS_DIR
+
+DEFAULT_DIR = RUNS_DIR / "optuna"
+# user attributes the platform sets on trials
+WORKER = "worker"  # "host:pid" of the process running the trial
+INTERRUPTED = "interrupted"  # the trial was cut short (killed worker, Ctrl-C): not in the budget
+RETRY_OF = "retry_of"  # number of the interrupted trial whose configuration this one retries
+FAIL_REASON = "fail_reason"
+
+
+def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
+    """`url` (any Optuna storage URL) or a journal file in `folder`."""
+    if url:
+        if url.startswith("sqlite"):
+            # Wait for the other workers' writes instead of failing with "database is locked".
+            return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        return RDBStorage(url)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = str(folder / "studies.journal")
+    return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+
+
+@contextmanager
+def study_lock(name: str, folder: Path) -> Iterator[None]:
+    """An exclusive lock shared by every worker of study `name` on this machine."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (re.sub(r"[^\w.-]+", "_", name) + ".lock")
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(worker: str | None) -> bool:
+    """Whether the process that claimed a trial still runs (only decidable on this host)."""
+    if not worker:
+        return False
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's worker: leave its trials alone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def trial_config(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The params of a trial, or for one not yet started (WAITING), those it was queued with."""
+    return dict(t.params) or dict(t.system_attrs.get("fixed_params", {}))
+
+
+def retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:
+    """Mark a RUNNING trial FAIL as interrupted and queue its configuration again.
+    Call with the study lock held."""
+    study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
+    study._storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+    study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+    if params := trial_config(trial):
+        study.enqueue_trial(params, user_attrs={RETRY_OF: trial.number})
+
+
+def recover_dead_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Trials left RUNNING by a process that died: FAIL them and retry their configuration.
+    Call with the study lock held."""
+    dead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not _alive(t.user_attrs.get(WORKER))]
+    for t in dead:
+        retry(study, t, f"worker {t.user_attrs.get(WORKER, '?')} died during the trial")
+    return dead
+
+
+def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
+    """Finished or running trials use up the budget; interrupted ones do not."""
+    if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+        return True
+    return t.state == TrialState.FAIL and not t.user_attrs.get(INTERRUPTED)
+
+
+def enqueue_grid(study: optuna.Study, points: list[dict[str, Any]]) -> None:
+    """Queue each grid point not yet in the study (idempotent; call under the lock)."""
+    seen = {tuple(sorted(trial_config(t).items())) for t in study.get_trials(deepcopy=False)
+            if not (t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED))}
+    for p in points:
+        if tuple(sorted(p.items())) not in seen:
+            study.enqueue_trial(p)
+
+
+def claim_trial(
+    study: optuna.Study, budget: int, grid: bool, folder: Path,
+    on_recovered: Callable[[optuna.trial.FrozenTrial], None] = lambda t: None,
+) -> optuna.Trial | None:
+    """The next trial to run, or None when the budget (or the grid) is used up.
+    Takes the study lock; a WAITING trial (a grid point, a retry) is taken first."""
+    with study_lock(study.study_name, folder):
+        for t in recover_dead_trials(study):
+            on_recovered(t)
+        trials = study.get_trials(deepcopy=False)
+        if sum(counts_toward_budget(t) for t in trials) >= budget:
+            return None
+        if grid and not any(t.state == TrialState.WAITING for t in trials):
+            return None  # grid exhausted
+        trial = study.ask()
+        trial.set_user_attr(WORKER, worker_id())
+        return trial

@@ -1,0 +1,193 @@
+"""Sweeps end to end: study and MLflow agree, pruning on the seed mean, failures, resume
+after SIGKILL, and several workers sharing a grid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from sweeps.objective import MLFLOW_RUN_ID, TRIAL_STATE
+from sweeps.sweep import Sweep, main
+from tests.conftest import REPO, write_polarity_csv
+from tests.sweeps.scripted import scripted_factory
+
+GRID = {(0.0, 0.01), (0.0, 0.1), (0.3, 0.01), (0.3, 0.1)}  # conf/search_space/dan_tiny.yaml
+
+
+def overrides(tmp_path: Path, csv: Path, *extra: str) -> list[str]:
+    return [
+        "data=csv", f"data.path={csv}", "search_space=dan_tiny",
+        f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"tracking.artifacts={tmp_path / 'art'}",
+        f"storage.url=sqlite:///{tmp_path / 'optuna.db'}", f"storage.dir={tmp_path / 'locks'}",
+        "model.embed_dim=16", "model.num_layers=1", "model.hidden_dim=16", "seeds=2",
+        "train.max_epochs=3", "threads=1", *extra,
+    ]
+
+
+def load(tmp_path: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+
+
+def grid_of(trials) -> set[tuple[float, float]]:
+    return {(t.params["model.word_dropout"], t.params["train.lr"]) for t in trials}
+
+
+def mlflow_runs(tmp_path: Path, experiment: str):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    return client, parents, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+
+
+def test_grid_sweep_study_and_mlflow_agree(tmp_path, polarity_csv, capsys):
+    assert main(overrides(tmp_path, polarity_csv, "sampler=grid", "sweep.keep_weights=1")) == 0
+    out = capsys.readouterr().out
+    assert "study dan-csv-grid: 4 complete" in out and "dev mean ± std" in out
+
+    study = load(tmp_path, "dan-csv-grid")
+    trials = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(study.trials) == 4 and grid_of(trials) == GRID
+    client, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
+    assert len(parents) == 4 and len(children) == 8
+    by_id = {p.info.run_id: p for p in parents}
+    for t in trials:
+        run = by_id[t.user_attrs[MLFLOW_RUN_ID]]
+        assert run.data.metrics["best_dev_accuracy_mean"] == pytest.approx(t.value)
+        assert run.data.tags[TRIAL_STATE] == "COMPLETE"
+        assert run.data.params["trial"] == str(t.number)
+        assert run.data.params["seeds"] == " ".join(map(str, t.user_attrs["seeds"]))
+        assert t.user_attrs["seed_values"] and len(t.user_attrs["best_epochs"]) == 2
+    # Only the best trial keeps its seeds' weights.
+    best = max(trials, key=lambda t: t.value)
+    with_weights = {c.data.tags["mlflow.parentRunId"] for c in children
+                    if client.list_artifacts(c.info.run_id, "weights")}
+    assert with_weights == {best.user_attrs[MLFLOW_RUN_ID]}
+
+    # The same command again resumes a finished study: nothing more runs.
+    assert main(overrides(tmp_path, polarity_csv, "sampler=grid")) == 0
+    assert len(load(tmp_path, "dan-csv-grid").trials) == 4
+
+
+def test_random_sweep_runs_its_budget_and_resumes_with_more(tmp_path, polarity_csv):
+    Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=2"), quiet=True).run()
+    Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=3"), quiet=True).run()
+    study = load(tmp_path, "dan-csv-random")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert len({tuple(t.params.items()) for t in study.trials}) == 3  # no replayed draws
+
+
+def test_stagnant_seed_mean_is_pruned_after_patience(tmp_path, polarity_csv):
+    # Seed mean peaks at epoch 2; PatientPruner(patience=2) prunes once the best of the
+    # last 3 epochs (3, 4, 5) is below the best before them: at epoch 5.
+    curve = [0.5, 0.8, 0.7, 0.7, 0.7, 0.9, 0.9]
+    sweep = Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=1", "pruner.patience=2",
+                            "train.max_epochs=7", "train.patience=10"),
+                  quiet=True, workload_factory=scripted_factory(curve))
+    sweep.run()
+    (trial,) = sweep.study.trials
+    assert trial.state == TrialState.PRUNED
+    assert sorted(trial.intermediate_values) == [1, 2, 3, 4, 5]
+    _, parents, children = mlflow_runs(tmp_path, "dan-csv-random")
+    assert parents[0].data.tags[TRIAL_STATE] == "PRUNED"
+    assert all(c.info.status == "FINISHED" for c in children)
+
+
+def test_without_pruner_the_same_trial_completes(tmp_path, polarity_csv):
+    curve = [0.5, 0.8, 0.7, 0.7, 0.7, 0.9, 0.9]
+    sweep = Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=1", "pruner=none",
+                            "train.max_epochs=7", "train.patience=10"),
+                  quiet=True, workload_factory=scripted_factory(curve))
+    sweep.run()
+    (trial,) = sweep.study.trials
+    assert trial.state == TrialState.COMPLETE and trial.value == pytest.approx(0.9)
+
+
+def test_nan_loss_fails_the_trial_and_the_sweep_goes_on(tmp_path, polarity_csv):
+    sweep = Sweep(overrides(tmp_path, polarity_csv, "sampler=grid"), quiet=True,
+                  workload_factory=scripted_factory([0.5, 0.6, 0.7], nan_when_lr_above=0.05))
+    sweep.run()
+    states = {t.params["train.lr"]: t.state for t in sweep.study.trials}
+    failed = [t for t in sweep.study.trials if t.state == TrialState.FAIL]
+    assert len(sweep.study.trials) == 4 and len(failed) == 2
+    assert states[0.01] == TrialState.COMPLETE
+    assert all("NonFiniteLossError" in t.user_attrs["fail_reason"] for t in failed)
+    _, parents, _ = mlflow_runs(tmp_path, "dan-csv-grid")
+    fails = [p for p in parents if p.data.tags[TRIAL_STATE] == "FAIL"]
+    assert len(fails) == 2 and all(p.info.status == "FAILED" for p in fails)
+    assert all("nan" in p.data.tags["fail_reason"] for p in fails)
+
+
+def sweep_cmd(tmp_path, csv, *extra):
+    return [sys.executable, "-m", "sweeps.sweep", *overrides(tmp_path, csv, *extra)]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_trial_then_resume_completes_the_budget(tmp_path):
+    csv = write_polarity_csv(tmp_path / "big.csv", n=4000)
+    args = ("sampler=grid", "pruner=none", "train.max_epochs=6", "train.patience=6")
+    proc = subprocess.Popen(sweep_cmd(tmp_path, csv, *args), cwd=REPO, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = tmp_path / "optuna.db"
+    deadline = time.time() + 300
+    killed_trial = None
+    while time.time() < deadline:  # kill once a trial is done and the next is mid-way
+        time.sleep(0.3)
+        if not db.exists():
+            continue
+        try:
+            study = load(tmp_path, "dan-csv-grid")
+        except KeyError:
+            continue
+        running = [t for t in study.get_trials(states=(TrialState.RUNNING,))
+                   if t.intermediate_values]
+        if study.get_trials(states=(TrialState.COMPLETE,)) and running:
+            killed_trial = running[0].number
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    assert killed_trial is not None, "the sweep never reached the middle of a second trial"
+    before = {t.number: t.value for t in load(tmp_path, "dan-csv-grid").trials
+              if t.state == TrialState.COMPLETE}
+
+    rerun = subprocess.run(sweep_cmd(tmp_path, csv, *args), cwd=REPO, capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    study = load(tmp_path, "dan-csv-grid")
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert grid_of(complete) == GRID and len(complete) == 4  # budget done, nothing repeated
+    assert {n: v for n, v in ((t.number, t.value) for t in complete) if n in before} == before
+    (failed,) = study.get_trials(states=(TrialState.FAIL,))
+    assert failed.number == killed_trial and failed.user_attrs["interrupted"]
+    retried = [t for t in complete if t.user_attrs.get("retry_of") == killed_trial]
+    assert len(retried) == 1 and retried[0].params == failed.params
+    _, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
+    assert not [r for r in parents + children if r.info.status == "RUNNING"]
+    killed = [p for p in parents if p.info.run_id == failed.user_attrs[MLFLOW_RUN_ID]]
+    assert killed[0].info.status == "KILLED" and killed[0].data.tags[TRIAL_STATE] == "FAIL"
+
+
+@pytest.mark.slow
+def test_two_workers_run_each_grid_point_exactly_once(tmp_path, polarity_csv):
+    proc = subprocess.run(sweep_cmd(tmp_path, polarity_csv, "sampler=grid", "sweep.workers=2"),
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "database is locked" not in proc.stderr
+    study = load(tmp_path, "dan-csv-grid")
+    assert len(study.trials) == 4
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert grid_of(study.trials) == GRID
+    workers = {t.user_attrs["worker"] for t in study.trials}
+    assert len(workers) == 2  # both workers took trials
+    _, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
+    assert len(parents) == 4 and len(children) == 8
+    assert all(r.info.status == "FINISHED" for r in parents + children)
