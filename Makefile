@@ -21,7 +21,7 @@ SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep train test test-fast lint bench ui clean
+.PHONY: help install sweep train test test-fast lint bench bench-sweep ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,8 +50,11 @@ test-fast: $(VENV)/.installed ## run the tests not marked slow
 lint: $(VENV)/.installed ## ruff over the code
 	$(PY) -m ruff check models sweeps analysis tests benchmarks
 
-bench: $(VENV)/.installed ## speed benchmarks (DAN epoch against a plain PyTorch loop)
-	$(PY) -m benchmarks.dan_epoch $(ARGS)
+bench: $(VENV)/.installed ## one DAN epoch against a plain PyTorch loop (needs SST; SST_ROOT=)
+	$(PY) -m benchmarks.dan_epoch
+
+bench-sweep: $(VENV)/.installed ## wall time of a 10-trial DAN sweep and its platform overhead
+	$(PY) -m benchmarks.sweep_overhead --trials 10 -- $(ARGS)
 
 ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:5000 over the local store (runs/)
 	$(PY) -m sweeps.ui

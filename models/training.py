@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -132,6 +133,7 @@ class SeedResult:
     best_value: float
     epochs_run: int
     history: list[EpochMetrics] = field(default_factory=list)
+    compute_seconds: float = 0.0  # wall time inside training epochs and dev evaluation
 
 
 class SeedTrainer:
@@ -156,6 +158,7 @@ class SeedTrainer:
         self._best_state: dict[str, torch.Tensor] | None = None
         self._stale = 0
         self.done = False
+        self.compute_seconds = 0.0
 
     @property
     def epoch(self) -> int:
@@ -182,11 +185,13 @@ class SeedTrainer:
         """Train one epoch, evaluate on dev, update early stopping; returns the epoch's metrics."""
         if self.done:
             raise RuntimeError("this seed has finished training")
+        start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.set_rng_state(self._rng_state)
             train_loss = self._train_epoch()
             self._rng_state = torch.get_rng_state()
         dev = self.task.evaluate(self.model)
+        self.compute_seconds += time.perf_counter() - start
         value = dev[self.task.monitor]
         if not math.isfinite(value):
             raise NonFiniteLossError(f"dev {self.task.monitor} became {value} in epoch "
@@ -213,7 +218,8 @@ class SeedTrainer:
         return self._best_state if self._best_state is not None else self.model.state_dict()
 
     def result(self) -> SeedResult:
-        return SeedResult(self.seed, self.best_epoch, self.best_value, self.epoch, self.history)
+        return SeedResult(self.seed, self.best_epoch, self.best_value, self.epoch, self.history,
+                          self.compute_seconds)
 
     def fit(self, on_epoch: Callable[[EpochMetrics], None] | None = None) -> SeedResult:
         while not self.done:

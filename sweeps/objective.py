@@ -70,4 +70,5 @@ class Objective:
         trial.set_user_attr("seed_values", result.best_values)
         trial.set_user_attr("best_epochs", [r.best_epoch for r in result.seed_results])
         trial.set_user_attr("epochs_run", max(r.epochs_run for r in result.seed_results))
+        trial.set_user_attr("compute_seconds", sum(r.compute_seconds for r in result.seed_results))
         return result

@@ -60,7 +60,8 @@ def make_pruner(p: DictConfig) -> optuna.pruners.BasePruner:
     if p.name != "patience":
         raise UserError(f"unknown pruner {p.name!r}; choose one of: patience, none.")
     wrapped = {"none": None,
-               "median": optuna.pruners.MedianPruner(n_warmup_steps=int(p.n_warmup_steps)),
+               "median": optuna.pruners.MedianPruner(n_startup_trials=int(p.n_startup_trials),
+                                                     n_warmup_steps=int(p.n_warmup_steps)),
                "successive_halving": optuna.pruners.SuccessiveHalvingPruner()}
     if p.wrap not in wrapped:
         raise UserError(f"pruner.wrap must be none, median or successive_halving, not {p.wrap!r}.")
@@ -152,8 +153,10 @@ class Sweep:
             else:
                 self.study.tell(trial, result.mean)
             self.tracker.set_tags(result.run_id, {TRIAL_STATE: state.name})
-            self._progress(trial.number, state.name,
-                           f"{result.mean:.4f} ± {result.std:.4f} (K={len(result.seeds)})", start)
+            epoch = max(r.epochs_run for r in result.seed_results)
+            at = f", pruned at epoch {epoch}" if result.stopped else ""
+            self._progress(trial.number, state.name, f"{result.mean:.4f} ± {result.std:.4f} "
+                           f"(K={len(result.seeds)}, seed-best mean{at})", start)
         self._keep_top_weights()
 
     def _keep_top_weights(self) -> None:

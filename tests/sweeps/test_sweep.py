@@ -90,7 +90,7 @@ def test_stagnant_seed_mean_is_pruned_after_patience(tmp_path, polarity_csv):
     # Seed mean peaks at epoch 2; PatientPruner(patience=2) prunes once the best of the
     # last 3 epochs (3, 4, 5) is below the best before them: at epoch 5.
     curve = [0.5, 0.8, 0.7, 0.7, 0.7, 0.9, 0.9]
-    sweep = Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=1", "pruner.patience=2",
+    sweep = Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=1", "pruner.patience=2", "pruner.wrap=none",
                             "train.max_epochs=7", "train.patience=10"),
                   quiet=True, workload_factory=scripted_factory(curve))
     sweep.run()
@@ -191,3 +191,34 @@ def test_two_workers_run_each_grid_point_exactly_once(tmp_path, polarity_csv):
     _, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
     assert len(parents) == 4 and len(children) == 8
     assert all(r.info.status == "FINISHED" for r in parents + children)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_the_study_resumes(tmp_path):
+    csv = write_polarity_csv(tmp_path / "big.csv", n=4000)
+    args = ("sampler=grid", "pruner=none", "train.max_epochs=6", "train.patience=6")
+    proc = subprocess.Popen(sweep_cmd(tmp_path, csv, *args), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            running = load(tmp_path, "dan-csv-grid").get_trials(states=(TrialState.RUNNING,))
+        except (KeyError, Exception):  # study not created yet
+            continue
+        if running and running[0].intermediate_values:
+            proc.send_signal(signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    study = load(tmp_path, "dan-csv-grid")
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    (stopped,) = study.get_trials(states=(TrialState.FAIL,))
+    assert stopped.user_attrs["interrupted"]
+    _, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
+    assert not [r for r in parents + children if r.info.status == "RUNNING"]
+
+    assert main(overrides(tmp_path, csv, *args)) == 0
+    complete = load(tmp_path, "dan-csv-grid").get_trials(states=(TrialState.COMPLETE,))
+    assert grid_of(complete) == GRID and len(complete) == 4
