@@ -16,12 +16,16 @@ SAMPLER ?=
 TRIALS ?=
 SEEDS ?=
 WORKERS ?=
+STUDY ?=
+TRIAL ?=
+RUN ?=
+REASON ?=
 SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 	$(if $(TRIALS),sweep.trials=$(TRIALS)) $(if $(SEEDS),seeds=$(SEEDS)) \
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep train test test-fast lint bench bench-sweep ui clean
+.PHONY: help install sweep final report train test test-fast lint bench bench-sweep ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,6 +41,15 @@ install: $(VENV)/.installed ## create .venv and install the project (torch CPU b
 
 sweep: $(VENV)/.installed ## search MODEL's space: make sweep MODEL=dan [DATA=] [SAMPLER=grid|random|tpe] [TRIALS=] [SEEDS=] [WORKERS=]
 	$(PY) -m sweeps.sweep $(SWEEP_ARGS)
+
+final: $(VENV)/.installed ## test-set evaluation, once: make final MODEL=dan [STUDY=] [TRIAL=] [RUN=] [REASON=]
+	$(PY) -m sweeps.final model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+		$(if $(STUDY),--study=$(STUDY)) $(if $(TRIAL),--trial=$(TRIAL)) $(if $(RUN),--run=$(RUN)) \
+		$(if $(REASON),--reason="$(REASON)") $(ARGS)
+
+report: $(VENV)/.installed ## tables, plots and report.md of a study under reports/<study>/: make report MODEL=dan [STUDY=]
+	$(PY) -m analysis.report model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+		$(if $(STUDY),--study=$(STUDY)) $(ARGS)
 
 train: $(VENV)/.installed ## train one configuration over K seeds: make train MODEL=dan ARGS='data=sst2 seeds=3'
 	$(PY) -m sweeps.train model=$(MODEL) $(ARGS)

@@ -111,6 +111,8 @@ class Sweep:
             if "command" not in study.user_attrs:
                 study.set_user_attr("command", self.command)
                 study.set_user_attr("mlflow_experiment", self.name)
+                study.set_user_attr("monitor", base.task.monitor)
+                study.set_user_attr("params", [p.name for p in self.params])
             if self.grid:
                 storage.enqueue_grid(study, self.points)
         return study

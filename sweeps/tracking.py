@@ -12,16 +12,19 @@ import logging
 import os
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from models.errors import UserError
 from sweeps.paths import ROOT, RUNS_DIR
 
 _MAX_PARAM = 6000
@@ -67,8 +70,22 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+LEDGER_EXPERIMENT = "lockbox"  # one run per test evaluation ever made
+
+
 class Tracker:
     """One MLflow experiment; starts, logs to and ends runs by id."""
+
+    @classmethod
+    def of_run(cls, run_id: str, uri: str | None = None) -> Tracker:
+        """The tracker of the experiment that holds `run_id`."""
+        client = MlflowClient(tracking_uri=resolve_uri(uri))
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as e:
+            raise UserError(f"no MLflow run {run_id!r} in {resolve_uri(uri)}; copy the id from "
+                            "`make train`'s output or the MLflow UI.") from e
+        return cls(client.get_experiment(run.info.experiment_id).name, uri)
 
     def __init__(self, experiment: str, uri: str | None = None, artifacts: str | None = None):
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no store-migration chatter
@@ -78,12 +95,16 @@ class Tracker:
         if found is not None:
             self.experiment_id = found.experiment_id
         else:
-            root = Path(artifacts) if artifacts else None
-            if root is None and (local := _local_path(self.uri)) is not None:
-                root = local / "artifacts"
-            location = (root.resolve() / re.sub(r"[^\w.-]+", "_", experiment)).as_uri() if root else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=self._artifact_location(experiment, artifacts))
         self.experiment = experiment
+
+    def _artifact_location(self, experiment: str, artifacts: str | None) -> str | None:
+        """A folder for a new experiment's artifacts beside a local store; None: the server's."""
+        root = Path(artifacts) if artifacts else None
+        if root is None and (local := _local_path(self.uri)) is not None:
+            root = local / "artifacts"
+        return (root.resolve() / re.sub(r"[^\w.-]+", "_", experiment)).as_uri() if root else None
 
     def start_run(self, name: str, params: Mapping[str, Any] = (), tags: Mapping[str, str] = (),
                   parent_id: str | None = None) -> str:
@@ -137,6 +158,46 @@ class Tracker:
         for run in [*self.child_runs(parent_id), self.client.get_run(parent_id)]:
             if run.info.status == "RUNNING":
                 self.end_run(run.info.run_id, status)
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        """(step, value) of one metric of a run, in step order."""
+        return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, key))
+
+    def get_run(self, run_id: str):
+        return self.client.get_run(run_id)
+
+    def load_text(self, run_id: str, path: str) -> str:
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(self.client.download_artifacts(run_id, path, tmp)).read_text()
+
+    def download(self, run_id: str, path: str, folder: Path) -> Path | None:
+        """An artifact of a run in `folder`, or None if the run has no such artifact."""
+        try:
+            return Path(self.client.download_artifacts(run_id, path, str(folder)))
+        except (MlflowException, OSError):
+            return None
+
+    def ledger(self, scope: str) -> list[dict[str, str]]:
+        """Every test evaluation recorded for `scope` (a study, or a train experiment), oldest first."""
+        exp = self.client.get_experiment_by_name(LEDGER_EXPERIMENT)
+        if exp is None:
+            return []
+        runs = self.client.search_runs([exp.experiment_id], filter_string=f"params.scope = '{scope}'",
+                                       order_by=["attributes.start_time ASC"])
+        return [dict(r.data.params) | {"run_id": r.info.run_id} for r in runs]
+
+    def record_test_evaluation(self, entry: Mapping[str, Any], test_metrics: Mapping[str, float]) -> str:
+        """A ledger entry: one run in the `lockbox` experiment."""
+        exp = self.client.get_experiment_by_name(LEDGER_EXPERIMENT)
+        exp_id = exp.experiment_id if exp else self.client.create_experiment(
+            LEDGER_EXPERIMENT, artifact_location=self._artifact_location(LEDGER_EXPERIMENT, None))
+        run = self.client.create_run(exp_id, run_name=f"{entry['scope']} test", tags={
+            MLFLOW_RUN_NAME: f"{entry['scope']} test", MLFLOW_GIT_COMMIT: str(entry["git_commit"])})
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)[:_MAX_PARAM])
+                                                       for k, v in entry.items()])
+        self.log_metrics(run.info.run_id, test_metrics)
+        self.end_run(run.info.run_id)
+        return run.info.run_id
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """status: FINISHED, FAILED or KILLED."""

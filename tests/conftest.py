@@ -26,7 +26,7 @@ def write_polarity_csv(path: Path, n: int = 400, seed: int = 0) -> Path:
             label = rng.choice(["pos", "neg"])
             words = rng.sample(NEUTRAL, 5) + rng.sample(POSITIVE if label == "pos" else NEGATIVE, 2)
             rng.shuffle(words)
-            split = "train" if i < int(0.75 * n) else "dev"
+            split = "train" if i < int(0.7 * n) else "dev" if i < int(0.85 * n) else "test"
             w.writerow([" ".join(words), label, split])
     return path
 

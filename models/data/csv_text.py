@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from models.data.lockbox import unlock
 from models.data.splits import Example, TextSplits
 from models.data.text import tokenize
 from models.errors import DataError
@@ -62,3 +63,32 @@ def load_csv(
         return [Example(tokenize(t), index[y]) for t, y in zip(df[text_column], df[label_column])]
 
     return TextSplits(train=examples(train_df), dev=examples(dev_df), label_names=labels)
+
+
+def load_csv_test(
+    label_names: tuple[str, ...],
+    path: str | None = None,
+    test: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    split_column: str = "split",
+) -> list[Example]:
+    """The user's test rows (split 'test' in `path`, or the file `test`); only the final
+    evaluation may call this. Labels map as in training (`label_names`)."""
+    unlock("csv")
+    if path:
+        df = _read(path)
+        _columns(df, path, text_column, label_column, split_column)
+        df = df[df[split_column].str.lower() == "test"]
+    elif test:
+        df = _read(test)
+        _columns(df, test, text_column, label_column)
+    else:
+        raise DataError("no test data: set data.path (with rows whose split is 'test') or data.test.")
+    if df.empty:
+        raise DataError(f"no test rows in {path}: mark them with {split_column}=test.")
+    index = {name: i for i, name in enumerate(label_names)}
+    unseen = sorted(set(df[label_column]) - set(label_names))
+    if unseen:
+        raise DataError(f"test labels {unseen} never occur in train; fix the label column.")
+    return [Example(tokenize(t), index[y]) for t, y in zip(df[text_column], df[label_column])]

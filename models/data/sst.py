@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from models.data.lockbox import unlock
 from models.data.splits import Example, TextSplits
 from models.errors import DataError
 
@@ -77,6 +78,15 @@ def sst_folder(root: str | Path | None) -> Path:
     if missing:
         raise DataError(f"SST files {', '.join(missing)} not found in {folder}: {hint}.")
     return folder
+
+
+def load_sst_test(root: str | Path | None, binary: bool) -> list[Example]:
+    """Test sentences of SST; only the final evaluation may call this."""
+    unlock("sst2" if binary else "sst")
+    folder = sst_folder(root)
+    if not (folder / "test.txt").is_file():
+        raise DataError(f"SST test file test.txt not found in {folder}.")
+    return _examples(read_trees(folder / "test.txt"), binary, phrases=False)
 
 
 def load_sst(root: str | Path | None, binary: bool, phrases: bool) -> TextSplits:

@@ -106,7 +106,7 @@ def test_unreachable_source_is_a_clear_error(tmp_path, monkeypatch):
 def test_csv_split_column_and_errors(polarity_csv, tmp_path):
     s = load_csv(path=str(polarity_csv))
     assert s.label_names == ("neg", "pos")
-    assert (len(s.train), len(s.dev)) == (300, 100)
+    assert (len(s.train), len(s.dev)) == (280, 60)
     with pytest.raises(DataError, match="label_column"):
         load_csv(path=str(polarity_csv), label_column="polarity")
     with pytest.raises(DataError, match="not found"):

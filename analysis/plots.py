@@ -1,0 +1,99 @@
+"""PNG plots of a study. Every axis labelled, every series in a legend."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.stats import expected_max  # noqa: E402
+
+
+def dev_curves(curves: dict[str, pd.DataFrame], metric: str, path: Path) -> Path:
+    """Seed mean per epoch with a band of ± one std over seeds, one line per trial."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for label, df in curves.items():
+        g = df.groupby("epoch")["value"]
+        mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
+        ax.plot(mean.index, mean.values, marker="o", ms=3, label=f"{label} (K={df['seed'].nunique()})")
+        ax.fill_between(mean.index, mean - std, mean + std, alpha=0.2)
+    ax.set(xlabel="epoch", ylabel=f"dev {metric} (seed mean ± std)", title="Dev curves of the top trials")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def importance(study: optuna.Study, path: Path) -> Path | None:
+    """fANOVA hyper-parameter importance (Hutter et al. 2014) over the completed trials."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imp = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return None  # too few completed trials, or nothing varies
+    if not imp:
+        return None
+    names, values = list(imp)[::-1], list(imp.values())[::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.5))
+    ax.barh([n.split(".")[-1] for n in names], values, color="tab:blue", label="fANOVA importance")
+    ax.set(xlabel="share of the variance of the dev mean", ylabel="hyper-parameter",
+           title="Hyper-parameter importance (fANOVA)")
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, path)
+
+
+def params_vs_dev(trials: pd.DataFrame, params: list[str], metric: str, path: Path) -> Path | None:
+    done = trials[trials["state"] == "COMPLETE"]
+    if done.empty or not params:
+        return None
+    cols = min(3, len(params))
+    rows = int(np.ceil(len(params) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, p in zip(axes.flat, params):
+        x = done[p]
+        numeric = pd.api.types.is_numeric_dtype(x) and x.nunique() > 2
+        xs = x if numeric else x.astype(str)
+        ax.errorbar(xs, done["dev_mean"], yerr=done["dev_std"].fillna(0), fmt="o", ms=4,
+                    alpha=0.7, label="trial (seed mean ± std)")
+        if numeric and x.min() > 0 and x.max() / x.min() > 50:
+            ax.set_xscale("log")
+        ax.set(xlabel=p, ylabel=f"dev {metric}")
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    for ax in list(axes.flat)[len(params):]:
+        ax.axis("off")
+    fig.suptitle("Each hyper-parameter against the dev mean (completed trials)")
+    return _save(fig, path)
+
+
+def expected_max_plot(values: dict[str, list[float]], maximize: bool, metric: str,
+                      path: Path) -> Path | None:
+    """Expected best dev score against the number of trials (Dodge et al. 2019), per sampler."""
+    values = {k: v for k, v in values.items() if v}
+    if not values:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, v in values.items():
+        curve = expected_max(v, maximize)
+        ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", ms=3, label=f"{label} ({len(v)} trials)")
+    ax.set(xlabel="number of trials (hyper-parameter assignments)",
+           ylabel=f"expected best dev {metric}", title="Expected validation performance")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

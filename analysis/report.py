@@ -1,0 +1,180 @@
+"""`make report MODEL=dan [STUDY=…]`: tables, significance, plots and a one-page report
+of a study under reports/<study>/, read from Optuna and MLflow. Trains nothing.
+
+    python -m analysis.report model=dan [--study NAME] [--top 3] [overrides]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from omegaconf import DictConfig
+
+from analysis import plots
+from analysis.results import (
+    RUN_ID,
+    open_study,
+    require_study,
+    seed_curves,
+    short_name,
+    test_summary,
+    trials_frame,
+)
+from analysis.stats import bootstrap_diff, welch
+from analysis.tables import to_markdown, write_all
+from models.errors import UserError
+from sweeps.config import compose_config
+from sweeps.paths import ROOT
+from sweeps.tracking import Tracker
+
+SAMPLERS = ("grid", "random", "tpe")
+
+
+def pm(mean: float, std: float) -> str:
+    return f"{mean:.4f} ± {std:.4f}" if pd.notna(std) else f"{mean:.4f}"
+
+
+def trials_table(trials: pd.DataFrame, params: list[str]) -> pd.DataFrame:
+    out = trials[["trial", "state", *params]].copy()
+    out["dev mean ± std"] = [pm(m, s) for m, s in zip(trials["dev_mean"], trials["dev_std"])]
+    out["K"] = trials["seeds"]
+    out["epochs"] = trials["epochs"]
+    return out
+
+
+def results_table(trials: pd.DataFrame, data: str, tracker: Tracker, monitor: str,
+                  variant: str | None, evaluations: int) -> pd.DataFrame:
+    """DAN-style: one row per model variant (its best completed trial), dev and test columns
+    for the data set; the test column only once the final evaluation has run."""
+    done = trials[trials["state"] == "COMPLETE"]
+    if variant in done.columns:
+        best = done.groupby(variant, sort=True).head(1)  # frame is sorted best first
+        names = [f"{variant}={v}" for v in best[variant]]
+    else:
+        best, names = done.head(1), ["best"]
+    rows = []
+    for name, (_, t) in zip(names, best.iterrows()):
+        row = {"model": name, "trial": t["trial"], f"{data} dev": pm(t["dev_mean"], t["dev_std"])}
+        test = test_summary(tracker, t[RUN_ID], monitor)
+        if test is not None:
+            row[f"{data} test†"] = pm(*test)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if any(f"{data} test†" in r for r in rows):
+        df[f"{data} test†"] = df[f"{data} test†"].fillna("not evaluated")
+    return df
+
+
+def significance(trials: pd.DataFrame, maximize: bool) -> str:
+    done = trials[trials["state"] == "COMPLETE"]
+    if len(done) < 2:
+        return "Fewer than two completed trials: no comparison.\n"
+    a, b = done.iloc[0], done.iloc[1]
+    t, p = welch(a["seed_values"], b["seed_values"])
+    diff, lo, hi = bootstrap_diff(a["seed_values"], b["seed_values"])
+    return (f"Best (trial {a['trial']}, dev {pm(a['dev_mean'], a['dev_std'])}, K={a['seeds']}) against "
+            f"the runner-up (trial {b['trial']}, dev {pm(b['dev_mean'], b['dev_std'])}, K={b['seeds']}): "
+            f"difference {diff:+.4f}, 95% bootstrap interval over seeds [{lo:+.4f}, {hi:+.4f}]; "
+            f"Welch's t = {t:.2f}, p = {p:.3g}. "
+            + ("With so few seeds, treat p as a rough guide.\n" if min(a["seeds"], b["seeds"]) < 5 else "\n"))
+
+
+def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence[str] = ()) -> Path:
+    """Write every file of the report of study `name` into `out`; returns report.md."""
+    study = require_study(cfg, name)
+    monitor = study.user_attrs.get("monitor", "accuracy")
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    tracker = Tracker(study.user_attrs.get("mlflow_experiment", name), cfg.tracking.uri)
+    trials = trials_frame(study)
+    if trials.empty:
+        raise UserError(f"study {name!r} has no finished trial yet.")
+    params = [short_name(p) for p in study.user_attrs.get("params", [])] or \
+        [c for c in trials.columns if c not in ("trial", "state", "dev_mean", "dev_std", "seeds",
+                                                "epochs", "seed_values", RUN_ID)]
+    ledger = tracker.ledger(name)
+    data = cfg.data.name
+    out.mkdir(parents=True, exist_ok=True)
+    write_all(trials_table(trials, params), out, "trials", f"Trials of {name}: dev {monitor} over seeds")
+    results = results_table(trials, data, tracker, monitor, "num_layers" if "num_layers" in params else None,
+                            len(ledger))
+    write_all(results, out, "results", f"{name}: dev and test {monitor}, mean ± std over seeds")
+    sig = significance(trials, maximize)
+    (out / "significance.md").write_text(sig)
+
+    done = trials[trials["state"] == "COMPLETE"]
+    curves = {f"trial {t['trial']}": seed_curves(tracker, t[RUN_ID], monitor)
+              for _, t in done.head(top).iterrows()}
+    figures = {
+        "Dev curves of the top trials": plots.dev_curves(curves, monitor, out / "curves.png")
+        if curves else None,
+        "Hyper-parameter importance (fANOVA)": plots.importance(study, out / "importance.png"),
+        "Hyper-parameters against the dev mean": plots.params_vs_dev(trials, params, monitor,
+                                                                     out / "params.png"),
+    }
+    sibling = {}
+    base = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1] in SAMPLERS else None
+    for s in SAMPLERS if base else ():
+        other = study if f"{base}-{s}" == name else open_study(cfg, f"{base}-{s}")
+        if other is not None:
+            sibling[s] = [t.value for t in other.get_trials(deepcopy=False)
+                          if t.state.name == "COMPLETE"]
+    for other_name in compare:
+        other = require_study(cfg, other_name)
+        sibling[other_name] = [t.value for t in other.get_trials(deepcopy=False)
+                               if t.state.name == "COMPLETE"]
+    sibling = sibling or {"this study": list(done["dev_mean"])}
+    figures["Expected best dev score against the number of trials"] = plots.expected_max_plot(
+        sibling, maximize, monitor, out / "expected_max.png")
+
+    counts = trials["state"].value_counts().to_dict()
+    lines = [
+        f"# Study `{name}`", "",
+        f"- trials: {', '.join(f'{v} {k.lower()}' for k, v in counts.items())}; "
+        f"metric: dev {monitor} ({'higher' if maximize else 'lower'} is better), mean ± std over seeds",
+        f"- test-set evaluations of this study: **{len(ledger)}**"
+        + (f" (last {ledger[-1].get('time')}, trial {ledger[-1].get('trial')})" if ledger else
+           " (run `make final` once, when the search is over)"),
+        f"- reproduce: `{study.user_attrs.get('command', '?')}`",
+        f"- MLflow experiment `{tracker.experiment}` (`make ui`)", "",
+        "## Results", "", to_markdown(results),
+        "† test columns come from the final evaluation (`make final`), the only reader of the test split.\n"
+        if ledger else "No test column: the final evaluation has not run.\n",
+        "## Best against runner-up", "", sig,
+        "## Top trials", "", to_markdown(trials_table(trials, params).head(10)),
+        "All trials: [trials.md](trials.md), [trials.csv](trials.csv), [trials.tex](trials.tex).", "",
+        "## Plots", "",
+    ]
+    for title, path in figures.items():
+        if path is not None:
+            lines += [f"### {title}", "", f"![{title}]({path.name})", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(lines))
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
+    ap.add_argument("--study")
+    ap.add_argument("--top", type=int, default=3)
+    ap.add_argument("--out", help="folder (default reports/<study>)")
+    ap.add_argument("--compare", default="", help="other studies for the expected-max plot, comma-separated")
+    args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = compose_config(overrides)
+        name = args.study or f"{cfg.model.name}-{cfg.data.name}-{cfg.sampler.name}"
+        out = Path(args.out) if args.out else ROOT / "reports" / name
+        report = build(cfg, name, out, args.top, [c for c in args.compare.split(",") if c])
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Tracked results as DataFrames: trials from the Optuna study, seed curves and test
+metrics from MLflow (through sweeps.tracking, the one module that talks to MLflow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from omegaconf import DictConfig
+
+from models import metrics
+from models.errors import UserError
+from sweeps import storage
+from sweeps.tracking import Tracker
+
+RUN_ID = "mlflow_run_id"
+
+
+def open_study(cfg: DictConfig, name: str) -> optuna.Study | None:
+    folder = Path(cfg.storage.dir).expanduser() if cfg.storage.dir else storage.DEFAULT_DIR
+    try:
+        return optuna.load_study(study_name=name, storage=storage.open_storage(cfg.storage.url, folder))
+    except KeyError:
+        return None
+
+
+def require_study(cfg: DictConfig, name: str) -> optuna.Study:
+    study = open_study(cfg, name)
+    if study is None:
+        raise UserError(f"no study {name!r}: run `make sweep` first or pass STUDY=<name>.")
+    return study
+
+
+def short_name(param: str) -> str:
+    return param.split(".")[-1]
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per finished trial: params, state, dev mean ± std over seeds, K, epochs."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if not t.state.is_finished():
+            continue
+        values = t.user_attrs.get("seed_values") or []
+        rows.append({
+            "trial": t.number, "state": t.state.name,
+            **{short_name(k): v for k, v in t.params.items()},
+            "dev_mean": pd.Series(values, dtype=float).mean() if values else float("nan"),
+            "dev_std": pd.Series(values, dtype=float).std(ddof=1) if len(values) > 1 else float("nan"),
+            "seeds": len(t.user_attrs.get("seeds", [])),
+            "epochs": t.user_attrs.get("epochs_run", len(t.intermediate_values)),
+            "seed_values": values, RUN_ID: t.user_attrs.get(RUN_ID, ""),
+        })
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    ascending = study.direction.name == "MINIMIZE"
+    complete = df["state"] == "COMPLETE"
+    return pd.concat([df[complete].sort_values("dev_mean", ascending=ascending),
+                      df[~complete].sort_values("trial")], ignore_index=True)
+
+
+def seed_curves(tracker: Tracker, run_id: str, monitor: str) -> pd.DataFrame:
+    """Per-epoch dev metric of each seed of one configuration: columns epoch, seed, value."""
+    rows = []
+    for child in tracker.child_runs(run_id):
+        seed = int(child.data.params["seed"])
+        rows += [{"epoch": step, "seed": seed, "value": value}
+                 for step, value in tracker.metric_history(child.info.run_id, metrics.dev(monitor))]
+    return pd.DataFrame(rows, columns=["epoch", "seed", "value"])
+
+
+def seed_bests(tracker: Tracker, run_id: str, monitor: str) -> list[float]:
+    """Each seed's best dev value as MLflow holds it."""
+    return [c.data.metrics[metrics.best_dev(monitor)] for c in tracker.child_runs(run_id)
+            if metrics.best_dev(monitor) in c.data.metrics]
+
+
+def test_summary(tracker: Tracker, run_id: str, monitor: str) -> tuple[float, float] | None:
+    """Test mean and std over seeds, if the final evaluation has run on this configuration."""
+    m = tracker.get_run(run_id).data.metrics
+    key = metrics.TEST_PREFIX + monitor
+    if metrics.seed_mean(key) not in m:
+        return None
+    return m[metrics.seed_mean(key)], m[metrics.seed_std(key)]

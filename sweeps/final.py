@@ -1,0 +1,192 @@
+"""`make final`: evaluate a configuration's seeds on the test split, once, at the end.
+
+    python -m sweeps.final model=dan [--study NAME] [--trial N] [--run RUN_ID] [--reason TEXT]
+
+Takes the best completed trial of a study (by dev mean), or the trial given, or a
+configuration trained by `make train` (its MLflow parent run id). Each seed's saved best
+weights are evaluated on the test split; the test metrics are logged to that seed's run
+and the parent run, and the evaluation is entered in the lockbox ledger. This is the
+only module that reads a test split (models/data/lockbox.py enforces it). A study whose
+test set was already evaluated needs a reason to evaluate it again, recorded as a repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from models import metrics
+from models.data.classification import ClassificationSplit, ClassificationTask, tensorize
+from models.data.csv_text import load_csv_test
+from models.data.rt import load_rt_test
+from models.data.sst import load_sst_test
+from models.errors import UserError
+from sweeps import storage
+from sweeps.config import compose_config
+from sweeps.objective import MLFLOW_RUN_ID
+from sweeps.seeds import SWEEP_ONLY, mean_std
+from sweeps.sweep import WEIGHTS, ranked, study_name
+from sweeps.tracking import Tracker, git_commit
+from sweeps.workloads import build_workload, cache_dir
+
+
+@dataclass
+class Target:
+    run_id: str  # the configuration's parent run
+    scope: str  # what the ledger counts evaluations of: the study, or the train experiment
+    trial: int | None
+    tracker: Tracker
+
+
+@dataclass
+class FinalResult:
+    target: Target
+    seeds: list[int]
+    dev: list[float]
+    test: list[dict[str, float]]
+    monitor: str
+    evaluations: int  # test evaluations of this scope, this one included
+    repeat: bool
+
+
+def test_split(data: DictConfig, task: ClassificationTask, cache: Path) -> ClassificationSplit:
+    """The test split of `data`, encoded with the training vocabulary."""
+    if data.name == "rt":
+        examples = load_rt_test(cache, int(data.split_seed), tuple(data.fractions))
+    elif data.name in ("sst", "sst2"):
+        examples = load_sst_test(data.root, binary=data.name == "sst2")
+    elif data.name == "csv":
+        examples = load_csv_test(task.label_names, data.path, data.test, data.text_column,
+                                 data.label_column, data.split_column)
+    else:
+        raise UserError(f"no test split for data set {data.name!r}.")
+    return tensorize(examples, task.vocab, bool(data.lowercase))
+
+
+def config_hash(cfg: DictConfig) -> str:
+    training = {k: v for k, v in OmegaConf.to_container(cfg).items()
+                if k not in (*SWEEP_ONLY, "tracking")}
+    return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(training)).encode()).hexdigest()[:16]
+
+
+def resolve(cfg: DictConfig, study: str | None, trial: int | None, run: str | None) -> Target:
+    """The configuration to evaluate: a run id, a study's trial, or a study's best trial."""
+    if run:
+        tracker = Tracker.of_run(run, cfg.tracking.uri)
+        tags = tracker.get_run(run).data.tags
+        return Target(run, tags.get("study", tracker.experiment),
+                      int(tags["trial_number"]) if "trial_number" in tags else None, tracker)
+    name = study or study_name(cfg)
+    folder = Path(cfg.storage.dir).expanduser() if cfg.storage.dir else storage.DEFAULT_DIR
+    try:
+        s = optuna.load_study(study_name=name, storage=storage.open_storage(cfg.storage.url, folder))
+    except KeyError as e:
+        raise UserError(f"no study {name!r}: run `make sweep` first, or pass STUDY=<name> "
+                        "or RUN=<MLflow run id of make train>.") from e
+    if trial is None:
+        best = ranked(s)
+        if not best:
+            raise UserError(f"study {name!r} has no completed trial to evaluate.")
+        chosen = best[0]
+    else:
+        chosen = next((t for t in s.trials if t.number == trial), None)
+        if chosen is None or chosen.state != TrialState.COMPLETE:
+            raise UserError(f"study {name!r} has no completed trial {trial}.")
+    tracker = Tracker(s.user_attrs.get("mlflow_experiment", name), cfg.tracking.uri)
+    return Target(chosen.user_attrs[MLFLOW_RUN_ID], name, chosen.number, tracker)
+
+
+def evaluate(target: Target, reason: str | None) -> FinalResult:
+    """Test metrics of every seed of the target configuration, logged and entered in the ledger."""
+    tracker = target.tracker
+    earlier = tracker.ledger(target.scope)
+    if earlier and not reason:
+        last = earlier[-1]
+        raise UserError(
+            f"the test set of {target.scope!r} was already evaluated {len(earlier)} time(s) "
+            f"(last {last.get('time', '?')}, trial {last.get('trial', '-')}); evaluating it again "
+            "needs REASON='<why>' and is recorded as a repeat.")
+    cfg = OmegaConf.create(tracker.load_text(target.run_id, "config.yaml"))
+    workload = build_workload(cfg)
+    task = workload.task
+    test = test_split(cfg.data, task, cache_dir(cfg))
+    children = sorted(tracker.child_runs(target.run_id), key=lambda r: int(r.data.params["seed"]))
+    seeds, dev, test_metrics = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for child in children:
+            seed = int(child.data.params["seed"])
+            path = tracker.download(child.info.run_id, f"{WEIGHTS}/best-{seed}.pt", Path(tmp))
+            if path is None:
+                raise UserError(f"seed {seed} of run {target.run_id} has no saved weights (a sweep "
+                                "keeps them for its top sweep.keep_weights trials only).")
+            model = workload.build_model()
+            model.load_state_dict(torch.load(path, weights_only=True))
+            values = task.evaluate(model, test)
+            seeds.append(seed)
+            dev.append(child.data.metrics[metrics.best_dev(task.monitor)])
+            test_metrics.append(values)
+    if not seeds:
+        raise UserError(f"run {target.run_id} has no seed runs to evaluate.")
+    step = len(earlier) + 1
+    for child, values in zip(children, test_metrics):
+        tracker.log_metrics(child.info.run_id, {metrics.TEST_PREFIX + k: v for k, v in values.items()},
+                            step=step)
+    summary = {}
+    for k in test_metrics[0]:
+        mean, std = mean_std([m[k] for m in test_metrics])
+        summary |= {metrics.seed_mean(metrics.TEST_PREFIX + k): mean,
+                    metrics.seed_std(metrics.TEST_PREFIX + k): std}
+    tracker.log_metrics(target.run_id, {**summary, "test_evaluations": step}, step=step)
+    tracker.record_test_evaluation({
+        "scope": target.scope, "trial": "-" if target.trial is None else target.trial,
+        "run_id": target.run_id, "config_hash": config_hash(cfg), "seeds": " ".join(map(str, seeds)),
+        "git_commit": git_commit(), "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "repeat": bool(earlier), "reason": reason or "", "data": cfg.data.name,
+    }, summary)
+    return FinalResult(target, seeds, dev, test_metrics, task.monitor, step, bool(earlier))
+
+
+def report(r: FinalResult) -> str:
+    m = r.monitor
+    lines = [f"{'seed':>12}  {'dev ' + m:>14}  {'test ' + m:>14}"]
+    lines += [f"{s:>12}  {d:>14.4f}  {t[m]:>14.4f}" for s, d, t in zip(r.seeds, r.dev, r.test)]
+    dm, ds = mean_std(r.dev)
+    tm, ts = mean_std([t[m] for t in r.test])
+    lines.append(f"{'mean ± std':>12}  {dm:.4f} ± {ds:.4f}  {tm:.4f} ± {ts:.4f}")
+    which = f"trial {r.target.trial} of " if r.target.trial is not None else ""
+    lines.append(f"{which}{r.target.scope} (MLflow run {r.target.run_id}); test evaluations of "
+                 f"{r.target.scope}: {r.evaluations}" + (" (a repeat)" if r.repeat else ""))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sweeps.final", description=__doc__.splitlines()[0])
+    ap.add_argument("--study")
+    ap.add_argument("--trial", type=int)
+    ap.add_argument("--run")
+    ap.add_argument("--reason")
+    args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = compose_config(overrides)
+        target = resolve(cfg, args.study, args.trial, args.run)
+        result = evaluate(target, args.reason)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
