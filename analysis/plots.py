@@ -52,6 +52,7 @@ def importance(study: optuna.Study, path: Path) -> Path | None:
 
 def params_vs_dev(trials: pd.DataFrame, params: list[str], metric: str, path: Path) -> Path | None:
     done = trials[trials["state"] == "COMPLETE"]
+    params = [p for p in params if p in done and done[p].nunique() > 1]  # constants say nothing
     if done.empty or not params:
         return None
     cols = min(3, len(params))
@@ -60,7 +61,13 @@ def params_vs_dev(trials: pd.DataFrame, params: list[str], metric: str, path: Pa
     for ax, p in zip(axes.flat, params):
         x = done[p]
         numeric = pd.api.types.is_numeric_dtype(x) and x.nunique() > 2
-        xs = x if numeric else x.astype(str)
+        if numeric:
+            xs = x
+        else:  # categories in sorted order, at positions 0..n-1
+            levels = sorted(x.unique(), key=lambda v: (str(type(v)), v))
+            xs = x.map({v: i for i, v in enumerate(levels)})
+            ax.set_xticks(range(len(levels)), [str(v) for v in levels])
+            ax.set_xlim(-0.5, len(levels) - 0.5)
         ax.errorbar(xs, done["dev_mean"], yerr=done["dev_std"].fillna(0), fmt="o", ms=4,
                     alpha=0.7, label="trial (seed mean ± std)")
         if numeric and x.min() > 0 and x.max() / x.min() > 50:

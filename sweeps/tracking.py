@@ -28,6 +28,7 @@ from models.errors import UserError
 from sweeps.paths import ROOT, RUNS_DIR
 
 _MAX_PARAM = 6000
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in our output
 
 
 def resolve_uri(uri: str | None = None) -> str:
