@@ -50,12 +50,15 @@ class TrainSettings:
     max_epochs: int = 20
     patience: int = 3  # epochs without improvement of the dev metric before stopping
     min_delta: float = 0.0  # smallest change that counts as an improvement
+    lr_decay: float = 0.0  # r in Bengio et al.'s schedule lr_t = lr / (1 + r t), t = updates
+    decay_biases: bool = True  # False: no weight decay on biases (1-d parameters)
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; one of {', '.join(OPTIMIZERS)}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.momentum < 0 or self.min_delta < 0:
-            raise ValueError("lr must be positive and weight_decay, momentum, min_delta >= 0")
+        if (self.lr <= 0 or self.weight_decay < 0 or self.momentum < 0 or self.min_delta < 0
+                or self.lr_decay < 0):
+            raise ValueError("lr must be positive and weight_decay, momentum, min_delta, lr_decay >= 0")
         if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError("batch_size, max_epochs and patience must be at least 1")
 
@@ -89,7 +92,11 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     if sparse and not s.sparse_ok:
         raise ValueError(f"{s.optimizer} (momentum {s.momentum}) cannot take sparse gradients")
     dense = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in sparse)]
-    groups = [{"params": dense, "weight_decay": s.weight_decay}]
+    if s.decay_biases:
+        groups = [{"params": dense, "weight_decay": s.weight_decay}]
+    else:
+        groups = [{"params": [p for p in dense if p.ndim > 1], "weight_decay": s.weight_decay},
+                  {"params": [p for p in dense if p.ndim <= 1], "weight_decay": 0.0}]
     if sparse:
         # Opting out explicitly is PyTorch's default; it silences a warning per sparse step.
         torch.sparse.check_sparse_tensor_invariants.disable()
@@ -151,6 +158,8 @@ class SeedTrainer:
             self._rng_state = torch.get_rng_state()  # dropout and word dropout draw from here
         self.generator = torch.Generator().manual_seed(seed)  # batch order
         self.optimizer = make_optimizer(self.model, settings)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda t: 1.0 / (1.0 + settings.lr_decay * t))  # stepped per update
         self._sign = 1.0 if task.mode == "max" else -1.0
         self.history: list[EpochMetrics] = []
         self.best_value = -math.inf * self._sign
@@ -177,6 +186,7 @@ class SeedTrainer:
                     "lower the learning rate or add regularisation.")
             loss.backward()
             self.optimizer.step()
+            self.scheduler.step()
             total += value
             batches += 1
         return total / max(batches, 1)

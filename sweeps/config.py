@@ -33,7 +33,7 @@ def _explain(err: Exception) -> str:
         key = m.group(1) if m else ""
         first = str(cause).splitlines()[0]
         return (f"bad override {key!r}: {first}. Check the key's spelling against the config "
-                "(python -m sweeps.train --cfg prints it); add a new key with +key=value.")
+                "(python -m sweeps.train --cfg prints it).")
     return text.splitlines()[0] if text else type(err).__name__
 
 

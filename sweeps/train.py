@@ -16,9 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from models.errors import UserError
 from models.training import SeedTrainer
 from sweeps.config import compose_config
-from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
-from sweeps.tracking import Tracker
-from sweeps.workloads import build_workload
+from sweeps.seeds import SWEEP_ONLY, ConfigResult, draw_seeds, run_config, run_params
+from sweeps.tracking import Tracker, flatten
+from sweeps.workloads import build_workload, cache_dir, ngram_perplexities, prepare_lm
 
 
 def command_line(overrides: Sequence[str]) -> str:
@@ -48,6 +48,24 @@ def train(cfg: DictConfig, command: str = "", quiet: bool = False) -> ConfigResu
     return run_config(workload, seeds, tracker, parent, on_epoch=None if quiet else print_epoch)
 
 
+def train_ngram(cfg: DictConfig, command: str = "") -> tuple[str, dict[str, float]]:
+    """The n-gram baselines of `cfg.data`: counted once (no seeds), tracked as one run."""
+    task = prepare_lm(cfg.data, cache_dir(cfg))
+    tracker = Tracker(cfg.tracking.experiment, cfg.tracking.uri, cfg.tracking.artifacts)
+    params = {**flatten({k: v for k, v in OmegaConf.to_container(cfg).items() if k not in SWEEP_ONLY}),
+              "vocab_size": len(task.vocab), "train_tokens": task.train.targets,
+              "valid_tokens": task.dev.targets}
+    run_id = tracker.start_config_run(f"ngram-{cfg.data.name}", params, OmegaConf.to_yaml(cfg), command)
+    status = "FAILED"
+    try:
+        values = ngram_perplexities(task, cfg.model.kind)
+        tracker.log_metrics(run_id, values)
+        status = "FINISHED"
+    finally:
+        tracker.end_run(run_id, status)
+    return run_id, values
+
+
 def report(result: ConfigResult) -> str:
     name = f"best dev {result.monitor}"
     lines = [f"{'seed':>12}  {name}  best epoch"]
@@ -66,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = compose_config(overrides)
         if show_cfg:
             print(OmegaConf.to_yaml(cfg))
+            return 0
+        if cfg.model.name == "ngram":
+            run_id, values = train_ngram(cfg, command_line(overrides))
+            print("\n".join(f"{k:>32}  {v:.4f}" for k, v in values.items()))
+            print(f"(MLflow run {run_id})")
             return 0
         result = train(cfg, command_line(overrides))
     except UserError as e:

@@ -127,6 +127,26 @@ def test_nan_loss_fails_the_trial_and_the_sweep_goes_on(tmp_path, polarity_csv):
     assert all("nan" in p.data.tags["fail_reason"] for p in fails)
 
 
+SLOW_TRIALS = ("sampler=grid", "pruner=none", "train.max_epochs=15", "train.patience=15")
+
+
+def wait_mid_trial(tmp_path: Path, proc: subprocess.Popen, after: int) -> int | None:
+    """Poll the study until trial number >= `after` is RUNNING and has reported an epoch;
+    its number, or None if the sweep process ended first."""
+    store = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        try:
+            study = optuna.load_study(study_name="dan-csv-grid", storage=store)
+        except KeyError:
+            continue
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.number >= after and t.intermediate_values:
+                return t.number
+    return None
+
+
 def sweep_cmd(tmp_path, csv, *extra):
     return [sys.executable, "-m", "sweeps.sweep", *overrides(tmp_path, csv, *extra)]
 
@@ -134,28 +154,16 @@ def sweep_cmd(tmp_path, csv, *extra):
 @pytest.mark.slow
 def test_sigkill_mid_trial_then_resume_completes_the_budget(tmp_path):
     csv = write_polarity_csv(tmp_path / "big.csv", n=4000)
-    args = ("sampler=grid", "pruner=none", "train.max_epochs=6", "train.patience=6")
+    args = SLOW_TRIALS
+    log = open(tmp_path / "first_run.log", "w")
     proc = subprocess.Popen(sweep_cmd(tmp_path, csv, *args), cwd=REPO, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = tmp_path / "optuna.db"
-    deadline = time.time() + 300
-    killed_trial = None
-    while time.time() < deadline:  # kill once a trial is done and the next is mid-way
-        time.sleep(0.3)
-        if not db.exists():
-            continue
-        try:
-            study = load(tmp_path, "dan-csv-grid")
-        except KeyError:
-            continue
-        running = [t for t in study.get_trials(states=(TrialState.RUNNING,))
-                   if t.intermediate_values]
-        if study.get_trials(states=(TrialState.COMPLETE,)) and running:
-            killed_trial = running[0].number
-            os.killpg(proc.pid, signal.SIGKILL)
-            break
+                            stdout=log, stderr=subprocess.STDOUT)
+    killed_trial = wait_mid_trial(tmp_path, proc, after=1)  # trial 0 done, trial 1 mid-way
+    if killed_trial is not None:
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert killed_trial is not None, "the sweep never reached the middle of a second trial"
+    log.close()
+    assert killed_trial is not None, (tmp_path / "first_run.log").read_text()[-3000:]
     before = {t.number: t.value for t in load(tmp_path, "dan-csv-grid").trials
               if t.state == TrialState.COMPLETE}
 
@@ -196,19 +204,11 @@ def test_two_workers_run_each_grid_point_exactly_once(tmp_path, polarity_csv):
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_study_resumes(tmp_path):
     csv = write_polarity_csv(tmp_path / "big.csv", n=4000)
-    args = ("sampler=grid", "pruner=none", "train.max_epochs=6", "train.patience=6")
+    args = SLOW_TRIALS
     proc = subprocess.Popen(sweep_cmd(tmp_path, csv, *args), cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        time.sleep(0.3)
-        try:
-            running = load(tmp_path, "dan-csv-grid").get_trials(states=(TrialState.RUNNING,))
-        except (KeyError, Exception):  # study not created yet
-            continue
-        if running and running[0].intermediate_values:
-            proc.send_signal(signal.SIGINT)
-            break
+    if wait_mid_trial(tmp_path, proc, after=0) is not None:
+        proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err

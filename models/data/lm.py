@@ -1,0 +1,133 @@
+"""Language-model data: one token tensor per split; context windows are gathered by
+index from it, with no Python work per example."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models import metrics
+from models.data.text import Vocab
+
+EOS = "<eos>"
+UNK = "<unk>"
+
+
+def build_lm_vocab(train: list[list[str]], rare_max_count: int = 0,
+                   max_size: int | None = None) -> Vocab:
+    """`<eos>` and `<unk>` first, then train words by frequency. Words seen at most
+    `rare_max_count` times, and those beyond `max_size`, become `<unk>` (Bengio et al.
+    merge Brown words seen 3 times or fewer into one symbol)."""
+    counts = Counter(w for sent in train for w in sent)
+    words = sorted((w for w, c in counts.items() if c > rare_max_count and w not in (EOS, UNK)),
+                   key=lambda w: (-counts[w], w))
+    if max_size is not None:
+        words = words[: max(0, max_size - 2)]
+    vocab = Vocab.__new__(Vocab)
+    vocab.itos = [EOS, UNK, *words]
+    vocab.stoi = {w: i for i, w in enumerate(vocab.itos)}
+    return vocab
+
+
+@dataclass
+class LMSplit:
+    """Every sentence followed by `<eos>`; every token is a target, and context words
+    before the first token read as `<eos>`."""
+
+    tokens: torch.Tensor  # (L,) int64
+    start: torch.Tensor  # (L,) index of the first token of the sentence holding each position
+
+    @property
+    def targets(self) -> int:
+        return self.tokens.numel()
+
+
+def encode_split(sentences: list[list[str]], vocab: Vocab) -> LMSplit:
+    eos, unk = vocab.stoi[EOS], vocab.stoi[UNK]
+    ids: list[int] = []
+    for sent in sentences:
+        ids.extend(vocab.stoi.get(w, unk) for w in sent)
+        ids.append(eos)
+    tokens = torch.tensor(ids, dtype=torch.long)
+    idx = torch.arange(tokens.numel())
+    last_eos = torch.cummax(torch.where(tokens == eos, idx, torch.full_like(idx, -1)), 0).values
+    start = torch.cat([torch.zeros(1, dtype=torch.long), last_eos[:-1] + 1])  # (L,)
+    return LMSplit(tokens, start)
+
+
+@dataclass
+class LMTask:
+    """What the training loop needs of a language-modelling corpus."""
+
+    train: LMSplit
+    dev: LMSplit
+    vocab: Vocab
+    context: int  # n - 1
+    cross_sentences: bool = True  # Bengio et al.'s windows run across sentence ends
+    tokens_per_epoch: int | None = None  # None: every training position once per epoch
+    mix_probs: torch.Tensor | None = None  # (dev targets,) trigram P(w_t | ...) to mix with
+    mix_weight: float = 0.5
+    monitor: str = metrics.PERPLEXITY
+    mode: str = "min"
+    cache: dict = field(default_factory=dict, repr=False)  # shared by copies made with replace()
+    _offsets: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._offsets = torch.arange(self.context, 0, -1)  # n-1 .. 1: oldest word first
+
+    def contexts(self, split: LMSplit, pos: torch.Tensor) -> torch.Tensor:
+        """(B,) target positions -> (B, n-1) context word indices."""
+        idx = pos.unsqueeze(1) - self._offsets  # (B, n-1)
+        ctx = split.tokens[idx.clamp(min=0)]
+        # before the corpus start, and (if windows may not cross) before the sentence start
+        limit = torch.zeros_like(pos) if self.cross_sentences else split.start[pos]
+        return ctx.masked_fill(idx < limit.unsqueeze(1), self.vocab.stoi[EOS])
+
+    def train_batches(self, batch_size: int, generator: torch.Generator
+                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.train.targets
+        if self.tokens_per_epoch is None or self.tokens_per_epoch >= n:
+            order = torch.randperm(n, generator=generator)
+        else:  # a fresh random subset of the training positions every epoch
+            order = torch.randint(n, (self.tokens_per_epoch,), generator=generator)
+        for i in range(0, len(order), batch_size):
+            pos = order[i:i + batch_size]
+            yield self.contexts(self.train, pos), self.train.tokens[pos]
+
+    @staticmethod
+    def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        ctx, target = batch
+        return F.cross_entropy(model(ctx), target)
+
+    @torch.no_grad()
+    def target_log_probs(self, model: nn.Module, split: LMSplit, batch_size: int = 4096) -> torch.Tensor:
+        """log P(w_t | context) of every target of `split`, (targets,)."""
+        was_training = model.training
+        model.eval()
+        out = []
+        for i in range(0, split.tokens.numel(), batch_size):
+            pos = torch.arange(i, min(i + batch_size, split.tokens.numel()))
+            logp = torch.log_softmax(model(self.contexts(split, pos)), dim=-1)  # (B, V)
+            out.append(logp.gather(1, split.tokens[pos].unsqueeze(1)).squeeze(1))
+        model.train(was_training)
+        return torch.cat(out)
+
+    def evaluate(self, model: nn.Module, split: LMSplit | None = None,
+                 mix_probs: torch.Tensor | None = None) -> dict[str, float]:
+        """Perplexity = exp(mean negative log-likelihood per token). With a trigram to mix
+        with, `perplexity` is that of the 50/50 mixture (Bengio et al.'s "mix") and
+        `nplm_perplexity` the network's own."""
+        split = self.dev if split is None else split
+        mix = self.mix_probs if split is self.dev and mix_probs is None else mix_probs
+        logp = self.target_log_probs(model, split)
+        nplm = math.exp(-logp.double().mean().item())
+        if mix is None:
+            return {metrics.PERPLEXITY: nplm}
+        p = self.mix_weight * logp.double().exp() + (1 - self.mix_weight) * mix.double()
+        return {metrics.PERPLEXITY: math.exp(-p.log().mean().item()), "nplm_perplexity": nplm}

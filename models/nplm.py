@@ -1,0 +1,66 @@
+"""Neural Probabilistic Language Model (Bengio, Ducharme, Vincent & Jauvin, JMLR 2003).
+
+    y = b + W x + U tanh(d + H x)                                   (eq. 1)
+
+x is the concatenation of the embeddings C(w) of the n-1 previous words; W are the
+optional direct connections from the embeddings to the output, h the hidden size
+(h = 0: no hidden layer). The softmax over y gives P(w_t | w_{t-n+1} .. w_{t-1}).
+`modern=True` follows Sun & Iyyer (2021): ReLU, layer norm and a residual hidden block.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class NPLM(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        context: int = 4,
+        embed_dim: int = 60,
+        hidden_dim: int = 50,
+        direct: bool = True,
+        dropout: float = 0.0,
+        modern: bool = False,
+    ) -> None:
+        super().__init__()
+        if vocab_size < 2 or context < 1 or embed_dim < 1 or hidden_dim < 0:
+            raise ValueError(f"need vocab_size >= 2, context (n-1) >= 1, embed_dim >= 1, hidden_dim "
+                             f">= 0; got {vocab_size}, {context}, {embed_dim}, {hidden_dim}")
+        if hidden_dim == 0 and not direct:
+            raise ValueError("with no hidden layer (h=0) the direct connections are the whole "
+                             "model: set direct=true or hidden_dim > 0")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        if modern and hidden_dim == 0:
+            raise ValueError("the modern variant needs a hidden layer (hidden_dim > 0)")
+        self.context, self.modern = context, modern
+        width = context * embed_dim
+        self.embed = nn.Embedding(vocab_size, embed_dim)  # C
+        self.drop = nn.Dropout(dropout)
+        self.hidden = nn.Linear(width, hidden_dim) if hidden_dim else None  # H, d
+        self.out = nn.Linear(hidden_dim, vocab_size, bias=False) if hidden_dim else None  # U
+        self.direct = nn.Linear(width, vocab_size, bias=False) if direct else None  # W
+        self.b = nn.Parameter(torch.zeros(vocab_size))  # b
+        if modern:
+            self.norm1 = nn.LayerNorm(hidden_dim)
+            self.block = nn.Linear(hidden_dim, hidden_dim)
+            self.norm2 = nn.LayerNorm(hidden_dim)
+        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+
+    def forward(self, ctx: torch.Tensor) -> torch.Tensor:
+        """ctx (B, n-1) word indices, oldest first -> logits y (B, V)."""
+        x = self.drop(self.embed(ctx).flatten(1))  # (B, (n-1) m)
+        y = self.b.expand(ctx.shape[0], -1)  # (B, V)
+        if self.direct is not None:
+            y = y + self.direct(x)  # W x
+        if self.hidden is not None:
+            if self.modern:
+                a = torch.relu(self.norm1(self.hidden(x)))  # (B, h)
+                a = a + torch.relu(self.norm2(self.block(self.drop(a))))  # residual block
+            else:
+                a = torch.tanh(self.hidden(x))  # tanh(d + H x), (B, h)
+            y = y + self.out(self.drop(a))  # U tanh(d + H x)
+        return y
