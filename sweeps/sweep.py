@@ -16,11 +16,12 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import optuna
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from models.errors import UserError
@@ -80,7 +81,7 @@ class Sweep:
         self.cfg = cfg = compose_config(self.overrides)
         self.params = parse_space(cfg.search_space, cfg)
         self.grid = cfg.sampler.name == "grid"
-        self.points = grid_points(self.params) if self.grid else []
+        self.points = self._grid(cfg) if self.grid else []
         self.budget = (min(len(self.points), int(cfg.sweep.trials)) if self.grid
                        else int(cfg.sweep.trials))
         self.name = study_name(cfg)
@@ -90,6 +91,21 @@ class Sweep:
         self.objective = Objective(self.overrides, self.params, self.grid, self.tracker,
                                    self.command, workload_factory)
         self.study = self._open_study()
+
+    def _grid(self, cfg: DictConfig) -> list[dict]:
+        """The product of the grid values, or the explicit `sweep.grid_points`; the latter
+        also become the params' grids, so each point's values are valid choices."""
+        if not cfg.sweep.get("grid_points"):
+            return grid_points(self.params)
+        points = [dict(p) for p in OmegaConf.to_container(cfg.sweep.grid_points)]
+        names = {p.name for p in self.params}
+        for point in points:
+            if set(point) != names:
+                raise UserError(f"sweep.grid_points entry {point} must set exactly the search-space "
+                                f"keys {sorted(names)}.")
+        self.params = [replace(p, grid=tuple(dict.fromkeys(pt[p.name] for pt in points)))
+                       for p in self.params]
+        return points
 
     def _open_study(self) -> optuna.Study:
         base = self.objective.workload(self.cfg)  # loads the data once; tells the direction

@@ -21,7 +21,7 @@ def test_paper_experiment_sets_dan_rand():
 
 @pytest.mark.parametrize("override, fragment", [
     ("model=nope", "unknown model 'nope'; choose one of: dan"),
-    ("data=nope", "unknown data 'nope'; choose one of: csv, rt, sst, sst2"),
+    ("data=nope", "unknown data 'nope'; choose one of: brown, csv, ptb, ptb_cpu, rt, sst, sst2, text"),
     ("train.lrr=0.1", "bad override 'train.lrr'"),
 ])
 def test_bad_overrides_are_one_clear_sentence(override, fragment):

@@ -1,0 +1,53 @@
+"""The NPLM and n-gram workloads through the platform: tracking, sweeps."""
+
+import optuna
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from sweeps.config import compose_config
+from sweeps.sweep import main as sweep_main
+from sweeps.train import main as train_main
+from sweeps.train import train
+
+TINY = ["model=nplm", "data.max_vocab=300", "data.tokens_per_epoch=3000", "train.max_epochs=2",
+        "model.embed_dim=8", "model.hidden_dim=8", "threads=1"]
+
+
+def where(tmp_path):
+    return [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"tracking.artifacts={tmp_path / 'art'}",
+            f"storage.url=sqlite:///{tmp_path / 'optuna.db'}", f"storage.dir={tmp_path}"]
+
+
+def test_tiny_nplm_run_logs_per_epoch_perplexity(tmp_path):
+    cfg = compose_config([*TINY, *where(tmp_path), "seed_list=[1,2]", "model.mix=true"])
+    result = train(cfg, quiet=True)
+    assert result.monitor == "perplexity"
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("nplm-ptb_cpu")
+    children = [r for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    assert len(children) == 2
+    for child in children:
+        for key in ("dev_perplexity", "dev_nplm_perplexity", "train_loss"):
+            curve = client.get_metric_history(child.info.run_id, key)
+            assert [m.step for m in curve] == [1, 2], key
+        assert 1 < child.data.metrics["best_dev_perplexity"] < 300  # better than uniform over 300
+
+
+def test_ngram_baselines_through_make_train(tmp_path, capsys):
+    assert train_main(["model=ngram", "data.max_vocab=300", *where(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "dev_kneser_ney_perplexity" in out and "dev_interpolated_perplexity" in out
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("ngram-ptb_cpu").experiment_id])
+    assert 1 < run.data.metrics["dev_kneser_ney_perplexity"] < 300
+    assert run.data.metrics["dev_perplexity"] == run.data.metrics["dev_interpolated_perplexity"]
+
+
+def test_nplm_sweep_with_a_tiny_budget_completes(tmp_path, capsys):
+    assert sweep_main([*TINY, *where(tmp_path), "sweep.trials=2", "seeds=2"]) == 0
+    study = optuna.load_study(study_name="nplm-ptb_cpu-random", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert study.direction.name == "MINIMIZE"
+    assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert all(1 < t.value < 300 for t in done)
+    assert "study nplm-ptb_cpu-random" in capsys.readouterr().out
