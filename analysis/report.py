@@ -23,6 +23,7 @@ from analysis.results import (
     seed_curves,
     short_name,
     test_summary,
+    train_perplexity,
     trials_frame,
 )
 from analysis.stats import bootstrap_diff, welch
@@ -48,7 +49,7 @@ def trials_table(trials: pd.DataFrame, params: list[str]) -> pd.DataFrame:
 
 
 def results_table(trials: pd.DataFrame, data: str, tracker: Tracker, monitor: str,
-                  variant: str | None, evaluations: int) -> pd.DataFrame:
+                  variant: str | None) -> pd.DataFrame:
     """DAN-style: one row per model variant (its best completed trial), dev and test columns
     for the data set; the test column only once the final evaluation has run."""
     done = trials[trials["state"] == "COMPLETE"]
@@ -67,6 +68,27 @@ def results_table(trials: pd.DataFrame, data: str, tracker: Tracker, monitor: st
     df = pd.DataFrame(rows)
     if any(f"{data} test†" in r for r in rows):
         df[f"{data} test†"] = df[f"{data} test†"].fillna("not evaluated")
+    return df
+
+
+BENGIO_COLUMNS = {"n": "n", "hidden_dim": "h", "embed_dim": "m", "direct": "direct", "mix": "mix"}
+
+
+def bengio_table(trials: pd.DataFrame, tracker: Tracker, rows: int = 10) -> pd.DataFrame:
+    """Bengio et al. (2003) Table 1 layout: n, h, m, direct, mix, train / valid / test
+    perplexity (test only after the final evaluation, marked †)."""
+    out = []
+    for _, t in trials[trials["state"] == "COMPLETE"].head(rows).iterrows():
+        row = {"trial": t["trial"]}
+        row |= {label: t[col] for col, label in BENGIO_COLUMNS.items() if col in t}
+        row["train"] = f"{train_perplexity(tracker, t[RUN_ID]):.1f}"
+        row["valid"] = pm(t["dev_mean"], t["dev_std"])
+        if (test := test_summary(tracker, t[RUN_ID], "perplexity")) is not None:
+            row["test†"] = pm(*test)
+        out.append(row)
+    df = pd.DataFrame(out)
+    if "test†" in df:
+        df["test†"] = df["test†"].fillna("not evaluated")
     return df
 
 
@@ -100,8 +122,11 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
     data = cfg.data.name
     out.mkdir(parents=True, exist_ok=True)
     write_all(trials_table(trials, params), out, "trials", f"Trials of {name}: dev {monitor} over seeds")
-    results = results_table(trials, data, tracker, monitor, "num_layers" if "num_layers" in params else None,
-                            len(ledger))
+    if monitor == "perplexity":
+        results = bengio_table(trials, tracker)
+    else:
+        results = results_table(trials, data, tracker, monitor,
+                                "num_layers" if "num_layers" in params else None)
     write_all(results, out, "results", f"{name}: dev and test {monitor}, mean ± std over seeds")
     sig = significance(trials, maximize)
     (out / "significance.md").write_text(sig)

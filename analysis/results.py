@@ -3,6 +3,7 @@ metrics from MLflow (through sweeps.tracking, the one module that talks to MLflo
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import optuna
@@ -84,3 +85,14 @@ def test_summary(tracker: Tracker, run_id: str, monitor: str) -> tuple[float, fl
     if metrics.seed_mean(key) not in m:
         return None
     return m[metrics.seed_mean(key)], m[metrics.seed_std(key)]
+
+
+def train_perplexity(tracker: Tracker, run_id: str) -> float:
+    """Mean over seeds of exp(training loss) at each seed's best epoch."""
+    values = []
+    for child in tracker.child_runs(run_id):
+        best = int(child.data.metrics.get(metrics.BEST_EPOCH, 0))
+        losses = dict(tracker.metric_history(child.info.run_id, metrics.TRAIN_LOSS))
+        if best in losses:
+            values.append(math.exp(losses[best]))
+    return sum(values) / len(values) if values else float("nan")

@@ -28,7 +28,9 @@ from optuna.trial import TrialState
 
 from models import metrics
 from models.data.classification import ClassificationSplit, ClassificationTask, tensorize
+from models.data.corpora import load_corpus_test
 from models.data.csv_text import load_csv_test
+from models.data.lm import EOS, LMSplit, LMTask, encode_split
 from models.data.rt import load_rt_test
 from models.data.sst import load_sst_test
 from models.errors import UserError
@@ -38,7 +40,7 @@ from sweeps.objective import MLFLOW_RUN_ID
 from sweeps.seeds import SWEEP_ONLY, mean_std
 from sweeps.sweep import WEIGHTS, ranked, study_name
 from sweeps.tracking import Tracker, git_commit
-from sweeps.workloads import build_workload, cache_dir
+from sweeps.workloads import build_workload, cache_dir, corpus_files, trigram
 
 
 @dataclass
@@ -60,8 +62,14 @@ class FinalResult:
     repeat: bool
 
 
-def test_split(data: DictConfig, task: ClassificationTask, cache: Path) -> ClassificationSplit:
+def test_split(data: DictConfig, task: ClassificationTask | LMTask, cache: Path
+               ) -> ClassificationSplit | LMSplit:
     """The test split of `data`, encoded with the training vocabulary."""
+    if isinstance(task, LMTask):
+        sentences = load_corpus_test(data.corpus, cache, bool(data.lowercase), corpus_files(data))
+        if not sentences:
+            raise UserError(f"no test sentences for data={data.name}: set data.test=<file>.")
+        return encode_split(sentences, task.vocab)
     if data.name == "rt":
         examples = load_rt_test(cache, int(data.split_seed), tuple(data.fractions))
     elif data.name in ("sst", "sst2"):
@@ -121,6 +129,10 @@ def evaluate(target: Target, reason: str | None) -> FinalResult:
     workload = build_workload(cfg)
     task = workload.task
     test = test_split(cfg.data, task, cache_dir(cfg))
+    extra = {}
+    if isinstance(task, LMTask) and task.mix_probs is not None:  # Bengio's mix, on test
+        eos = task.vocab.stoi[EOS]
+        extra["mix_probs"] = torch.from_numpy(trigram(task).target_probs(test.tokens.numpy(), pad=eos))
     children = sorted(tracker.child_runs(target.run_id), key=lambda r: int(r.data.params["seed"]))
     seeds, dev, test_metrics = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +144,7 @@ def evaluate(target: Target, reason: str | None) -> FinalResult:
                                 "keeps them for its top sweep.keep_weights trials only).")
             model = workload.build_model()
             model.load_state_dict(torch.load(path, weights_only=True))
-            values = task.evaluate(model, test)
+            values = task.evaluate(model, test, **extra)
             seeds.append(seed)
             dev.append(child.data.metrics[metrics.best_dev(task.monitor)])
             test_metrics.append(values)

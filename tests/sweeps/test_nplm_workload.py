@@ -51,3 +51,31 @@ def test_nplm_sweep_with_a_tiny_budget_completes(tmp_path, capsys):
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert all(1 < t.value < 300 for t in done)
     assert "study nplm-ptb_cpu-random" in capsys.readouterr().out
+
+
+def test_final_evaluation_of_a_mixed_nplm_reads_ptb_test_once(tmp_path, monkeypatch, capsys):
+    from sweeps.final import main as final_main
+
+    log = tmp_path / "reads.log"
+    monkeypatch.setenv("SEEDSWEEP_TEST_READ_LOG", str(log))
+    args = [*TINY, *where(tmp_path), "seed_list=[3]", "model.mix=true"]
+    result = train(compose_config(args), quiet=True)
+    assert final_main([*args, f"--run={result.run_id}"]) == 0
+    assert "test perplexity" in capsys.readouterr().out
+    assert len(log.read_text().splitlines()) == 1
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    metrics = client.get_run(result.run_id).data.metrics
+    assert 1 < metrics["test_perplexity_mean"] < 300 and 1 < metrics["test_nplm_perplexity_mean"] < 300
+
+
+def test_report_of_an_nplm_study_has_the_bengio_layout(tmp_path):
+    import pandas as pd
+
+    from analysis.report import main as report_main
+
+    args = [*TINY, *where(tmp_path), "sampler=grid", "sweep.trials=2", "seeds=2", "model.direct=true"]
+    assert sweep_main(args) == 0
+    assert report_main([*args, f"--out={tmp_path / 'rep'}"]) == 0
+    table = pd.read_csv(tmp_path / "rep" / "results.csv")
+    assert list(table.columns) == ["trial", "n", "h", "m", "direct", "mix", "train", "valid"]
+    assert len(table) == 2 and (table["train"] > 1).all()
