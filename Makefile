@@ -25,7 +25,7 @@ SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep final report train test test-fast lint bench bench-sweep ui clean
+.PHONY: help install sweep final report train test test-fast lint bench bench-nplm bench-sweep ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,9 @@ lint: $(VENV)/.installed ## ruff over the code
 
 bench: $(VENV)/.installed ## one DAN epoch against a plain PyTorch loop (needs SST; SST_ROOT=)
 	$(PY) -m benchmarks.dan_epoch
+
+bench-nplm: $(VENV)/.installed ## NPLM training tokens/s and GFLOP/s against a torch matmul of similar shape
+	$(PY) -m benchmarks.nplm_throughput
 
 bench-sweep: $(VENV)/.installed ## wall time of a 10-trial DAN sweep and its platform overhead
 	$(PY) -m benchmarks.sweep_overhead --trials 10 -- $(ARGS)
