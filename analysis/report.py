@@ -18,7 +18,6 @@ from omegaconf import DictConfig
 from analysis import plots
 from analysis.results import (
     RUN_ID,
-    open_study,
     require_study,
     seed_curves,
     short_name,
@@ -29,6 +28,7 @@ from analysis.results import (
 from analysis.stats import bootstrap_diff, welch
 from analysis.tables import to_markdown, write_all
 from models.errors import UserError
+from sweeps import storage
 from sweeps.config import compose_config
 from sweeps.paths import ROOT
 from sweeps.tracking import Tracker
@@ -144,7 +144,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
     sibling = {}
     base = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1] in SAMPLERS else None
     for s in SAMPLERS if base else ():
-        other = study if f"{base}-{s}" == name else open_study(cfg, f"{base}-{s}")
+        other = study if f"{base}-{s}" == name else storage.load_study(cfg, f"{base}-{s}")
         if other is not None:
             sibling[s] = [t.value for t in other.get_trials(deepcopy=False)
                           if t.state.name == "COMPLETE"]
@@ -191,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
     try:
         cfg = compose_config(overrides)
-        name = args.study or f"{cfg.model.name}-{cfg.data.name}-{cfg.sampler.name}"
+        name = args.study or storage.study_name(cfg)
         out = Path(args.out) if args.out else ROOT / "reports" / name
         report = build(cfg, name, out, args.top, [c for c in args.compare.split(",") if c])
     except UserError as e:

@@ -4,7 +4,6 @@ metrics from MLflow (through sweeps.tracking, the one module that talks to MLflo
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -18,16 +17,8 @@ from sweeps.tracking import Tracker
 RUN_ID = "mlflow_run_id"
 
 
-def open_study(cfg: DictConfig, name: str) -> optuna.Study | None:
-    folder = Path(cfg.storage.dir).expanduser() if cfg.storage.dir else storage.DEFAULT_DIR
-    try:
-        return optuna.load_study(study_name=name, storage=storage.open_storage(cfg.storage.url, folder))
-    except KeyError:
-        return None
-
-
 def require_study(cfg: DictConfig, name: str) -> optuna.Study:
-    study = open_study(cfg, name)
+    study = storage.load_study(cfg, name)
     if study is None:
         raise UserError(f"no study {name!r}: run `make sweep` first or pass STUDY=<name>.")
     return study

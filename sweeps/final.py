@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
 import torch
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
@@ -38,7 +37,7 @@ from sweeps import storage
 from sweeps.config import compose_config
 from sweeps.objective import MLFLOW_RUN_ID
 from sweeps.seeds import SWEEP_ONLY, mean_std
-from sweeps.sweep import WEIGHTS, ranked, study_name
+from sweeps.sweep import WEIGHTS, ranked
 from sweeps.tracking import Tracker, git_commit
 from sweeps.workloads import build_workload, cache_dir, corpus_files, trigram
 
@@ -95,13 +94,11 @@ def resolve(cfg: DictConfig, study: str | None, trial: int | None, run: str | No
         tags = tracker.get_run(run).data.tags
         return Target(run, tags.get("study", tracker.experiment),
                       int(tags["trial_number"]) if "trial_number" in tags else None, tracker)
-    name = study or study_name(cfg)
-    folder = Path(cfg.storage.dir).expanduser() if cfg.storage.dir else storage.DEFAULT_DIR
-    try:
-        s = optuna.load_study(study_name=name, storage=storage.open_storage(cfg.storage.url, folder))
-    except KeyError as e:
+    name = study or storage.study_name(cfg)
+    s = storage.load_study(cfg, name)
+    if s is None:
         raise UserError(f"no study {name!r}: run `make sweep` first, or pass STUDY=<name> "
-                        "or RUN=<MLflow run id of make train>.") from e
+                        "or RUN=<MLflow run id of make train>.")
     if trial is None:
         best = ranked(s)
         if not best:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from omegaconf import DictConfig
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.trial import TrialState
@@ -30,6 +31,24 @@ WORKER = "worker"  # "host:pid" of the process running the trial
 INTERRUPTED = "interrupted"  # the trial was cut short (killed worker, Ctrl-C): not in the budget
 RETRY_OF = "retry_of"  # number of the interrupted trial whose configuration this one retries
 FAIL_REASON = "fail_reason"
+
+
+def study_name(cfg: DictConfig) -> str:
+    """`sweep.study_name`, else <model>-<data>-<sampler>."""
+    return cfg.sweep.study_name or f"{cfg.model.name}-{cfg.data.name}-{cfg.sampler.name}"
+
+
+def folder_of(cfg: DictConfig) -> Path:
+    """Where the journal (by default) and the workers' lock files live."""
+    return Path(cfg.storage.dir).expanduser() if cfg.storage.dir else DEFAULT_DIR
+
+
+def load_study(cfg: DictConfig, name: str) -> optuna.Study | None:
+    """Study `name` in the storage `cfg` names, or None if there is none."""
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(cfg.storage.url, folder_of(cfg)))
+    except KeyError:
+        return None
 
 
 def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:

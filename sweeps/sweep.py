@@ -17,7 +17,6 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import optuna
@@ -34,10 +33,6 @@ from sweeps.workloads import build_workload
 
 WEIGHTS = "weights"
 WEIGHTS_DELETED = "weights_deleted"  # study attribute: trials whose seed weights are gone
-
-
-def study_name(cfg: DictConfig) -> str:
-    return cfg.sweep.study_name or f"{cfg.model.name}-{cfg.data.name}-{cfg.sampler.name}"
 
 
 def _stream_seed(seed: int, existing: int, worker: int) -> int:
@@ -84,8 +79,8 @@ class Sweep:
         self.points = self._grid(cfg) if self.grid else []
         self.budget = (min(len(self.points), int(cfg.sweep.trials)) if self.grid
                        else int(cfg.sweep.trials))
-        self.name = study_name(cfg)
-        self.folder = Path(cfg.storage.dir).expanduser() if cfg.storage.dir else storage.DEFAULT_DIR
+        self.name = storage.study_name(cfg)
+        self.folder = storage.folder_of(cfg)
         self.command = "python -m sweeps.sweep " + " ".join(shlex.quote(o) for o in self.overrides)
         self.tracker = Tracker(self.name, cfg.tracking.uri, cfg.tracking.artifacts)
         self.objective = Objective(self.overrides, self.params, self.grid, self.tracker,
