@@ -20,6 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 import optuna
+import torch
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
@@ -241,15 +242,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = compose_config(args)
         workers = int(cfg.sweep.workers)
-        import torch
         torch.set_num_threads(worker_threads(cfg, workers))
         if worker is not None or workers <= 1:
             sweep = Sweep(args, worker or 0)
             sweep.run()
             if worker is not None:
                 return 0
+            study, command = sweep.study, sweep.command
         else:
-            Sweep(args, 0, quiet=True)  # create the study and queue the grid once, up front
+            # Create the study and queue the grid once, up front, then let the workers run it.
+            command = Sweep(args, 0, quiet=True).command
             procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}", *args])
                      for i in range(workers)]
             codes = [p.wait() for p in procs]
@@ -257,15 +259,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: worker exit codes {codes}; run the same command to resume.",
                       file=sys.stderr)
                 return 1
-            sweep = Sweep(args, 0, quiet=True)
+            study = storage.load_study(cfg, storage.study_name(cfg))
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: the study is intact; run the same command to resume.", file=sys.stderr)
         return 130
-    print(summary(sweep.study, int(cfg.sweep.show_top)))
-    print(f"Optuna study {sweep.name!r}, MLflow experiment {sweep.name!r}; reproduce: {sweep.command}")
+    print(summary(study, int(cfg.sweep.show_top)))
+    print(f"Optuna study and MLflow experiment {study.study_name!r}; reproduce: {command}")
     return 0
 
 
