@@ -141,20 +141,19 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         "Hyper-parameters against the dev mean": plots.params_vs_dev(trials, params, monitor,
                                                                      out / "params.png"),
     }
-    sibling = {}
+    # Studies of the same model and data with other samplers, and any asked for by name:
+    # their expected-max curves side by side (grid against random, Dodge et al. 2019).
     base = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1] in SAMPLERS else None
-    for s in SAMPLERS if base else ():
-        other = study if f"{base}-{s}" == name else storage.load_study(cfg, f"{base}-{s}")
+    names = [f"{base}-{s}" for s in SAMPLERS] if base else [name]
+    curves_of = {}
+    for other_name in dict.fromkeys([*names, *compare]):
+        other = study if other_name == name else (
+            require_study(cfg, other_name) if other_name in compare else storage.load_study(cfg, other_name))
         if other is not None:
-            sibling[s] = [t.value for t in other.get_trials(deepcopy=False)
-                          if t.state.name == "COMPLETE"]
-    for other_name in compare:
-        other = require_study(cfg, other_name)
-        sibling[other_name] = [t.value for t in other.get_trials(deepcopy=False)
-                               if t.state.name == "COMPLETE"]
-    sibling = sibling or {"this study": list(done["dev_mean"])}
+            curves_of[other_name] = [t.value for t in other.get_trials(deepcopy=False)
+                                     if t.state.name == "COMPLETE"]
     figures["Expected best dev score against the number of trials"] = plots.expected_max_plot(
-        sibling, maximize, monitor, out / "expected_max.png")
+        curves_of, maximize, monitor, out / "expected_max.png")
 
     counts = trials["state"].value_counts().to_dict()
     lines = [
