@@ -126,8 +126,14 @@ class LMTask:
         split = self.dev if split is None else split
         mix = self.mix_probs if split is self.dev and mix_probs is None else mix_probs
         logp = self.target_log_probs(model, split)
-        nplm = math.exp(-logp.double().mean().item())
+        nplm = perplexity(-logp.double().mean().item())
         if mix is None:
             return {metrics.PERPLEXITY: nplm}
         p = self.mix_weight * logp.double().exp() + (1 - self.mix_weight) * mix.double()
-        return {metrics.PERPLEXITY: math.exp(-p.log().mean().item()), "nplm_perplexity": nplm}
+        return {metrics.PERPLEXITY: perplexity(-p.log().mean().item()), "nplm_perplexity": nplm}
+
+
+def perplexity(mean_nll: float) -> float:
+    """exp(mean negative log-likelihood per token); inf (not an OverflowError) for a
+    diverged model, which the training loop then reports as non-finite."""
+    return math.exp(mean_nll) if mean_nll < 700 else math.inf

@@ -126,3 +126,25 @@ def test_perplexity_is_exp_of_mean_nll():
     logp = task.target_log_probs(model, task.dev)
     assert logp.numel() == task.dev.targets
     assert task.evaluate(model)["perplexity"] == pytest.approx(math.exp(-logp.mean().item()))
+
+
+def test_a_diverged_model_has_infinite_perplexity_and_fails_cleanly():
+    from models.errors import NonFiniteLossError
+    from models.training import SeedTrainer, TrainSettings
+
+    task = tiny_task()
+
+    class Diverged(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, ctx):
+            logits = torch.zeros(ctx.shape[0], len(task.vocab)) + self.w
+            logits[:, 0] = 1e6  # all mass on <eos>: other targets get log-prob -1e6
+            return logits
+
+    assert task.evaluate(Diverged())["perplexity"] == math.inf
+    trainer = SeedTrainer(Diverged, task, TrainSettings(optimizer="sgd"), seed=0)
+    with pytest.raises(NonFiniteLossError, match="dev perplexity became inf"):
+        trainer.step()
