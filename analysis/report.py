@@ -81,7 +81,8 @@ def bengio_table(trials: pd.DataFrame, tracker: Tracker, rows: int = 10) -> pd.D
     for _, t in trials[trials["state"] == "COMPLETE"].head(rows).iterrows():
         row = {"trial": t["trial"]}
         row |= {label: t[col] for col, label in BENGIO_COLUMNS.items() if col in t}
-        row["train"] = f"{train_perplexity(tracker, t[RUN_ID]):.1f}"
+        # the network's own training perplexity; blank for mixtures, as in Bengio's Table 1
+        row["train"] = "" if row.get("mix") else f"{train_perplexity(tracker, t[RUN_ID]):.1f}"
         row["valid"] = pm(t["dev_mean"], t["dev_std"])
         if (test := test_summary(tracker, t[RUN_ID], "perplexity")) is not None:
             row["test†"] = pm(*test)
