@@ -29,7 +29,7 @@ from analysis.stats import bootstrap_diff, welch
 from analysis.tables import to_markdown, write_all
 from models.errors import UserError
 from sweeps import storage
-from sweeps.config import compose_config
+from sweeps.config import compose_config, run_cli
 from sweeps.paths import ROOT
 from sweeps.tracking import Tracker
 
@@ -189,16 +189,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", help="folder (default reports/<study>)")
     ap.add_argument("--compare", default="", help="other studies for the expected-max plot, comma-separated")
     args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def body() -> str:
         cfg = compose_config(overrides)
         name = args.study or storage.study_name(cfg)
         out = Path(args.out) if args.out else ROOT / "reports" / name
-        report = build(cfg, name, out, args.top, [c for c in args.compare.split(",") if c])
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"report: {report}")
-    return 0
+        return f"report: {build(cfg, name, out, args.top, [c for c in args.compare.split(',') if c])}"
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

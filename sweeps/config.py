@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, MissingConfigException
@@ -35,6 +36,18 @@ def _explain(err: Exception) -> str:
         return (f"bad override {key!r}: {first}. Check the key's spelling against the config "
                 "(python -m sweeps.train --cfg prints it).")
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def run_cli(body: Callable[[], str]) -> int:
+    """Run a command's body: print what it returns (exit 0), or a UserError as one line on
+    stderr without a traceback (exit 2)."""
+    try:
+        out = body()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:

@@ -34,7 +34,7 @@ from models.data.rt import load_rt_test
 from models.data.sst import load_sst_test
 from models.errors import UserError
 from sweeps import storage
-from sweeps.config import compose_config
+from sweeps.config import compose_config, run_cli
 from sweeps.objective import MLFLOW_RUN_ID
 from sweeps.seeds import SWEEP_ONLY, mean_std
 from sweeps.sweep import WEIGHTS, ranked
@@ -186,15 +186,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--run")
     ap.add_argument("--reason")
     args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
-    try:
+
+    def body() -> str:
         cfg = compose_config(overrides)
-        target = resolve(cfg, args.study, args.trial, args.run)
-        result = evaluate(target, args.reason)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report(result))
-    return 0
+        return report(evaluate(resolve(cfg, args.study, args.trial, args.run), args.reason))
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

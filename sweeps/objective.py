@@ -13,7 +13,6 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from models.errors import UserError
 from sweeps.config import compose_config
 from sweeps.search_space import Param, suggest, to_overrides
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
@@ -49,10 +48,7 @@ class Objective:
         values = suggest(trial, self.params, self.grid)
         cfg = self.config(values)
         workload = self.workload(cfg)
-        try:
-            seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
-        except ValueError as e:
-            raise UserError(f"bad seeds: {e}.") from e
+        seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
         trial.set_user_attr("seeds", seeds)
         parent = self.tracker.start_config_run(
             f"trial {trial.number}", {**run_params(cfg, workload, seeds), "trial": trial.number},

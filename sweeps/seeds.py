@@ -19,6 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from models import metrics
+from models.errors import UserError
 from models.training import SeedResult, SeedTrainer
 from sweeps.tracking import Tracker, flatten
 from sweeps.workloads import Workload
@@ -32,10 +33,10 @@ def draw_seeds(k: int, given: Sequence[int] | None = None) -> list[int]:
     if given:
         seeds = [int(s) for s in given]
         if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
+            raise UserError(f"seed_list must hold distinct seeds, got {seeds}.")
         return seeds
     if k < 1:
-        raise ValueError(f"need at least one seed, got seeds={k}")
+        raise UserError(f"need at least one seed, got seeds={k}.")
     rng = random.SystemRandom()
     seeds: list[int] = []
     while len(seeds) < k:

@@ -13,9 +13,8 @@ from collections.abc import Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from models.errors import UserError
 from models.training import SeedTrainer
-from sweeps.config import compose_config
+from sweeps.config import compose_config, run_cli
 from sweeps.seeds import SWEEP_ONLY, ConfigResult, draw_seeds, run_config, run_params
 from sweeps.tracking import Tracker, flatten
 from sweeps.workloads import build_workload, cache_dir, ngram_perplexities, prepare_lm
@@ -37,10 +36,7 @@ def train(cfg: DictConfig, command: str = "", quiet: bool = False) -> ConfigResu
     """Train `cfg` over its seeds with tracking; re-entrant, no module-level state."""
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    try:
-        seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
-    except ValueError as e:
-        raise UserError(f"bad seeds: {e}.") from e
+    seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
     workload = build_workload(cfg)
     tracker = Tracker(cfg.tracking.experiment, cfg.tracking.uri, cfg.tracking.artifacts)
     parent = tracker.start_config_run(f"{cfg.model.name}-{cfg.data.name}",
@@ -78,24 +74,18 @@ def report(result: ConfigResult) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    show_cfg = "--cfg" in args
     overrides = [a for a in args if a != "--cfg"]
-    try:
+
+    def body() -> str:
         cfg = compose_config(overrides)
-        if show_cfg:
-            print(OmegaConf.to_yaml(cfg))
-            return 0
+        if "--cfg" in args:
+            return OmegaConf.to_yaml(cfg)
         if cfg.model.name == "ngram":
             run_id, values = train_ngram(cfg, command_line(overrides))
-            print("\n".join(f"{k:>32}  {v:.4f}" for k, v in values.items()))
-            print(f"(MLflow run {run_id})")
-            return 0
-        result = train(cfg, command_line(overrides))
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(report(result))
-    return 0
+            return "\n".join(f"{k:>32}  {v:.4f}" for k, v in values.items()) + f"\n(MLflow run {run_id})"
+        return report(train(cfg, command_line(overrides)))
+
+    return run_cli(body)
 
 
 if __name__ == "__main__":

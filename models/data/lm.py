@@ -4,7 +4,6 @@ index from it, with no Python work per example."""
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -24,15 +23,7 @@ def build_lm_vocab(train: list[list[str]], rare_max_count: int = 0,
     """`<eos>` and `<unk>` first, then train words by frequency. Words seen at most
     `rare_max_count` times, and those beyond `max_size`, become `<unk>` (Bengio et al.
     merge Brown words seen 3 times or fewer into one symbol)."""
-    counts = Counter(w for sent in train for w in sent)
-    words = sorted((w for w, c in counts.items() if c > rare_max_count and w not in (EOS, UNK)),
-                   key=lambda w: (-counts[w], w))
-    if max_size is not None:
-        words = words[: max(0, max_size - 2)]
-    vocab = Vocab.__new__(Vocab)
-    vocab.itos = [EOS, UNK, *words]
-    vocab.stoi = {w: i for i, w in enumerate(vocab.itos)}
-    return vocab
+    return Vocab.build(train, min_freq=rare_max_count + 1, max_size=max_size, specials=(EOS, UNK))
 
 
 @dataclass

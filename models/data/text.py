@@ -21,7 +21,7 @@ def tokenize(text: str) -> list[str]:
 
 @dataclass
 class Vocab:
-    """Index 0 is `<pad>`, index 1 is `<unk>`; the rest in order of decreasing frequency."""
+    """Special symbols first (`<pad>` 0 and `<unk>` 1 by default), then words by frequency."""
 
     itos: list[str]
     stoi: dict[str, int] = field(init=False)
@@ -31,24 +31,28 @@ class Vocab:
 
     @classmethod
     def build(
-        cls, token_lists: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None
+        cls, token_lists: Iterable[list[str]], min_freq: int = 1, max_size: int | None = None,
+        specials: tuple[str, ...] = (PAD, UNK),
     ) -> Vocab:
+        """`specials` first, then the words seen at least `min_freq` times by decreasing
+        frequency, `max_size` entries in all."""
         if min_freq < 1:
             raise ValueError(f"min_freq must be at least 1, got {min_freq}")
         counts = Counter(tok for toks in token_lists for tok in toks)
         # Ties broken alphabetically so the same data always gives the same indices.
-        words = sorted((w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w))
+        words = sorted((w for w, c in counts.items() if c >= min_freq and w not in specials),
+                       key=lambda w: (-counts[w], w))
         if max_size is not None:
-            words = words[: max(0, max_size - 2)]
-        return cls([PAD, UNK, *(w for w in words if w not in (PAD, UNK))])
+            words = words[: max(0, max_size - len(specials))]
+        return cls([*specials, *words])
 
     @property
     def pad_index(self) -> int:
-        return 0
+        return self.stoi[PAD]
 
     @property
     def unk_index(self) -> int:
-        return 1
+        return self.stoi[UNK]
 
     def __len__(self) -> int:
         return len(self.itos)
