@@ -120,11 +120,17 @@ class Sweep:
             if study.direction.name.lower() != direction:
                 raise UserError(f"study {self.name!r} exists with direction "
                                 f"{study.direction.name.lower()}; pass sweep.study_name=<new name>.")
+            space = OmegaConf.to_yaml(self.cfg.search_space)
             if "command" not in study.user_attrs:
                 study.set_user_attr("command", self.command)
                 study.set_user_attr("mlflow_experiment", self.name)
                 study.set_user_attr("monitor", base.task.monitor)
                 study.set_user_attr("params", [p.name for p in self.params])
+                study.set_user_attr("search_space", space)
+            elif study.user_attrs.get("search_space", space) != space:
+                raise UserError(f"study {self.name!r} was created with another search space "
+                                f"(its command: {study.user_attrs['command']}); resume it with that "
+                                "space, or start a new study with sweep.study_name=<name>.")
             if self.grid:
                 storage.enqueue_grid(study, self.points)
         return study

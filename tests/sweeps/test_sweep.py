@@ -222,3 +222,10 @@ def test_ctrl_c_stops_cleanly_and_the_study_resumes(tmp_path):
     assert main(overrides(tmp_path, csv, *args)) == 0
     complete = load(tmp_path, "dan-csv-grid").get_trials(states=(TrialState.COMPLETE,))
     assert grid_of(complete) == GRID and len(complete) == 4
+
+
+def test_resuming_a_study_with_another_search_space_is_an_error(tmp_path, polarity_csv, capsys):
+    Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=1"), quiet=True).run()
+    other = [o for o in overrides(tmp_path, polarity_csv, "sweep.trials=2") if o != "search_space=dan_tiny"]
+    assert main(other) == 2
+    assert "was created with another search space" in capsys.readouterr().err
