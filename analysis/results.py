@@ -14,7 +14,7 @@ from models.errors import UserError
 from sweeps import storage
 from sweeps.tracking import Tracker
 
-RUN_ID = "mlflow_run_id"
+RUN_ID = storage.MLFLOW_RUN_ID  # the trial attribute naming its MLflow parent run
 
 
 def require_study(cfg: DictConfig, name: str) -> optuna.Study:
@@ -61,12 +61,6 @@ def seed_curves(tracker: Tracker, run_id: str, monitor: str) -> pd.DataFrame:
         rows += [{"epoch": step, "seed": seed, "value": value}
                  for step, value in tracker.metric_history(child.info.run_id, metrics.dev(monitor))]
     return pd.DataFrame(rows, columns=["epoch", "seed", "value"])
-
-
-def seed_bests(tracker: Tracker, run_id: str, monitor: str) -> list[float]:
-    """Each seed's best dev value as MLflow holds it."""
-    return [c.data.metrics[metrics.best_dev(monitor)] for c in tracker.child_runs(run_id)
-            if metrics.best_dev(monitor) in c.data.metrics]
 
 
 def test_summary(tracker: Tracker, run_id: str, monitor: str) -> tuple[float, float] | None:

@@ -35,8 +35,8 @@ from models.data.sst import load_sst_test
 from models.errors import UserError
 from sweeps import storage
 from sweeps.config import compose_config, run_cli
-from sweeps.objective import MLFLOW_RUN_ID
 from sweeps.seeds import SWEEP_ONLY, mean_std
+from sweeps.storage import MLFLOW_RUN_ID
 from sweeps.sweep import WEIGHTS, ranked
 from sweeps.tracking import Tracker, git_commit
 from sweeps.workloads import build_workload, cache_dir, corpus_files, trigram

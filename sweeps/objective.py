@@ -16,10 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from sweeps.config import compose_config
 from sweeps.search_space import Param, suggest, to_overrides
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
+from sweeps.storage import MLFLOW_RUN_ID
 from sweeps.tracking import Tracker
 from sweeps.workloads import Workload, build_workload
 
-MLFLOW_RUN_ID = "mlflow_run_id"
 TRIAL_STATE = "trial_state"  # MLflow tag on a trial's parent run: COMPLETE, PRUNED or FAIL
 
 WorkloadFactory = Callable[[DictConfig, Any], Workload]

@@ -31,6 +31,7 @@ WORKER = "worker"  # "host:pid" of the process running the trial
 INTERRUPTED = "interrupted"  # the trial was cut short (killed worker, Ctrl-C): not in the budget
 RETRY_OF = "retry_of"  # number of the interrupted trial whose configuration this one retries
 FAIL_REASON = "fail_reason"
+MLFLOW_RUN_ID = "mlflow_run_id"  # the trial's parent run in MLflow
 
 
 def study_name(cfg: DictConfig) -> str:

@@ -27,8 +27,9 @@ from optuna.trial import TrialState
 from models.errors import UserError
 from sweeps import storage
 from sweeps.config import compose_config
-from sweeps.objective import MLFLOW_RUN_ID, TRIAL_STATE, Objective, WorkloadFactory
+from sweeps.objective import TRIAL_STATE, Objective, WorkloadFactory
 from sweeps.search_space import grid_points, parse_space
+from sweeps.storage import MLFLOW_RUN_ID
 from sweeps.tracking import Tracker
 from sweeps.workloads import build_workload
 

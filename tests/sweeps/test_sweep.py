@@ -15,7 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps.objective import MLFLOW_RUN_ID, TRIAL_STATE
+from sweeps.objective import TRIAL_STATE
+from sweeps.storage import MLFLOW_RUN_ID
 from sweeps.sweep import Sweep, main
 from tests.conftest import REPO, write_polarity_csv
 from tests.sweeps.scripted import scripted_factory
