@@ -60,3 +60,44 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
         raise UserError(_explain(e)) from e
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+def whole_number(cfg: DictConfig, key: str, low: int) -> int:
+    """The integer at `key`, at least `low`; anything else is a UserError naming the key."""
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise UserError(f"{key} must be a whole number >= {low}, not {value!r}.")
+    return value
+
+
+def check_sweep_settings(cfg: DictConfig) -> None:
+    """The budget, workers and seeds of a sweep, checked before anything is created."""
+    whole_number(cfg, "sweep.trials", 1)
+    whole_number(cfg, "sweep.workers", 1)
+    whole_number(cfg, "sweep.keep_weights", 0)
+    whole_number(cfg, "sweep.show_top", 0)
+    check_seeds(cfg)
+    if cfg.threads is not None:
+        whole_number(cfg, "threads", 1)
+    if not isinstance(cfg.sweep.new, bool):
+        raise UserError(f"sweep.new must be true or false, not {cfg.sweep.new!r}.")
+
+
+def check_seeds(cfg: DictConfig) -> None:
+    if cfg.seed_list is None:
+        whole_number(cfg, "seeds", 1)
+        return
+    seeds = OmegaConf.to_container(cfg.seed_list) if OmegaConf.is_config(cfg.seed_list) else cfg.seed_list
+    if (not isinstance(seeds, list) or not seeds
+            or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)):
+        raise UserError(f"seed_list must be a list of whole numbers >= 0, e.g. [1,2,3], not {seeds!r}.")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"seed_list must hold distinct seeds, got {seeds}.")
+
+
+def wants_help(args: Sequence[str], doc: str) -> bool:
+    """Print `doc` (a module docstring) and say so when -h or --help is among `args`."""
+    if "-h" in args or "--help" in args:
+        print(doc.strip())
+        return True
+    return False

@@ -36,9 +36,8 @@ from models.errors import UserError
 from sweeps import storage
 from sweeps.config import compose_config, run_cli
 from sweeps.seeds import SWEEP_ONLY, mean_std
-from sweeps.storage import MLFLOW_RUN_ID
-from sweeps.sweep import WEIGHTS, ranked
-from sweeps.tracking import Tracker, git_commit
+from sweeps.storage import MLFLOW_RUN_ID, ranked
+from sweeps.tracking import WEIGHTS, Tracker, git_commit
 from sweeps.workloads import build_workload, cache_dir, corpus_files, trigram
 
 

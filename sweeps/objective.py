@@ -1,8 +1,9 @@
 """The multi-seed objective: one Optuna trial = one configuration over K seeds.
 
 The seeds train in lockstep; after every epoch the trial reports the seed mean of the
-dev metric, so the pruner sees the mean, never one seed. The trial's value is the mean
-over seeds of each seed's best dev value; its user attributes hold the rest.
+dev metric (each seed's best so far, averaged), so the pruner sees the mean, never one
+seed. The trial's value is that mean at the end: the mean over seeds of each seed's best
+dev value; its user attributes hold the rest.
 """
 
 from __future__ import annotations
@@ -14,25 +15,28 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from sweeps.config import compose_config
-from sweeps.search_space import Param, suggest, to_overrides
+from sweeps.search_space import Lookup, Param, suggest, to_overrides
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
-from sweeps.storage import MLFLOW_RUN_ID
+from sweeps.storage import INACTIVE, MLFLOW_RUN_ID, SEED_EPOCHS
 from sweeps.tracking import Tracker
 from sweeps.workloads import Workload, build_workload
 
 TRIAL_STATE = "trial_state"  # MLflow tag on a trial's parent run: COMPLETE, PRUNED or FAIL
 
 WorkloadFactory = Callable[[DictConfig, Any], Workload]
+# (trial number, epoch, seeds still training, K, seed mean): progress inside a trial
+EpochProgress = Callable[[int, int, int, int, float], None]
 
 
 class Objective:
     """Callable on a trial; keeps the data it prepared for reuse by the worker's next trials."""
 
     def __init__(self, base_overrides: Sequence[str], params: list[Param], grid: bool,
-                 tracker: Tracker, command: str, workload_factory: WorkloadFactory = build_workload):
+                 tracker: Tracker, command: str, workload_factory: WorkloadFactory = build_workload,
+                 lookup: Lookup = lambda key: None, on_epoch: EpochProgress | None = None):
         self.base_overrides = list(base_overrides)
         self.params, self.grid, self.tracker, self.command = params, grid, tracker, command
-        self.workload_factory = workload_factory
+        self.workload_factory, self.lookup, self.on_epoch = workload_factory, lookup, on_epoch
         self._tasks: dict[str, Any] = {}  # data config (yaml) -> prepared task
 
     def config(self, values: dict[str, Any]) -> DictConfig:
@@ -45,8 +49,10 @@ class Objective:
         return workload
 
     def __call__(self, trial: optuna.Trial) -> ConfigResult:
-        values = suggest(trial, self.params, self.grid)
-        cfg = self.config(values)
+        values, inactive = suggest(trial, self.params, self.grid, self.lookup)
+        if inactive:
+            trial.set_user_attr(INACTIVE, inactive)
+        cfg = self.config({**values, **inactive})
         workload = self.workload(cfg)
         seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
         trial.set_user_attr("seeds", seeds)
@@ -59,6 +65,8 @@ class Objective:
 
         def report(epoch: int, mean: float, trainers) -> bool:
             trial.report(mean, epoch)
+            if self.on_epoch is not None:
+                self.on_epoch(trial.number, epoch, sum(not t.done for t in trainers), len(trainers), mean)
             return trial.should_prune()
 
         result = run_config(workload, seeds, self.tracker, parent, on_epoch=report)
@@ -66,5 +74,6 @@ class Objective:
         trial.set_user_attr("seed_values", result.best_values)
         trial.set_user_attr("best_epochs", [r.best_epoch for r in result.seed_results])
         trial.set_user_attr("epochs_run", max(r.epochs_run for r in result.seed_results))
+        trial.set_user_attr(SEED_EPOCHS, sum(r.epochs_run for r in result.seed_results))
         trial.set_user_attr("compute_seconds", sum(r.compute_seconds for r in result.seed_results))
         return result

@@ -103,17 +103,20 @@ class SeedGroup:
     def done(self) -> bool:
         return all(t.done for t in self.trainers)
 
+    @property
+    def training(self) -> int:
+        return sum(not t.done for t in self.trainers)
+
     def step(self) -> float:
-        """One epoch of every unfinished seed; the seed mean of the dev metric (a finished
-        seed counts with its best value, the weights it keeps)."""
+        """One epoch of every unfinished seed; the seed mean after it: the mean over seeds of
+        each seed's best dev value so far (the weights it would keep). The one definition of
+        "seed mean" everywhere: at the last epoch it is the trial's value."""
         self.epoch += 1
         for trainer, run_id in zip(self.trainers, self.run_ids):
             if not trainer.done:
                 m = trainer.step()
                 self.tracker.log_metrics(run_id, m.as_dict(), step=m.epoch)
-        current = [t.best_value if t.done else t.history[-1].dev[self.monitor]
-                   for t in self.trainers]
-        return mean_std(current)[0]
+        return mean_std([t.best_value for t in self.trainers])[0]
 
     def close(self, status: str) -> list[SeedResult]:
         """Log each seed's best epoch, value and weights (whatever it reached) and end its run."""

@@ -32,11 +32,22 @@ INTERRUPTED = "interrupted"  # the trial was cut short (killed worker, Ctrl-C): 
 RETRY_OF = "retry_of"  # number of the interrupted trial whose configuration this one retries
 FAIL_REASON = "fail_reason"
 MLFLOW_RUN_ID = "mlflow_run_id"  # the trial's parent run in MLflow
+INACTIVE = "inactive"  # values conditional entries took without being sampled ({key: value})
+SEED_EPOCHS = "seed_epochs"  # training compute of a trial: epochs summed over its seeds
+# user attributes the platform sets on studies
+COMMAND = "command"  # the make command that reruns (resumes) the study
+IDENTITY = "identity"  # settings, search space and metric (sweeps/identity.py)
+FINGERPRINT = "fingerprint"  # a hash of IDENTITY
+MLFLOW_EXPERIMENT = "mlflow_experiment"
+MONITOR = "monitor"  # the dev metric, e.g. "accuracy"
+PARAMS = "params"  # the search-space keys, in file order
 
 
-def study_name(cfg: DictConfig) -> str:
-    """`sweep.study_name`, else <model>-<data>-<sampler>."""
-    return cfg.sweep.study_name or f"{cfg.model.name}-{cfg.data.name}-{cfg.sampler.name}"
+def study_name(cfg: DictConfig, fingerprint: str | None = None) -> str:
+    """`sweep.study_name`, else <model>-<data>-<sampler>; with `sweep.new`, followed by the
+    first characters of the study's fingerprint."""
+    name = cfg.sweep.study_name or f"{cfg.model.name}-{cfg.data.name}-{cfg.sampler.name}"
+    return f"{name}-{fingerprint[:6]}" if cfg.sweep.get("new") and fingerprint else name
 
 
 def folder_of(cfg: DictConfig) -> Path:
@@ -155,3 +166,29 @@ def claim_trial(
         trial = study.ask()
         trial.set_user_attr(WORKER, worker_id())
         return trial
+
+
+def ranked(study: optuna.Study, trials=None) -> list[optuna.trial.FrozenTrial]:
+    """Completed trials, best first."""
+    trials = study.get_trials(deepcopy=False) if trials is None else trials
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    return sorted(done, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
+
+
+def pruning_savings(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """How many trials were pruned and the training compute they saved, estimated as what
+    an average completed trial spent (in seed-epochs) less what the pruned ones spent."""
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    complete = [t.user_attrs[SEED_EPOCHS] for t in trials
+                if t.state == TrialState.COMPLETE and SEED_EPOCHS in t.user_attrs]
+    if not pruned:
+        return ""
+    spent = sum(t.user_attrs.get(SEED_EPOCHS, 0) for t in pruned)
+    if not complete:
+        return f"{len(pruned)} pruned, after {spent} seed-epochs"
+    per_trial = sum(complete) / len(complete)
+    saved = max(len(pruned) * per_trial - spent, 0)
+    total = sum(complete) + spent
+    return (f"{len(pruned)} pruned after {spent} seed-epochs; run to the end they would have taken "
+            f"~{len(pruned) * per_trial:.0f} (the completed trials' mean, {per_trial:.1f}): "
+            f"~{saved:.0f} seed-epochs saved, {saved / (total + saved):.0%} of the sweep's training")

@@ -72,6 +72,7 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 LEDGER_EXPERIMENT = "lockbox"  # one run per test evaluation ever made
+WEIGHTS = "weights"  # artifact folder of a seed run: best-<seed>.pt
 
 
 class Tracker:
@@ -92,13 +93,30 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no store-migration chatter
         self.uri = resolve_uri(uri)
         self.client = MlflowClient(tracking_uri=self.uri)
-        found = self.client.get_experiment_by_name(experiment)
+        self.experiment, self._artifacts = experiment, artifacts
+        self._experiment_id: str | None = None
+
+    @property
+    def experiment_id(self) -> str:
+        """The experiment's id; it is created on first use, so a command that fails before
+        it tracks anything leaves no empty experiment behind."""
+        if self._experiment_id is None:
+            self._experiment_id = self._get_or_create(self.experiment, self._artifacts)
+        return self._experiment_id
+
+    def _get_or_create(self, name: str, artifacts: str | None) -> str:
+        """Race-safe: another process may create the experiment between the two calls."""
+        found = self.client.get_experiment_by_name(name)
         if found is not None:
-            self.experiment_id = found.experiment_id
-        else:
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=self._artifact_location(experiment, artifacts))
-        self.experiment = experiment
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(
+                name, artifact_location=self._artifact_location(name, artifacts))
+        except MlflowException:
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
 
     def _artifact_location(self, experiment: str, artifacts: str | None) -> str | None:
         """A folder for a new experiment's artifacts beside a local store; None: the server's."""
@@ -189,9 +207,7 @@ class Tracker:
 
     def record_test_evaluation(self, entry: Mapping[str, Any], test_metrics: Mapping[str, float]) -> str:
         """A ledger entry: one run in the `lockbox` experiment."""
-        exp = self.client.get_experiment_by_name(LEDGER_EXPERIMENT)
-        exp_id = exp.experiment_id if exp else self.client.create_experiment(
-            LEDGER_EXPERIMENT, artifact_location=self._artifact_location(LEDGER_EXPERIMENT, None))
+        exp_id = self._get_or_create(LEDGER_EXPERIMENT, None)
         run = self.client.create_run(exp_id, run_name=f"{entry['scope']} test", tags={
             MLFLOW_RUN_NAME: f"{entry['scope']} test", MLFLOW_GIT_COMMIT: str(entry["git_commit"])})
         self.client.log_batch(run.info.run_id, params=[Param(k, str(v)[:_MAX_PARAM])

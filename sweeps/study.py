@@ -1,0 +1,242 @@
+"""One worker's view of a study: opens it (checking what its trials mean), claims trials,
+runs them over K seeds and records them in Optuna and MLflow."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import optuna
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from models.errors import UserError
+from sweeps import storage
+from sweeps.config import compose_config
+from sweeps.identity import StudyIdentity, check_resume, make_command, pin, study_identity
+from sweeps.objective import TRIAL_STATE, Objective, WorkloadFactory
+from sweeps.progress import Progress, abbreviations, short_params
+from sweeps.search_space import check_point, config_lookup, grid_points, parse_space
+from sweeps.storage import MLFLOW_RUN_ID, ranked
+from sweeps.tracking import WEIGHTS, Tracker
+from sweeps.workloads import build_workload
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
+WEIGHTS_DELETED = "weights_deleted"  # study attribute: trials whose seed weights are gone
+
+
+def _stream_seed(seed: int, existing: int, worker: int) -> int:
+    """A sampler seed per worker and per resume, so no two streams replay each other."""
+    return int(np.random.SeedSequence([seed, existing, worker]).generate_state(1)[0])
+
+
+def make_sampler(s: DictConfig, existing: int, worker: int) -> optuna.samplers.BaseSampler:
+    seed = _stream_seed(int(s.seed), existing, worker)
+    if s.name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(s.n_startup_trials),
+                                          multivariate=bool(s.multivariate))
+    if s.name in ("random", "grid"):  # grid trials are queued with all their values fixed
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise UserError(f"unknown sampler {s.name!r}; choose one of: grid, random, tpe.")
+
+
+def make_pruner(p: DictConfig) -> optuna.pruners.BasePruner:
+    if p.name == "none":
+        return optuna.pruners.NopPruner()
+    if p.name != "patience":
+        raise UserError(f"unknown pruner {p.name!r}; choose one of: patience, none.")
+    wrapped = {"none": None,
+               "median": optuna.pruners.MedianPruner(n_startup_trials=int(p.n_startup_trials),
+                                                     n_warmup_steps=int(p.n_warmup_steps)),
+               "successive_halving": optuna.pruners.SuccessiveHalvingPruner()}
+    if p.wrap not in wrapped:
+        raise UserError(f"pruner.wrap must be none, median or successive_halving, not {p.wrap!r}.")
+    with warnings.catch_warnings():  # PatientPruner is marked experimental since v2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.pruners.PatientPruner(wrapped[p.wrap], patience=int(p.patience),
+                                            min_delta=float(p.min_delta))
+
+
+class Sweep:
+    """One worker's view of a study: opens it, claims trials, runs and records them."""
+
+    def __init__(self, overrides: Sequence[str], worker: int = 0, quiet: bool = False,
+                 workload_factory: WorkloadFactory = build_workload, progress: Progress | None = None,
+                 workers: int = 1):
+        self.overrides, self.worker = list(overrides), worker
+        self.progress = progress or Progress(quiet=quiet)
+        self.cfg = cfg = compose_config(self.overrides)
+        lookup = config_lookup(cfg)
+        self.params = pin(parse_space(cfg.search_space, cfg), self.overrides, cfg)
+        self.grid = cfg.sampler.name == "grid"
+        self.points = self._grid(cfg, lookup) if self.grid else []
+        self.budget = (min(len(self.points), int(cfg.sweep.trials)) if self.grid
+                       else int(cfg.sweep.trials))
+        self.folder = storage.folder_of(cfg)
+        self.tracker = Tracker("", cfg.tracking.uri, cfg.tracking.artifacts)  # named once opened
+        self.objective = Objective(self.overrides, self.params, self.grid, self.tracker, "",
+                                   workload_factory, lookup, on_epoch=self.progress.epoch)
+        self.progress.say(f"loading data ({cfg.data.name}) and checking the {cfg.model.name} settings")
+        base = self.objective.workload(cfg)  # loads the data once; tells the metric
+        self.monitor, self.direction = base.task.monitor, "maximize" if base.task.mode == "max" else "minimize"
+        self.identity = study_identity(cfg, self.params, f"dev_{self.monitor} ({self.direction})")
+        self.name = storage.study_name(cfg, self.identity.fingerprint)
+        self.command = make_command(self.overrides, self.name if cfg.sweep.new else None)
+        self.tracker.experiment = self.name
+        self.objective.command = self.command
+        self.abbrev = abbreviations([p.name for p in self.params])
+        self.study = self._open_study()
+
+    def _grid(self, cfg: DictConfig, lookup) -> list[dict]:
+        """The valid combinations of the grid values, or the explicit `sweep.grid_points`."""
+        if not cfg.sweep.get("grid_points"):
+            return grid_points(self.params, lookup)
+        points = [dict(p) for p in OmegaConf.to_container(cfg.sweep.grid_points)]
+        for point in points:
+            check_point(self.params, point, lookup)
+        # the points' values become the entries' grids, so each is a valid choice
+        self.params = [p if p.fixed else replace(p, grid=tuple(dict.fromkeys(
+            pt[p.name] for pt in points if p.name in pt)) or p.grid) for p in self.params]
+        return points
+
+    def _open_study(self) -> optuna.Study:
+        store = storage.open_storage(self.cfg.storage.url, self.folder)
+        with storage.study_lock(self.name, self.folder):
+            try:
+                existing = optuna.load_study(study_name=self.name, storage=store)
+            except KeyError:
+                existing = None
+            if existing is not None:
+                self._check(existing, self.identity)
+            study = optuna.create_study(
+                study_name=self.name, storage=store, direction=self.direction, load_if_exists=True,
+                sampler=make_sampler(self.cfg.sampler, len(existing.trials) if existing else 0,
+                                     self.worker),
+                pruner=make_pruner(self.cfg.pruner))
+            if existing is None:
+                for key, value in {storage.COMMAND: self.command, storage.MLFLOW_EXPERIMENT: self.name,
+                                   storage.MONITOR: self.monitor,
+                                   storage.PARAMS: [p.name for p in self.params],
+                                   storage.IDENTITY: self.identity.as_dict(),
+                                   storage.FINGERPRINT: self.identity.fingerprint}.items():
+                    study.set_user_attr(key, value)
+            if self.grid:
+                storage.enqueue_grid(study, self.points)
+        return study
+
+    def _check(self, study: optuna.Study, identity: StudyIdentity) -> None:
+        recorded = study.user_attrs.get(storage.IDENTITY)
+        if recorded is None:
+            raise UserError(f"study {self.name!r} was made by an earlier version that recorded no "
+                            "fingerprint of its settings; start a new study with sweep.new=true or "
+                            "sweep.study_name=<name>.")
+        check_resume(self.name, recorded, identity)
+
+    def _recovered(self, t: optuna.trial.FrozenTrial) -> None:
+        if run_id := t.user_attrs.get(MLFLOW_RUN_ID):
+            self.tracker.end_stale(run_id)
+            self.tracker.set_tags(run_id, {TRIAL_STATE: "FAIL"})
+
+    def done(self) -> int:
+        return sum(storage.counts_toward_budget(t) and t.state.is_finished()
+                   for t in self.study.get_trials(deepcopy=False))
+
+    def run(self) -> None:
+        """Claim and run trials until the budget (or the grid) is used up."""
+        done = self.done()
+        trials = self.study.get_trials(deepcopy=False)
+        if trials:
+            self.progress.say(f"resuming study {self.name}: {done} of {self.budget} trials done"
+                              + (f", {sum(t.state == TrialState.WAITING for t in trials)} queued"
+                                 if self.grid else ""))
+        else:
+            self.progress.say(f"new study {self.name}: {self.budget} trials x "
+                              f"{self.cfg.seed_list and len(self.cfg.seed_list) or self.cfg.seeds} seeds")
+        self.progress.start(self.budget, done, int(self.cfg.sweep.workers))
+        try:
+            while True:
+                trial = storage.claim_trial(self.study, self.budget, self.grid, self.folder,
+                                            self._recovered)
+                if trial is None:
+                    return
+                self.run_trial(trial)
+        finally:
+            self.progress.close()
+
+    def run_trial(self, trial: optuna.Trial) -> None:
+        start = time.time()
+        try:
+            result = self.objective(trial)
+        except KeyboardInterrupt:
+            with storage.study_lock(self.name, self.folder):
+                frozen = self.study._storage.get_trial(trial._trial_id)
+                storage.retry(self.study, frozen, "interrupted by the user (Ctrl-C)")
+                self._recovered(frozen)
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure fails this trial, not the sweep
+            reason = f"{type(e).__name__}: {e}"
+            trial.set_user_attr(storage.FAIL_REASON, reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            if run_id := trial.user_attrs.get(MLFLOW_RUN_ID):
+                self.tracker.set_tags(run_id, {TRIAL_STATE: "FAIL", storage.FAIL_REASON: reason[:5000]})
+            self._finished(trial, "FAIL", reason, start)
+        else:
+            state = TrialState.PRUNED if result.stopped else TrialState.COMPLETE
+            if state == TrialState.PRUNED:
+                self.study.tell(trial, state=state)
+            else:
+                self.study.tell(trial, result.mean)
+            self.tracker.set_tags(result.run_id, {TRIAL_STATE: state.name})
+            epoch = max(r.epochs_run for r in result.seed_results)
+            at = f" at epoch {epoch}" if result.stopped else f" {epoch} epochs"
+            self._finished(trial, state.name, f"{result.mean:.4f}±{result.std:.4f}{at}", start)
+        self._keep_top_weights()
+
+    def _keep_top_weights(self) -> None:
+        """Delete the seed weights of trials outside the top-k completed (pruned and failed
+        trials included): only those can still be finally evaluated."""
+        k = int(self.cfg.sweep.keep_weights)
+        with storage.study_lock(self.name, self.folder):
+            trials = self.study.get_trials(deepcopy=False)
+            top = {t.number for t in ranked(self.study, trials)[:k]}
+            deleted = set(self.study.user_attrs.get(WEIGHTS_DELETED, []))
+            for t in trials:
+                if (t.state.is_finished() and t.number not in top and t.number not in deleted
+                        and MLFLOW_RUN_ID in t.user_attrs):
+                    for run in self.tracker.child_runs(t.user_attrs[MLFLOW_RUN_ID]):
+                        self.tracker.delete_artifacts(run.info.run_id, WEIGHTS)
+                    deleted.add(t.number)
+            self.study.set_user_attr(WEIGHTS_DELETED, sorted(deleted))
+
+    def _finished(self, trial: optuna.Trial, state: str, detail: str, start: float) -> None:
+        trials = self.study.get_trials(deepcopy=False)
+        done = sum(storage.counts_toward_budget(t) and t.state.is_finished() for t in trials)
+        best = ranked(self.study, trials)
+        best_text = f"best #{best[0].number} {best[0].value:.4f}" if best else "no best yet"
+        params = short_params(trial.params, self.abbrev)
+        self.progress.trial_finished(
+            time.time() - start, done,
+            f"#{trial.number} {state} {detail} {time.time() - start:.0f}s | {best_text} | {params}")
+
+
+def summary(study: optuna.Study, top: int) -> str:
+    trials = study.get_trials(deepcopy=False)
+    states = {s.name: sum(t.state == s for t in trials) for s in
+              (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    lines = [f"study {study.study_name}: " + ", ".join(f"{v} {k.lower()}" for k, v in states.items())]
+    if saved := storage.pruning_savings(trials):
+        lines.append(saved)
+    rows = ranked(study, trials)[:top]
+    if not rows:
+        return "\n".join(lines)
+    abbrev = abbreviations(list(study.user_attrs.get(storage.PARAMS, [])) or list(rows[0].params))
+    lines.append(f"{'trial':>5}  {'dev mean ± std':>17}  {'K':>2}  {'epochs':>6}  params")
+    for t in rows:
+        std = t.user_attrs.get("std", math.nan)
+        lines.append(f"{t.number:>5}  {t.value:>8.4f} ± {std:.4f}  {len(t.user_attrs.get('seeds', [])):>2}"
+                     f"  {t.user_attrs.get('epochs_run', 0):>6}  {short_params(t.params, abbrev)}"[:100])
+    return "\n".join(lines)
