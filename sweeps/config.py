@@ -70,8 +70,14 @@ def whole_number(cfg: DictConfig, key: str, low: int) -> int:
     return value
 
 
-def check_sweep_settings(cfg: DictConfig) -> None:
-    """The budget, workers and seeds of a sweep, checked before anything is created."""
+def check_sweep_settings(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
+    """The search space, budget, workers and seeds of a sweep, checked before anything is
+    created."""
+    if cfg.get("search_space") is None:  # an optional default: Hydra skips a missing file
+        asked = [o.split("=", 1)[1] for o in overrides if o.startswith("search_space=")]
+        name = asked[-1] if asked else cfg.model.name
+        raise UserError(f"unknown search_space {name!r}; choose one of: "
+                        f"{', '.join(choices('search_space'))} (e.g. search_space={cfg.model.name}).")
     whole_number(cfg, "sweep.trials", 1)
     whole_number(cfg, "sweep.workers", 1)
     whole_number(cfg, "sweep.keep_weights", 0)

@@ -121,9 +121,9 @@ def pin(params: list[Param], overrides: Sequence[str], cfg: DictConfig) -> list[
     return fix(params, fixed_values(overrides, params, cfg))
 
 
-def make_command(overrides: Sequence[str], study_name: str | None = None) -> str:
+def make_command(overrides: Sequence[str], model: str, study_name: str | None = None) -> str:
     """The `make sweep ...` command that reruns (and so resumes) the study."""
-    variables, args = {}, []
+    variables, args = {"MODEL": model}, []
     for o in overrides:
         key = override_key(o)
         if key == "sweep.new" or (key == "sweep.study_name" and study_name):
@@ -134,7 +134,8 @@ def make_command(overrides: Sequence[str], study_name: str | None = None) -> str
             args.append(o)
     if study_name:  # a name derived by sweep.new=true, spelled out so the command resumes it
         args.append(f"sweep.study_name={study_name}")
-    words = ["make", "sweep", *(f"{k}={shlex.quote(v)}" for k, v in variables.items())]
+    order = list(MAKE_VARIABLES.values())
+    words = ["make", "sweep", *(f"{k}={shlex.quote(variables[k])}" for k in order if k in variables)]
     if args:
         words.append("ARGS=" + shlex.quote(" ".join(args)))
     return " ".join(words)

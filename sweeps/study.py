@@ -85,7 +85,7 @@ class Sweep:
         self.monitor, self.direction = base.task.monitor, "maximize" if base.task.mode == "max" else "minimize"
         self.identity = study_identity(cfg, self.params, f"dev_{self.monitor} ({self.direction})")
         self.name = storage.study_name(cfg, self.identity.fingerprint)
-        self.command = make_command(self.overrides, self.name if cfg.sweep.new else None)
+        self.command = make_command(self.overrides, cfg.model.name, self.name if cfg.sweep.new else None)
         self.tracker.experiment = self.name
         self.objective.command = self.command
         self.abbrev = abbreviations([p.name for p in self.params])

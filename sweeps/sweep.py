@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = Progress(tty=False, prefix=f"worker {worker}: ") if worker is not None else Progress()
     try:
         cfg = compose_config(args)
-        check_sweep_settings(cfg)
+        check_sweep_settings(cfg, args)
         workers = whole_number(cfg, "sweep.workers", 1)
         if worker is None:
             progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search; "

@@ -1,5 +1,8 @@
 """`make train MODEL=dan ARGS='<overrides>'`: one configuration over K seeds.
 
+usage: make train MODEL=dan|nplm|ngram [ARGS='<hydra overrides>']
+   or: python -m sweeps.train model=dan [overrides]    (--cfg prints the composed config)
+
 Prints each seed's best dev value and the mean ± std over seeds; MLflow holds a parent
 run for the configuration and a nested run per seed.
 """
@@ -14,7 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from models.training import SeedTrainer
-from sweeps.config import compose_config, run_cli
+from sweeps.config import check_seeds, compose_config, run_cli, wants_help
 from sweeps.seeds import SWEEP_ONLY, ConfigResult, draw_seeds, run_config, run_params
 from sweeps.tracking import Tracker, flatten
 from sweeps.workloads import build_workload, cache_dir, ngram_perplexities, prepare_lm
@@ -28,7 +31,8 @@ def print_epoch(epoch: int, mean: float, trainers: list[SeedTrainer]) -> bool:
     monitor = trainers[0].task.monitor
     cells = "  ".join(f"{t.history[-1].dev[monitor]:.4f}" if not t.done or t.epoch == epoch
                       else "  --  " for t in trainers)
-    print(f"epoch {epoch:3d}  dev {monitor} per seed: {cells}   mean {mean:.4f}", flush=True)
+    print(f"epoch {epoch:3d}  dev {monitor} per seed: {cells}   seed mean (best so far) {mean:.4f}",
+          flush=True)
     return False
 
 
@@ -74,12 +78,15 @@ def report(result: ConfigResult) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(args, __doc__):
+        return 0
     overrides = [a for a in args if a != "--cfg"]
 
     def body() -> str:
         cfg = compose_config(overrides)
         if "--cfg" in args:
             return OmegaConf.to_yaml(cfg)
+        check_seeds(cfg)
         if cfg.model.name == "ngram":
             run_id, values = train_ngram(cfg, command_line(overrides))
             return "\n".join(f"{k:>32}  {v:.4f}" for k, v in values.items()) + f"\n(MLflow run {run_id})"
