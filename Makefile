@@ -25,11 +25,11 @@ SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep final report train test test-fast lint bench bench-nplm bench-sweep ui clean
+.PHONY: help install sweep final report train test test-fast lint bench bench-nplm bench-sweep bench-pruning ui clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: MODEL=$(MODEL)  ARGS='<hydra overrides>'  TORCH_SPEC=$(TORCH_SPEC)"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: MODEL=$(MODEL)  ARGS='<hydra overrides>'  PORT=5000 (make ui)  TORCH_SPEC=$(TORCH_SPEC)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,8 +72,11 @@ bench-nplm: $(VENV)/.installed ## NPLM training tokens/s and GFLOP/s against a t
 bench-sweep: $(VENV)/.installed ## wall time of a 10-trial DAN sweep and its platform overhead
 	$(PY) -m benchmarks.sweep_overhead --trials 10 -- $(ARGS)
 
-ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:5000 over the local store (runs/)
-	$(PY) -m sweeps.ui
+bench-pruning: $(VENV)/.installed ## default DAN sweep, pruner=patience against none: seed-epochs, best dev (~1 h)
+	$(PY) -m benchmarks.pruning --trials $(or $(TRIALS),30) -- $(ARGS)
+
+ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:$PORT (default 5000) over the local store (runs/)
+	PORT=$(or $(PORT),5000) $(PY) -m sweeps.ui
 
 clean: ## remove the local runs (MLflow store, Optuna studies); keeps .venv and the data cache
 	rm -rf runs outputs

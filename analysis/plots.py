@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -16,15 +17,21 @@ import pandas as pd  # noqa: E402
 from analysis.stats import expected_max  # noqa: E402
 
 
-def dev_curves(curves: dict[str, pd.DataFrame], metric: str, path: Path) -> Path:
-    """Seed mean per epoch with a band of ± one std over seeds, one line per trial."""
+def dev_curves(curves: dict[str, pd.DataFrame], metric: str, maximize: bool, path: Path) -> Path:
+    """The seed mean per epoch, one line per trial, with a band of ± one std over seeds. The
+    seed mean is the one the sweep uses: each seed's best dev value so far (a seed that
+    stopped keeps its best), averaged; so each line ends at its trial's value."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for label, df in curves.items():
-        g = df.groupby("epoch")["value"]
-        mean, std = g.mean(), g.std(ddof=1).fillna(0.0)
-        ax.plot(mean.index, mean.values, marker="o", ms=3, label=f"{label} (K={df['seed'].nunique()})")
+        wide = df.pivot_table(index="epoch", columns="seed", values="value").sort_index()
+        best = (wide.cummax() if maximize else wide.cummin()).ffill()  # (epochs, seeds)
+        mean, std = best.mean(axis=1), best.std(axis=1, ddof=1).fillna(0.0)
+        ax.plot(mean.index, mean.values, marker="o", ms=3,
+                label=f"{label} (K={wide.shape[1]}, ends at {mean.iloc[-1]:.4f})")
         ax.fill_between(mean.index, mean - std, mean + std, alpha=0.2)
-    ax.set(xlabel="epoch", ylabel=f"dev {metric} (seed mean ± std)", title="Dev curves of the top trials")
+    ax.set(xlabel="epoch", ylabel=f"dev {metric}: seed mean of best so far ± std",
+           title="Dev curves of the top trials")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
@@ -50,7 +57,10 @@ def importance(study: optuna.Study, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def params_vs_dev(trials: pd.DataFrame, params: list[str], metric: str, path: Path) -> Path | None:
+def params_vs_dev(trials: pd.DataFrame, params: list[str], metric: str, path: Path,
+                  log_params: set[str] = frozenset(), int_params: set[str] = frozenset()) -> Path | None:
+    """Each hyper-parameter against the dev mean: log axes for log-sampled ones, integer
+    ticks for integer ones, categories in sorted order."""
     done = trials[trials["state"] == "COMPLETE"]
     params = [p for p in params if p in done and done[p].nunique() > 1]  # constants say nothing
     if done.empty or not params:
@@ -70,8 +80,10 @@ def params_vs_dev(trials: pd.DataFrame, params: list[str], metric: str, path: Pa
             ax.set_xlim(-0.5, len(levels) - 0.5)
         ax.errorbar(xs, done["dev_mean"], yerr=done["dev_std"].fillna(0), fmt="o", ms=4,
                     alpha=0.7, label="trial (seed mean ± std)")
-        if numeric and x.min() > 0 and x.max() / x.min() > 50:
+        if numeric and p in log_params:
             ax.set_xscale("log")
+        elif numeric and p in int_params:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel=p, ylabel=f"dev {metric}")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
@@ -91,6 +103,7 @@ def expected_max_plot(values: dict[str, list[float]], maximize: bool, metric: st
     for label, v in values.items():
         curve = expected_max(v, maximize)
         ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", ms=3, label=f"{label} ({len(v)} trials)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="number of trials (hyper-parameter assignments)",
            ylabel=f"expected best dev {metric}", title="Expected validation performance")
     ax.legend(fontsize=8)

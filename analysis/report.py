@@ -7,6 +7,7 @@ of a study under reports/<study>/, read from Optuna and MLflow. Trains nothing.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from analysis.results import (
     trials_frame,
 )
 from analysis.stats import bootstrap_diff, welch
-from analysis.tables import to_markdown, write_all
+from analysis.tables import pm, to_markdown, with_pm, write_all
 from models.errors import UserError
 from sweeps import storage
 from sweeps.config import compose_config, run_cli
@@ -36,15 +37,10 @@ from sweeps.tracking import Tracker
 SAMPLERS = ("grid", "random", "tpe")
 
 
-def pm(mean: float, std: float) -> str:
-    return f"{mean:.4f} ± {std:.4f}" if pd.notna(std) else f"{mean:.4f}"
-
-
 def trials_table(trials: pd.DataFrame, params: list[str]) -> pd.DataFrame:
-    out = trials[["trial", "state", *params]].copy()
-    out["dev mean ± std"] = [pm(m, s) for m, s in zip(trials["dev_mean"], trials["dev_std"])]
-    out["K"] = trials["seeds"]
-    out["epochs"] = trials["epochs"]
+    out = trials[["trial", "state", *[p for p in params if p in trials]]].copy()
+    out["dev mean"], out["dev std"] = trials["dev_mean"], trials["dev_std"]
+    out["K"], out["epochs"], out["seed-epochs"] = trials["seeds"], trials["epochs"], trials["seed_epochs"]
     return out
 
 
@@ -60,14 +56,14 @@ def results_table(trials: pd.DataFrame, data: str, tracker: Tracker, monitor: st
         best, names = done.head(1), ["best"]
     rows = []
     for name, (_, t) in zip(names, best.iterrows()):
-        row = {"model": name, "trial": t["trial"], f"{data} dev": pm(t["dev_mean"], t["dev_std"])}
+        row = {"model": name, "trial": t["trial"], f"{data} dev mean": t["dev_mean"],
+               f"{data} dev std": t["dev_std"]}
         test = test_summary(tracker, t[RUN_ID], monitor)
-        if test is not None:
-            row[f"{data} test†"] = pm(*test)
+        row[f"{data} test† mean"], row[f"{data} test† std"] = test if test else (float("nan"),) * 2
         rows.append(row)
     df = pd.DataFrame(rows)
-    if any(f"{data} test†" in r for r in rows):
-        df[f"{data} test†"] = df[f"{data} test†"].fillna("not evaluated")
+    if df.empty or df[f"{data} test† mean"].isna().all():
+        df = df.drop(columns=[f"{data} test† mean", f"{data} test† std"], errors="ignore")
     return df
 
 
@@ -82,14 +78,14 @@ def bengio_table(trials: pd.DataFrame, tracker: Tracker, rows: int = 10) -> pd.D
         row = {"trial": t["trial"]}
         row |= {label: t[col] for col, label in BENGIO_COLUMNS.items() if col in t}
         # the network's own training perplexity; blank for mixtures, as in Bengio's Table 1
-        row["train"] = "" if row.get("mix") else f"{train_perplexity(tracker, t[RUN_ID]):.1f}"
-        row["valid"] = pm(t["dev_mean"], t["dev_std"])
-        if (test := test_summary(tracker, t[RUN_ID], "perplexity")) is not None:
-            row["test†"] = pm(*test)
+        row["train"] = float("nan") if row.get("mix") else train_perplexity(tracker, t[RUN_ID])
+        row["valid mean"], row["valid std"] = t["dev_mean"], t["dev_std"]
+        test = test_summary(tracker, t[RUN_ID], "perplexity")
+        row["test† mean"], row["test† std"] = test if test else (float("nan"),) * 2
         out.append(row)
     df = pd.DataFrame(out)
-    if "test†" in df:
-        df["test†"] = df["test†"].fillna("not evaluated")
+    if df.empty or df["test† mean"].isna().all():
+        df = df.drop(columns=["test† mean", "test† std"], errors="ignore")
     return df
 
 
@@ -100,11 +96,41 @@ def significance(trials: pd.DataFrame, maximize: bool) -> str:
     a, b = done.iloc[0], done.iloc[1]
     t, p = welch(a["seed_values"], b["seed_values"])
     diff, lo, hi = bootstrap_diff(a["seed_values"], b["seed_values"])
-    return (f"Best (trial {a['trial']}, dev {pm(a['dev_mean'], a['dev_std'])}, K={a['seeds']}) against "
+    text = (f"Best (trial {a['trial']}, dev {pm(a['dev_mean'], a['dev_std'])}, K={a['seeds']}) against "
             f"the runner-up (trial {b['trial']}, dev {pm(b['dev_mean'], b['dev_std'])}, K={b['seeds']}): "
             f"difference {diff:+.4f}, 95% bootstrap interval over seeds [{lo:+.4f}, {hi:+.4f}]; "
-            f"Welch's t = {t:.2f}, p = {p:.3g}. "
-            + ("With so few seeds, treat p as a rough guide.\n" if min(a["seeds"], b["seeds"]) < 5 else "\n"))
+            f"Welch's t = {t:.2f}, p = {p:.3g}.\n")
+    cautions = []
+    k = min(a["seeds"], b["seeds"])
+    if k < 5:
+        cautions.append(f"With K = {k} seeds per trial these figures are unreliable: resampling {k} "
+                        f"values gives only {math.comb(2 * k - 1, k)} distinct means, so the bootstrap "
+                        "interval is too narrow, and Welch's test has little power. Use 5 or more "
+                        "seeds (SEEDS=5) before reading them as evidence.")
+    if len(done) < 10:
+        cautions.append(f"Only {len(done)} completed trials: the ranking itself may change with more.")
+    if (lo > 0 or hi < 0) != (p < 0.05):
+        cautions.append("The bootstrap interval and Welch's p disagree about whether the difference "
+                        "is real, which is what few seeds do: treat it as undecided.")
+    return text + "".join(f"\n- {c}" for c in cautions) + ("\n" if cautions else "")
+
+
+def settings_section(study: optuna.Study) -> list[str]:
+    """The study's fingerprint, its keys fixed on the command line and its fixed settings."""
+    identity = study.user_attrs.get(storage.IDENTITY)
+    if identity is None:
+        return ["## Study settings", "", "This study predates fingerprints: its settings were not recorded.", ""]
+    fixed = {k: e["fixed"] for k, e in identity["space"].items() if "fixed" in e}
+    searched = [k for k, e in identity["space"].items() if "fixed" not in e]
+    settings = pd.DataFrame(sorted(identity["settings"].items()), columns=["setting", "value"])
+    return [
+        "## Study settings", "",
+        f"- fingerprint `{study.user_attrs.get(storage.FINGERPRINT, '?')}` (resuming with other "
+        "settings is refused); metric: " + identity.get("metric", "?"),
+        f"- searched: {', '.join(f'`{k}`' for k in searched) or 'nothing'}",
+        f"- fixed on the command line: {', '.join(f'`{k}={v}`' for k, v in fixed.items()) or 'nothing'}",
+        "", "<details><summary>Every fixed setting</summary>", "", to_markdown(settings), "</details>", "",
+    ]
 
 
 def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence[str] = ()) -> Path:
@@ -118,11 +144,14 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         raise UserError(f"study {name!r} has no finished trial yet.")
     params = [short_name(p) for p in study.user_attrs.get("params", [])] or \
         [c for c in trials.columns if c not in ("trial", "state", "dev_mean", "dev_std", "seeds",
-                                                "epochs", "seed_values", RUN_ID)]
+                                                "epochs", "seed_epochs", "seed_values", RUN_ID)]
     ledger = tracker.ledger(name)
     data = cfg.data.name
     out.mkdir(parents=True, exist_ok=True)
     write_all(trials_table(trials, params), out, "trials", f"Trials of {name}: dev {monitor} over seeds")
+    distributions = {short_name(k): d for t in study.get_trials(deepcopy=False) for k, d in t.distributions.items()}
+    log_params = {k for k, d in distributions.items() if getattr(d, "log", False)}
+    int_params = {k for k, d in distributions.items() if isinstance(d, optuna.distributions.IntDistribution)}
     if monitor == "perplexity":
         results = bengio_table(trials, tracker)
     else:
@@ -136,11 +165,11 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
     curves = {f"trial {t['trial']}": seed_curves(tracker, t[RUN_ID], monitor)
               for _, t in done.head(top).iterrows()}
     figures = {
-        "Dev curves of the top trials": plots.dev_curves(curves, monitor, out / "curves.png")
+        "Dev curves of the top trials": plots.dev_curves(curves, monitor, maximize, out / "curves.png")
         if curves else None,
         "Hyper-parameter importance (fANOVA)": plots.importance(study, out / "importance.png"),
-        "Hyper-parameters against the dev mean": plots.params_vs_dev(trials, params, monitor,
-                                                                     out / "params.png"),
+        "Hyper-parameters against the dev mean": plots.params_vs_dev(
+            trials, params, monitor, out / "params.png", log_params, int_params),
     }
     # Studies of the same model and data with other samplers, and any asked for by name:
     # their expected-max curves side by side (grid against random, Dodge et al. 2019).
@@ -157,26 +186,30 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         curves_of, maximize, monitor, out / "expected_max.png")
 
     counts = trials["state"].value_counts().to_dict()
+    saved = storage.pruning_savings(study.get_trials(deepcopy=False))
     lines = [
         f"# Study `{name}`", "",
         f"- trials: {', '.join(f'{v} {k.lower()}' for k, v in counts.items())}; "
-        f"metric: dev {monitor} ({'higher' if maximize else 'lower'} is better), mean ± std over seeds",
+        f"metric: dev {monitor} ({'higher' if maximize else 'lower'} is better), mean ± std over seeds "
+        "(a trial's seed mean: each seed's best dev value, averaged)",
+        *([f"- pruning: {saved}"] if saved else []),
         f"- test-set evaluations of this study: **{len(ledger)}**"
         + (f" (last {ledger[-1].get('time')}, trial {ledger[-1].get('trial')})" if ledger else
            " (run `make final` once, when the search is over)"),
         f"- reproduce: `{study.user_attrs.get('command', '?')}`",
         f"- MLflow experiment `{tracker.experiment}` (`make ui`)", "",
-        "## Results", "", to_markdown(results),
+        "## Results", "", to_markdown(with_pm(results)),
         "† test columns come from the final evaluation (`make final`), the only reader of the test split.\n"
         if ledger else "No test column: the final evaluation has not run.\n",
         "## Best against runner-up", "", sig,
-        "## Top trials", "", to_markdown(trials_table(trials, params).head(10)),
+        "## Top trials", "", to_markdown(with_pm(trials_table(trials, params).head(10))),
         "All trials: [trials.md](trials.md), [trials.csv](trials.csv), [trials.tex](trials.tex).", "",
         "## Plots", "",
     ]
     for title, path in figures.items():
         if path is not None:
             lines += [f"### {title}", "", f"![{title}]({path.name})", ""]
+    lines += settings_section(study)
     report = out / "report.md"
     report.write_text("\n".join(lines))
     return report

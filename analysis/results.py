@@ -38,10 +38,12 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         rows.append({
             "trial": t.number, "state": t.state.name,
             **{short_name(k): v for k, v in t.params.items()},
+            **{short_name(k): v for k, v in t.user_attrs.get(storage.INACTIVE, {}).items()},
             "dev_mean": pd.Series(values, dtype=float).mean() if values else float("nan"),
             "dev_std": pd.Series(values, dtype=float).std(ddof=1) if len(values) > 1 else float("nan"),
             "seeds": len(t.user_attrs.get("seeds", [])),
             "epochs": t.user_attrs.get("epochs_run", len(t.intermediate_values)),
+            "seed_epochs": t.user_attrs.get(storage.SEED_EPOCHS, float("nan")),
             "seed_values": values, RUN_ID: t.user_attrs.get(RUN_ID, ""),
         })
     df = pd.DataFrame(rows)

@@ -1,4 +1,7 @@
-"""DataFrames to Markdown, LaTeX (booktabs) and CSV, without extra dependencies."""
+"""DataFrames to Markdown, LaTeX (booktabs) and CSV, without extra dependencies.
+
+Frames hold numbers: a `<x> mean` column with its `<x> std` beside it. The CSV keeps them
+as two numeric columns; Markdown and LaTeX show them as one `<x> mean ± std` text column."""
 
 from __future__ import annotations
 
@@ -11,6 +14,22 @@ def _cell(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return "" if v is None else str(v)
+
+
+def pm(mean: float, std: float) -> str:
+    return f"{mean:.4f} ± {std:.4f}" if pd.notna(std) else f"{mean:.4f}"
+
+
+def with_pm(df: pd.DataFrame, missing: str = "not evaluated") -> pd.DataFrame:
+    """Each `<x> mean` / `<x> std` pair as one `<x> mean ± std` text column."""
+    out = df.copy()
+    for col in df.columns:
+        std = col[:-len(" mean")] + " std" if col.endswith(" mean") else None
+        if std in df.columns:
+            text = [pm(m, s) if pd.notna(m) else missing for m, s in zip(df[col], df[std])]
+            out.insert(out.columns.get_loc(col), col + " ± std", text)
+            out = out.drop(columns=[col, std])
+    return out
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -28,11 +47,12 @@ def _tex(s: str) -> str:
 
 
 def to_latex(df: pd.DataFrame, caption: str = "") -> str:
-    """A booktabs table (needs \\usepackage{booktabs})."""
-    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{" + "l" * len(df.columns) + "}",
+    """A booktabs table scaled to the text width (needs \\usepackage{booktabs,graphicx})."""
+    lines = [r"\begin{table}[t]", r"\centering", r"\resizebox{\linewidth}{!}{%",
+             r"\begin{tabular}{" + "l" * len(df.columns) + "}",
              r"\toprule", " & ".join(_tex(str(c)) for c in df.columns) + r" \\", r"\midrule"]
     lines += [" & ".join(_tex(_cell(v)) for v in row) + r" \\" for row in df.itertuples(index=False)]
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines += [r"\bottomrule", r"\end{tabular}}"]
     if caption:
         lines.append(r"\caption{" + _tex(caption) + "}")
     lines.append(r"\end{table}")
@@ -40,10 +60,10 @@ def to_latex(df: pd.DataFrame, caption: str = "") -> str:
 
 
 def write_all(df: pd.DataFrame, folder: Path, stem: str, caption: str = "") -> list[Path]:
-    """`stem`.md, `stem`.tex and `stem`.csv in `folder`."""
+    """`stem`.md, `stem`.tex (mean ± std as text) and `stem`.csv (numbers) in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{stem}.{ext}" for ext in ("md", "tex", "csv")]
-    paths[0].write_text(to_markdown(df))
-    paths[1].write_text(to_latex(df, caption))
+    paths[0].write_text(to_markdown(with_pm(df)))
+    paths[1].write_text(to_latex(with_pm(df), caption))
     df.to_csv(paths[2], index=False)
     return paths

@@ -91,19 +91,32 @@ def study_identity(cfg: DictConfig, params: list[Param], metric: str) -> StudyId
 
 
 def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """'key: old -> new' for every key whose value differs between two identity dicts."""
-    a = flatten({"": old}) if not isinstance(old, Mapping) else flatten(old)
-    b = flatten(new)
+    """What differs between two identities: 'key: old -> new' for settings, the search-space
+    entries added, removed or changed, and the metric."""
     out = []
+    space_old, space_new = old.get("space", {}), new.get("space", {})
+    moved = set(space_old) ^ set(space_new)  # searched in one, a plain setting in the other
+    a, b = old.get("settings", {}), new.get("settings", {})
     for key in sorted(set(a) | set(b)):
-        if a.get(key, "<unset>") != b.get(key, "<unset>"):
-            short = key.removeprefix("settings.")
-            out.append(f"{short}: {_show(a.get(key, '<unset>'))} -> {_show(b.get(key, '<unset>'))}")
+        if a.get(key, _UNSET) != b.get(key, _UNSET) and not (key in moved and (key not in a or key not in b)):
+            out.append(f"{key}: {_show(a.get(key, _UNSET))} -> {_show(b.get(key, _UNSET))}")
+    for key in sorted(set(space_old) | set(space_new)):
+        if key not in space_new:
+            out.append(f"search space: {key} no longer searched")
+        elif key not in space_old:
+            out.append(f"search space: {key} now searched")
+        elif space_old[key] != space_new[key]:
+            out.append(f"search space: {key} {_show(space_old[key])} -> {_show(space_new[key])}")
+    if old.get("metric") != new.get("metric"):
+        out.append(f"metric: {old.get('metric')} -> {new.get('metric')}")
     return out
 
 
+_UNSET = "<unset>"
+
+
 def _show(v: Any) -> str:
-    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+    return json.dumps(v, separators=(",", ":")) if isinstance(v, (list, dict)) else str(v)
 
 
 def check_resume(name: str, recorded: Mapping[str, Any], current: StudyIdentity) -> None:

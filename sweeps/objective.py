@@ -15,6 +15,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from sweeps.config import compose_config
+from sweeps.pruning import SeedMeanPatience
 from sweeps.search_space import Lookup, Param, suggest, to_overrides
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
 from sweeps.storage import INACTIVE, MLFLOW_RUN_ID, SEED_EPOCHS
@@ -33,10 +34,12 @@ class Objective:
 
     def __init__(self, base_overrides: Sequence[str], params: list[Param], grid: bool,
                  tracker: Tracker, command: str, workload_factory: WorkloadFactory = build_workload,
-                 lookup: Lookup = lambda key: None, on_epoch: EpochProgress | None = None):
+                 lookup: Lookup = lambda key: None, on_epoch: EpochProgress | None = None,
+                 stop: SeedMeanPatience | None = None):
         self.base_overrides = list(base_overrides)
         self.params, self.grid, self.tracker, self.command = params, grid, tracker, command
         self.workload_factory, self.lookup, self.on_epoch = workload_factory, lookup, on_epoch
+        self.stop = stop  # ends a trial whose seed mean stagnated (sweeps/pruning.py)
         self._tasks: dict[str, Any] = {}  # data config (yaml) -> prepared task
 
     def config(self, values: dict[str, Any]) -> DictConfig:
@@ -63,17 +66,26 @@ class Objective:
                   TRIAL_STATE: "RUNNING"})
         trial.set_user_attr(MLFLOW_RUN_ID, parent)
 
+        means: list[float] = []
+        pruned = False
+
         def report(epoch: int, mean: float, trainers) -> bool:
+            nonlocal pruned
             trial.report(mean, epoch)
+            means.append(mean)
             if self.on_epoch is not None:
                 self.on_epoch(trial.number, epoch, sum(not t.done for t in trainers), len(trainers), mean)
-            return trial.should_prune()
+            pruned = trial.should_prune()
+            return pruned or (self.stop is not None
+                              and self.stop.stagnant(means, workload.task.mode == "max"))
 
         result = run_config(workload, seeds, self.tracker, parent, on_epoch=report)
+        result.pruned = pruned
         trial.set_user_attr("std", result.std)
         trial.set_user_attr("seed_values", result.best_values)
         trial.set_user_attr("best_epochs", [r.best_epoch for r in result.seed_results])
         trial.set_user_attr("epochs_run", max(r.epochs_run for r in result.seed_results))
+        trial.set_user_attr("stopped_early", result.stopped and not pruned)
         trial.set_user_attr(SEED_EPOCHS, sum(r.epochs_run for r in result.seed_results))
         trial.set_user_attr("compute_seconds", sum(r.compute_seconds for r in result.seed_results))
         return result

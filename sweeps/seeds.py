@@ -64,7 +64,8 @@ class ConfigResult:
     run_id: str
     monitor: str  # e.g. "accuracy"
     seed_results: list[SeedResult]
-    stopped: bool = False  # stopped by the epoch hook (a pruned trial)
+    stopped: bool = False  # stopped by the epoch hook before every seed stopped by itself
+    pruned: bool = False  # ... because the sweep's pruner found it unpromising
 
     @property
     def seeds(self) -> list[int]:
@@ -157,7 +158,7 @@ def run_config(
             tracker.log_metrics(parent_id, {metrics.seed_mean(metrics.dev(monitor)): mean},
                                 step=group.epoch)
             if on_epoch is not None:
-                stopped = bool(on_epoch(group.epoch, mean, group.trainers))
+                stopped = bool(on_epoch(group.epoch, mean, group.trainers)) and not group.done
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

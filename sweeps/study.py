@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -20,6 +19,7 @@ from sweeps.config import compose_config
 from sweeps.identity import StudyIdentity, check_resume, make_command, pin, study_identity
 from sweeps.objective import TRIAL_STATE, Objective, WorkloadFactory
 from sweeps.progress import Progress, abbreviations, short_params
+from sweeps.pruning import make_pruner
 from sweeps.search_space import check_point, config_lookup, grid_points, parse_space
 from sweeps.storage import MLFLOW_RUN_ID, ranked
 from sweeps.tracking import WEIGHTS, Tracker
@@ -44,23 +44,6 @@ def make_sampler(s: DictConfig, existing: int, worker: int) -> optuna.samplers.B
     raise UserError(f"unknown sampler {s.name!r}; choose one of: grid, random, tpe.")
 
 
-def make_pruner(p: DictConfig) -> optuna.pruners.BasePruner:
-    if p.name == "none":
-        return optuna.pruners.NopPruner()
-    if p.name != "patience":
-        raise UserError(f"unknown pruner {p.name!r}; choose one of: patience, none.")
-    wrapped = {"none": None,
-               "median": optuna.pruners.MedianPruner(n_startup_trials=int(p.n_startup_trials),
-                                                     n_warmup_steps=int(p.n_warmup_steps)),
-               "successive_halving": optuna.pruners.SuccessiveHalvingPruner()}
-    if p.wrap not in wrapped:
-        raise UserError(f"pruner.wrap must be none, median or successive_halving, not {p.wrap!r}.")
-    with warnings.catch_warnings():  # PatientPruner is marked experimental since v2.8
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.pruners.PatientPruner(wrapped[p.wrap], patience=int(p.patience),
-                                            min_delta=float(p.min_delta))
-
-
 class Sweep:
     """One worker's view of a study: opens it, claims trials, runs and records them."""
 
@@ -78,8 +61,10 @@ class Sweep:
                        else int(cfg.sweep.trials))
         self.folder = storage.folder_of(cfg)
         self.tracker = Tracker("", cfg.tracking.uri, cfg.tracking.artifacts)  # named once opened
+        self.plan = make_pruner(cfg.pruner)
         self.objective = Objective(self.overrides, self.params, self.grid, self.tracker, "",
-                                   workload_factory, lookup, on_epoch=self.progress.epoch)
+                                   workload_factory, lookup, on_epoch=self.progress.epoch,
+                                   stop=self.plan.stop)
         self.progress.say(f"loading data ({cfg.data.name}) and checking the {cfg.model.name} settings")
         base = self.objective.workload(cfg)  # loads the data once; tells the metric
         self.monitor, self.direction = base.task.monitor, "maximize" if base.task.mode == "max" else "minimize"
@@ -116,7 +101,7 @@ class Sweep:
                 study_name=self.name, storage=store, direction=self.direction, load_if_exists=True,
                 sampler=make_sampler(self.cfg.sampler, len(existing.trials) if existing else 0,
                                      self.worker),
-                pruner=make_pruner(self.cfg.pruner))
+                pruner=self.plan.pruner)
             if existing is None:
                 for key, value in {storage.COMMAND: self.command, storage.MLFLOW_EXPERIMENT: self.name,
                                    storage.MONITOR: self.monitor,
@@ -185,14 +170,14 @@ class Sweep:
                 self.tracker.set_tags(run_id, {TRIAL_STATE: "FAIL", storage.FAIL_REASON: reason[:5000]})
             self._finished(trial, "FAIL", reason, start)
         else:
-            state = TrialState.PRUNED if result.stopped else TrialState.COMPLETE
+            state = TrialState.PRUNED if result.pruned else TrialState.COMPLETE
             if state == TrialState.PRUNED:
                 self.study.tell(trial, state=state)
             else:
                 self.study.tell(trial, result.mean)
             self.tracker.set_tags(result.run_id, {TRIAL_STATE: state.name})
             epoch = max(r.epochs_run for r in result.seed_results)
-            at = f" at epoch {epoch}" if result.stopped else f" {epoch} epochs"
+            at = f" at epoch {epoch}" if result.pruned else f" {epoch} epochs"
             self._finished(trial, state.name, f"{result.mean:.4f}±{result.std:.4f}{at}", start)
         self._keep_top_weights()
 

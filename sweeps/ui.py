@@ -1,26 +1,69 @@
-"""`make ui`: the MLflow UI on 127.0.0.1 over the same store the runs are tracked in."""
+"""`make ui [PORT=5000]`: the MLflow UI on 127.0.0.1 over the same store the runs are tracked in.
+
+usage: make ui [PORT=5000]
+The address is printed once the server answers; Ctrl-C stops it.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
+from sweeps.config import wants_help
 from sweeps.paths import RUNS_DIR
 from sweeps.tracking import resolve_uri
 
+GUIDE = ("  experiments: <model>-<data> (make train), <study name> (make sweep: one parent run per\n"
+         "  trial, tag trial_state; expand it for the seed runs), lockbox (one run per test\n"
+         "  evaluation). Seed runs hold the per-epoch curves and weights/.")
 
-def main() -> None:
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    if wants_help(sys.argv[1:] if argv is None else argv, __doc__):
+        return 0
     uri = resolve_uri()
     port = os.environ.get("PORT", "5000")
-    print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C stops it)\n"
-          "  experiments: <model>-<data> (make train), <model>-<data>-<sampler> (make sweep: one\n"
-          "  parent run per trial, tag trial_state; expand it for the seed runs), lockbox (one run\n"
-          "  per test evaluation). Seed runs hold the per-epoch curves and weights/.", flush=True)
-    args = ["mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", port]
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        print(f"error: PORT must be a port number, not {port!r}.", file=sys.stderr)
+        return 2
+    args = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+            "--host", "127.0.0.1", "--port", port]
     if uri.startswith("sqlite:///"):
         args += ["--default-artifact-root", (RUNS_DIR / "artifacts").as_uri()]
-    os.execvp(sys.executable, [sys.executable, "-m", *args])
+    print(f"starting the MLflow UI over {uri} ...", flush=True)
+    server = subprocess.Popen(args)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while not answers(f"{url}/health"):
+            if server.poll() is not None:
+                print(f"error: the MLflow UI exited (code {server.returncode}); is port {port} taken? "
+                      "Try make ui PORT=<another port>.", file=sys.stderr)
+                return 1
+            if time.time() > deadline:
+                print(f"error: the MLflow UI did not answer on {url} within 120 s.", file=sys.stderr)
+                server.terminate()
+                return 1
+            time.sleep(0.5)
+        print(f"MLflow UI: {url} (Ctrl-C stops it)\n{GUIDE}", flush=True)
+        return server.wait()
+    except KeyboardInterrupt:
+        server.terminate()
+        server.wait()
+        return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

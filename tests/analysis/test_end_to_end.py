@@ -23,8 +23,8 @@ def _mlflow(tmp_path):
     return client, client.search_runs([exp.experiment_id])
 
 
-def _pm(values):
-    return f"{statistics.fmean(values):.4f} ± {statistics.stdev(values):.4f}"
+def _mean_std(values):
+    return pytest.approx(statistics.fmean(values)), pytest.approx(statistics.stdev(values))
 
 
 @pytest.mark.slow
@@ -61,14 +61,26 @@ def test_sweep_final_report(tmp_path, polarity_csv, monkeypatch, capsys):
     parents = {int(r.data.params["trial"]): r for r in runs if "mlflow.parentRunId" not in r.data.tags}
     trials = pd.read_csv(reports / "trials.csv")
     assert len(trials) == 4
-    for _, row in trials.iterrows():
+    for _, row in trials.iterrows():  # numbers in the CSV, mean and std apart
         seeds = children[parents[row["trial"]].info.run_id]
-        assert row["dev mean ± std"] == _pm([c.data.metrics["best_dev_accuracy"] for c in seeds])
+        assert (row["dev mean"], row["dev std"]) == _mean_std([c.data.metrics["best_dev_accuracy"]
+                                                               for c in seeds])
+        assert row["seed-epochs"] == sum(c.data.metrics["epochs_run"] for c in seeds)
     results = pd.read_csv(reports / "results.csv")
     best = results.iloc[0]
     seeds = children[parents[best["trial"]].info.run_id]
-    assert best["csv test†"] == _pm([c.data.metrics["test_accuracy"] for c in seeds])
-    assert best["csv dev"] == _pm([c.data.metrics["best_dev_accuracy"] for c in seeds])
+    assert (best["csv test† mean"], best["csv test† std"]) == _mean_std(
+        [c.data.metrics["test_accuracy"] for c in seeds])
+    assert (best["csv dev mean"], best["csv dev std"]) == _mean_std(
+        [c.data.metrics["best_dev_accuracy"] for c in seeds])
+    assert "dev mean ± std" in (reports / "trials.md").read_text()  # text only in md and tex
+    assert "\\resizebox{\\linewidth}" in (reports / "trials.tex").read_text()
+    # the study's identity is in the report; K=2 and 4 trials get their warnings
+    assert "## Study settings" in report and "fingerprint `" in report
+    assert "`train.max_epochs`" not in report and "| train.max_epochs | 3 |" in report
+    significance = (reports / "significance.md").read_text()
+    assert "K = 2 seeds per trial these figures are unreliable" in significance
+    assert "Only 4 completed trials" in significance
 
 
 @pytest.mark.slow

@@ -32,12 +32,14 @@ class ScriptedTask:
         return {"accuracy": self.curve[min(i, len(self.curve) - 1)]}
 
 
-def scripted_factory(curve: list[float], nan_when_lr_above: float = math.inf):
-    """A workload factory for Sweep: the script's curve for every configuration, and a NaN
-    loss for configurations whose train.lr exceeds `nan_when_lr_above`."""
+def scripted_factory(curve, nan_when_lr_above: float = math.inf):
+    """A workload factory for Sweep: the script's curve (a list, or a function of the
+    config giving one) and a NaN loss for configurations whose train.lr exceeds
+    `nan_when_lr_above`."""
 
     def factory(cfg, task=None) -> Workload:
-        task = ScriptedTask(curve, nan_loss=cfg.train.lr > nan_when_lr_above)
+        task = ScriptedTask(curve(cfg) if callable(curve) else curve,
+                            nan_loss=cfg.train.lr > nan_when_lr_above)
         settings = TrainSettings(optimizer="sgd", lr=float(cfg.train.lr),
                                  max_epochs=int(cfg.train.max_epochs),
                                  patience=int(cfg.train.patience))

@@ -88,20 +88,50 @@ def test_random_sweep_runs_its_budget_and_resumes_with_more(tmp_path, polarity_c
     assert len({tuple(t.params.items()) for t in study.trials}) == 3  # no replayed draws
 
 
-def test_stagnant_seed_mean_is_pruned_after_patience(tmp_path, polarity_csv):
-    # Seed mean peaks at epoch 2; PatientPruner(patience=2) prunes once the best of the
-    # last 3 epochs (3, 4, 5) is below the best before them: at epoch 5.
+def test_a_stagnant_seed_mean_ends_the_trial_as_complete(tmp_path, polarity_csv):
+    # Seed mean (best so far) 0.5, 0.8, 0.8, 0.8, 0.8: with patience 2 it has not improved
+    # over the last 3 epochs at epoch 5, so the trial ends there with each seed's best.
     curve = [0.5, 0.8, 0.7, 0.7, 0.7, 0.9, 0.9]
     sweep = Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=1", "pruner.patience=2", "pruner.wrap=none",
                             "train.max_epochs=7", "train.patience=10"),
                   quiet=True, workload_factory=scripted_factory(curve))
     sweep.run()
     (trial,) = sweep.study.trials
-    assert trial.state == TrialState.PRUNED
+    assert trial.state == TrialState.COMPLETE and trial.value == pytest.approx(0.8)
     assert sorted(trial.intermediate_values) == [1, 2, 3, 4, 5]
+    assert trial.user_attrs["stopped_early"] and trial.user_attrs["seed_epochs"] == 2 * 5
     _, parents, children = mlflow_runs(tmp_path, "dan-csv-random")
-    assert parents[0].data.tags[TRIAL_STATE] == "PRUNED"
+    assert parents[0].data.tags[TRIAL_STATE] == "COMPLETE"
     assert all(c.info.status == "FINISHED" for c in children)
+
+
+GOOD, BAD = [0.6, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], [0.5, 0.55, 0.55, 0.55, 0.55, 0.55, 0.55, 0.55]
+
+
+def by_lr(cfg):
+    return GOOD if cfg.train.lr > 0.05 else BAD
+
+
+@pytest.mark.parametrize("prune_improving, bad_pruned_at", [(False, 4), (True, 1)])
+def test_an_unpromising_trial_is_pruned_on_the_seed_mean(tmp_path, polarity_csv, prune_improving,
+                                                          bad_pruned_at):
+    # Grid order: (wd 0, lr .01) bad, (0, .1) good, (.3, .01) bad, (.3, .1) good. After two
+    # completed trials the median at each epoch lies between the curves, so the second bad
+    # trial is pruned: once it stagnates (epoch 4), or at once with prune_improving.
+    sweep = Sweep(overrides(tmp_path, polarity_csv, "sampler=grid", "pruner.n_startup_trials=2",
+                            "pruner.n_warmup_steps=0", f"pruner.prune_improving={prune_improving}",
+                            "train.max_epochs=8", "train.patience=10"),
+                  quiet=True, workload_factory=scripted_factory(by_lr))
+    sweep.run()
+    states = [t.state for t in sorted(sweep.study.trials, key=lambda t: t.number)]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE]
+    pruned = sweep.study.trials[2]
+    assert max(pruned.intermediate_values) == bad_pruned_at
+    assert pruned.user_attrs["seed_epochs"] == 2 * bad_pruned_at
+    good = [t for t in sweep.study.trials if t.params["train.lr"] == 0.1]
+    assert all(t.value == pytest.approx(0.9) and max(t.intermediate_values) == 5 for t in good)
+    from sweeps.study import summary
+    assert "1 pruned after" in summary(sweep.study, 3)
 
 
 def test_without_pruner_the_same_trial_completes(tmp_path, polarity_csv):
@@ -231,4 +261,4 @@ def test_resuming_a_study_with_another_search_space_is_an_error(tmp_path, polari
     other = [o for o in overrides(tmp_path, polarity_csv, "sweep.trials=2") if o != "search_space=dan_tiny"]
     assert main(other) == 2
     err = capsys.readouterr().err
-    assert "was created with other settings" in err and "model.word_dropout" in err
+    assert "was created with other settings" in err and "search space: model.activation now searched" in err
