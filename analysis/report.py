@@ -119,7 +119,8 @@ def settings_section(study: optuna.Study) -> list[str]:
     """The study's fingerprint, its keys fixed on the command line and its fixed settings."""
     identity = study.user_attrs.get(storage.IDENTITY)
     if identity is None:
-        return ["## Study settings", "", "This study predates fingerprints: its settings were not recorded.", ""]
+        return ["## Study settings", "",
+                "This study predates fingerprints: its settings were not recorded.", ""]
     fixed = {k: e["fixed"] for k, e in identity["space"].items() if "fixed" in e}
     searched = [k for k, e in identity["space"].items() if "fixed" not in e]
     settings = pd.DataFrame(sorted(identity["settings"].items()), columns=["setting", "value"])
@@ -149,7 +150,8 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
     data = cfg.data.name
     out.mkdir(parents=True, exist_ok=True)
     write_all(trials_table(trials, params), out, "trials", f"Trials of {name}: dev {monitor} over seeds")
-    distributions = {short_name(k): d for t in study.get_trials(deepcopy=False) for k, d in t.distributions.items()}
+    distributions = {short_name(k): d for t in study.get_trials(deepcopy=False)
+                     for k, d in t.distributions.items()}
     log_params = {k for k, d in distributions.items() if getattr(d, "log", False)}
     int_params = {k for k, d in distributions.items() if isinstance(d, optuna.distributions.IntDistribution)}
     if monitor == "perplexity":

@@ -22,7 +22,7 @@ def clip(text: str, width: int = WIDTH) -> str:
 def abbreviations(names: list[str]) -> dict[str, str]:
     """Short names for config keys: initials of the last part (`model.num_layers` -> `nl`), a
     short word whole (`dropout`), else its first letters (`activation` -> `act`); where two
-    would collide, the first letter and the last word (`wdropout`, `wdecay`)."""
+    would collide, initials and the next letter (`wdr` for word_dropout, `wde` for weight_decay)."""
     def short(word: str) -> str:
         parts = [w for w in word.split("_") if w]
         if len(parts) > 1:
@@ -33,7 +33,7 @@ def abbreviations(names: list[str]) -> dict[str, str]:
     first = {n: short(s) for n, s in last.items()}
     taken = list(first.values())
     return {n: first[n] if taken.count(first[n]) == 1 else
-            (last[n][0] + last[n].split("_")[-1] if "_" in last[n] else last[n]) for n in names}
+            (first[n] + last[n].split("_")[-1][1:2] if "_" in last[n] else last[n]) for n in names}
 
 
 def short_params(params: Mapping[str, Any], abbrev: Mapping[str, str] | None = None) -> str:
@@ -46,8 +46,10 @@ def duration(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"
-    if seconds < 3600:
+    if seconds < 600:
         return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
@@ -77,7 +79,8 @@ class Progress:
         if self.tty and not self.quiet:
             self.bar = tqdm(total=budget, initial=done, file=self.stream, ncols=WIDTH, unit="trial",
                             dynamic_ncols=False, leave=True,
-                            bar_format="{n_fmt}/{total_fmt} trials |{bar:20}| {elapsed}<{remaining} {postfix}")
+                            bar_format="{n_fmt}/{total_fmt} trials |{bar:20}| {elapsed}<{remaining} "
+                                       "{postfix}")
 
     def epoch(self, number: int, epoch: int, training: int, k: int, mean: float) -> None:
         if self.bar is not None:
@@ -102,7 +105,7 @@ class Progress:
             self.bar.refresh()
             self.bar.write(clip(f"{self.prefix}{text}"), file=self.stream)
         else:
-            clock = f"  [{duration(time.time() - self.start_time)}{self.eta(done)}]"
+            clock = f" [{duration(time.time() - self.start_time)}{self.eta(done)}]"
             head = f"{self.prefix}[{done}/{self.budget}] "
             print(clip(head + text, WIDTH - len(clock)) + clock, file=self.stream, flush=True)
 

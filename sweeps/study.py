@@ -67,7 +67,8 @@ class Sweep:
                                    stop=self.plan.stop)
         self.progress.say(f"loading data ({cfg.data.name}) and checking the {cfg.model.name} settings")
         base = self.objective.workload(cfg)  # loads the data once; tells the metric
-        self.monitor, self.direction = base.task.monitor, "maximize" if base.task.mode == "max" else "minimize"
+        self.monitor = base.task.monitor
+        self.direction = "maximize" if base.task.mode == "max" else "minimize"
         self.identity = study_identity(cfg, self.params, f"dev_{self.monitor} ({self.direction})")
         self.name = storage.study_name(cfg, self.identity.fingerprint)
         self.command = make_command(self.overrides, cfg.model.name, self.name if cfg.sweep.new else None)
@@ -95,6 +96,7 @@ class Sweep:
                 existing = optuna.load_study(study_name=self.name, storage=store)
             except KeyError:
                 existing = None
+            self.created = existing is None
             if existing is not None:
                 self._check(existing, self.identity)
             study = optuna.create_study(
@@ -134,13 +136,15 @@ class Sweep:
         """Claim and run trials until the budget (or the grid) is used up."""
         done = self.done()
         trials = self.study.get_trials(deepcopy=False)
-        if trials:
+        k = len(self.cfg.seed_list) if self.cfg.seed_list else self.cfg.seeds
+        if self.created:
+            self.progress.say(f"new study {self.name}: {self.budget} trials x {k} seeds")
+        elif any(t.state.is_finished() for t in trials):
             self.progress.say(f"resuming study {self.name}: {done} of {self.budget} trials done"
                               + (f", {sum(t.state == TrialState.WAITING for t in trials)} queued"
                                  if self.grid else ""))
         else:
-            self.progress.say(f"new study {self.name}: {self.budget} trials x "
-                              f"{self.cfg.seed_list and len(self.cfg.seed_list) or self.cfg.seeds} seeds")
+            self.progress.say(f"joining study {self.name}: {self.budget} trials x {k} seeds")
         self.progress.start(self.budget, done, int(self.cfg.sweep.workers))
         try:
             while True:
@@ -177,7 +181,7 @@ class Sweep:
                 self.study.tell(trial, result.mean)
             self.tracker.set_tags(result.run_id, {TRIAL_STATE: state.name})
             epoch = max(r.epochs_run for r in result.seed_results)
-            at = f" at epoch {epoch}" if result.pruned else f" {epoch} epochs"
+            at = f" at ep {epoch}" if result.pruned else f" {epoch}ep"
             self._finished(trial, state.name, f"{result.mean:.4f}±{result.std:.4f}{at}", start)
         self._keep_top_weights()
 
@@ -201,7 +205,7 @@ class Sweep:
         trials = self.study.get_trials(deepcopy=False)
         done = sum(storage.counts_toward_budget(t) and t.state.is_finished() for t in trials)
         best = ranked(self.study, trials)
-        best_text = f"best #{best[0].number} {best[0].value:.4f}" if best else "no best yet"
+        best_text = f"best #{best[0].number} {best[0].value:.4f}".replace(" 0.", " .") if best else "no best"
         params = short_params(trial.params, self.abbrev)
         self.progress.trial_finished(
             time.time() - start, done,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -119,7 +120,8 @@ def test_progress_is_one_line_per_trial_when_not_a_terminal(tmp_path, polarity_c
     assert all(len(line) <= 100 for line in trial_lines)
     assert "\r" not in proc.stdout and "\x1b" not in proc.stdout  # no bar drawing
     assert any("new study dan-csv-random: 3 trials x 2 seeds" in line for line in lines)
-    assert lines[-2].endswith("rerun or resume with:") and lines[-1].startswith("  make sweep MODEL=dan DATA=csv")
+    assert lines[-2].endswith("rerun or resume with:")
+    assert lines[-1].startswith("  make sweep MODEL=dan DATA=csv")
 
 
 def test_resume_says_so(tmp_path, polarity_csv, capsys):
