@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 from analysis.stats import expected_max  # noqa: E402
 
@@ -58,9 +58,10 @@ def importance(study: optuna.Study, path: Path) -> Path | None:
 
 
 def params_vs_dev(trials: pd.DataFrame, params: list[str], metric: str, path: Path,
-                  log_params: set[str] = frozenset(), int_params: set[str] = frozenset()) -> Path | None:
+                  log_params: set[str] = frozenset(), int_params: set[str] = frozenset(),
+                  categorical: set[str] = frozenset()) -> Path | None:
     """Each hyper-parameter against the dev mean: log axes for log-sampled ones, integer
-    ticks for integer ones, categories in sorted order."""
+    ticks for integer ones, categories in sorted order ("–": the entry was inactive)."""
     done = trials[trials["state"] == "COMPLETE"]
     params = [p for p in params if p in done and done[p].nunique() > 1]  # constants say nothing
     if done.empty or not params:
@@ -70,18 +71,21 @@ def params_vs_dev(trials: pd.DataFrame, params: list[str], metric: str, path: Pa
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, p in zip(axes.flat, params):
         x = done[p]
-        numeric = pd.api.types.is_numeric_dtype(x) and x.nunique() > 2
+        numeric = (pd.api.types.is_numeric_dtype(x) and x.nunique() > 2 and p not in categorical
+                   and x.notna().all())
         if numeric:
             xs = x
         else:  # categories in sorted order, at positions 0..n-1
-            levels = sorted(x.unique(), key=lambda v: (str(type(v)), v))
-            xs = x.map({v: i for i, v in enumerate(levels)})
-            ax.set_xticks(range(len(levels)), [str(v) for v in levels])
+            labels = x.map(_label)
+            levels = sorted(labels.unique(), key=lambda v: (v == "–", _sort_key(v)))
+            xs = labels.map({v: i for i, v in enumerate(levels)})
+            ax.set_xticks(range(len(levels)), levels)
             ax.set_xlim(-0.5, len(levels) - 0.5)
         ax.errorbar(xs, done["dev_mean"], yerr=done["dev_std"].fillna(0), fmt="o", ms=4,
                     alpha=0.7, label="trial (seed mean ± std)")
         if numeric and p in log_params:
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())
         elif numeric and p in int_params:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel=p, ylabel=f"dev {metric}")
@@ -91,6 +95,19 @@ def params_vs_dev(trials: pd.DataFrame, params: list[str], metric: str, path: Pa
         ax.axis("off")
     fig.suptitle("Each hyper-parameter against the dev mean (completed trials)")
     return _save(fig, path)
+
+
+def _label(v) -> str:
+    if isinstance(v, float):
+        return "–" if v != v else (str(int(v)) if v.is_integer() else f"{v:.3g}")
+    return str(v)
+
+
+def _sort_key(label: str):
+    try:
+        return (0, float(label), "")
+    except ValueError:
+        return (1, 0.0, label)
 
 
 def expected_max_plot(values: dict[str, list[float]], maximize: bool, metric: str,

@@ -154,6 +154,8 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
                      for k, d in t.distributions.items()}
     log_params = {k for k, d in distributions.items() if getattr(d, "log", False)}
     int_params = {k for k, d in distributions.items() if isinstance(d, optuna.distributions.IntDistribution)}
+    categorical = {k for k, d in distributions.items()
+                   if isinstance(d, optuna.distributions.CategoricalDistribution)}
     if monitor == "perplexity":
         results = bengio_table(trials, tracker)
     else:
@@ -171,7 +173,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         if curves else None,
         "Hyper-parameter importance (fANOVA)": plots.importance(study, out / "importance.png"),
         "Hyper-parameters against the dev mean": plots.params_vs_dev(
-            trials, params, monitor, out / "params.png", log_params, int_params),
+            trials, params, monitor, out / "params.png", log_params, int_params, categorical),
     }
     # Studies of the same model and data with other samplers, and any asked for by name:
     # their expected-max curves side by side (grid against random, Dodge et al. 2019).

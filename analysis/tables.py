@@ -12,7 +12,7 @@ import pandas as pd
 
 def _cell(v) -> str:
     if isinstance(v, float):
-        return f"{v:.4g}"
+        return "–" if v != v else f"{v:.4g}"  # NaN: not applicable (an inactive conditional entry)
     return "" if v is None else str(v)
 
 

@@ -9,9 +9,13 @@ configurations are WAITING trials; `study.ask()` pops them.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
+import shutil
 import socket
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +25,10 @@ import optuna
 from omegaconf import DictConfig
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages.journal._file import get_lock_file
 from optuna.trial import TrialState
 
+from models.errors import UserError
 from sweeps.paths import RUNS_DIR
 
 DEFAULT_DIR = RUNS_DIR / "optuna"
@@ -72,7 +78,71 @@ def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
         return RDBStorage(url)
     folder.mkdir(parents=True, exist_ok=True)
     path = str(folder / "studies.journal")
-    return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+    try:
+        return JournalStorage(DurableJournal(path, lock_obj=JournalFileOpenLock(path)))
+    except (json.JSONDecodeError, ValueError) as e:
+        raise UserError(DurableJournal.explain(path, e)) from e
+
+
+class DurableJournal(JournalFileBackend):
+    """Optuna's journal file, safe against a torn last record: what a kill or a full disk
+    during a write leaves. Under the journal's lock (so no writer is mid-record), before the
+    journal is read and before every append, a last record without its newline is copied
+    aside with the whole file and cut off, so the next record starts on a line of its own
+    instead of garbling the torn one (which would make every study unreadable)."""
+
+    def __init__(self, file_path: str, lock_obj: JournalFileOpenLock) -> None:
+        super().__init__(file_path, lock_obj)
+        with get_lock_file(self._lock):
+            self._cut_torn_tail()
+
+    def _cut_torn_tail(self) -> None:
+        path = self._file_path
+        with open(path, "rb+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            cut, pos = 0, size
+            while pos > 0 and not cut:  # the last newline, read backwards in chunks
+                start = max(0, pos - 65536)
+                f.seek(start)
+                chunk = f.read(pos - start)
+                if (i := chunk.rfind(b"\n")) >= 0:
+                    cut = start + i + 1
+                pos = start
+            backup = f"{path}.torn-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            shutil.copyfile(path, backup)
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
+        print(f"warning: {path} ended in a torn record ({size - cut} bytes, left by a kill or a full "
+              f"disk during a write); the file as it was is saved in {backup}, the record is dropped "
+              "and the studies go on.", file=sys.stderr, flush=True)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with get_lock_file(self._lock):
+            self._cut_torn_tail()
+            text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+            with open(self._file_path, "ab") as f:
+                f.write(text.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+
+    @staticmethod
+    def explain(path: str, err: Exception) -> str:
+        """One sentence naming the garbled line of a journal."""
+        with open(path, "rb") as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    json.loads(line)
+                except ValueError:
+                    return (f"the study journal {path} has a garbled record on line {number} of "
+                            f"its {sum(1 for _ in f) + number} ({type(err).__name__}); move the file "
+                            "aside to start afresh, or delete that line to keep the rest.")
+        return f"the study journal {path} cannot be read ({err})."
 
 
 @contextmanager
