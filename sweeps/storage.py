@@ -8,7 +8,6 @@ configurations are WAITING trials; `study.ask()` pops them.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -16,8 +15,7 @@ import shutil
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from optuna.storages.journal._file import get_lock_file
 from optuna.trial import TrialState
 
 from models.errors import UserError
+from sweeps.locks import file_lock
 from sweeps.paths import RUNS_DIR
 
 DEFAULT_DIR = RUNS_DIR / "optuna"
@@ -72,9 +71,11 @@ def load_study(cfg: DictConfig, name: str) -> optuna.Study | None:
 def open_storage(url: str | None, folder: Path) -> optuna.storages.BaseStorage:
     """`url` (any Optuna storage URL) or a journal file in `folder`."""
     if url:
-        if url.startswith("sqlite"):
-            # Wait for the other workers' writes instead of failing with "database is locked".
-            return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+        if url.startswith("sqlite:///"):
+            # One process at a time creates the schema (at once they fail on alembic_version);
+            # the others wait for the workers' writes instead of failing with "database is locked".
+            with file_lock(Path(url.removeprefix("sqlite:///") + ".init-lock")):
+                return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
         return RDBStorage(url)
     folder.mkdir(parents=True, exist_ok=True)
     path = str(folder / "studies.journal")
@@ -145,17 +146,9 @@ class DurableJournal(JournalFileBackend):
         return f"the study journal {path} cannot be read ({err})."
 
 
-@contextmanager
-def study_lock(name: str, folder: Path) -> Iterator[None]:
+def study_lock(name: str, folder: Path):
     """An exclusive lock shared by every worker of study `name` on this machine."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (re.sub(r"[^\w.-]+", "_", name) + ".lock")
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return file_lock(folder / (re.sub(r"[^\w.-]+", "_", name) + ".lock"))
 
 
 def worker_id() -> str:

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from models.errors import UserError
+from sweeps.locks import file_lock
 from sweeps.paths import ROOT, RUNS_DIR
 
 _MAX_PARAM = 6000
@@ -39,6 +40,19 @@ def resolve_uri(uri: str | None = None) -> str:
         return env
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{RUNS_DIR / 'mlflow.db'}"
+
+
+def open_client(uri: str) -> MlflowClient:
+    """A client of the store at `uri`. A local SQLite store is created, or its schema
+    migrated, by the first client that touches it: under a file lock here, since processes
+    doing it at once corrupt the store (`table _alembic_tmp_... already exists`)."""
+    local = _local_path(uri)
+    if local is None:
+        return MlflowClient(tracking_uri=uri)
+    with file_lock(Path(uri.removeprefix("sqlite:///")).with_suffix(".init-lock")):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)  # creates or migrates the schema now
+    return client
 
 
 def _local_path(uri: str) -> Path | None:
@@ -81,7 +95,7 @@ class Tracker:
     @classmethod
     def of_run(cls, run_id: str, uri: str | None = None) -> Tracker:
         """The tracker of the experiment that holds `run_id`."""
-        client = MlflowClient(tracking_uri=resolve_uri(uri))
+        client = open_client(resolve_uri(uri))
         try:
             run = client.get_run(run_id)
         except MlflowException as e:
@@ -92,9 +106,16 @@ class Tracker:
     def __init__(self, experiment: str, uri: str | None = None, artifacts: str | None = None):
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no store-migration chatter
         self.uri = resolve_uri(uri)
-        self.client = MlflowClient(tracking_uri=self.uri)
         self.experiment, self._artifacts = experiment, artifacts
         self._experiment_id: str | None = None
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        """Opened on first use: a command that fails before it tracks anything creates no store."""
+        if self._client is None:
+            self._client = open_client(self.uri)
+        return self._client
 
     @property
     def experiment_id(self) -> str:

@@ -74,3 +74,47 @@ def test_a_garbled_record_elsewhere_is_one_sentence_naming_the_line(tmp_path):
         open_storage(None, folder)
     assert f"{path} has a garbled record on line 4" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+# --- concurrent first use --------------------------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from mlflow.tracking import MlflowClient  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from tests.conftest import REPO, write_polarity_csv  # noqa: E402
+
+ROUNDS = int(os.environ.get("SEEDSWEEP_CONCURRENT_ROUNDS", "2"))  # 10 for the soak run
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_processes_started_together_on_a_fresh_store_all_succeed(tmp_path, round_):
+    """Two sweeps of one study and a train run, started at once on a fresh store (a new
+    MLflow SQLite file and a new Optuna SQLite file): no crash, no corrupt store, each grid
+    point once, and MLflow agrees with Optuna."""
+    csv = write_polarity_csv(tmp_path / "p.csv", n=300)
+    common = ["data=csv", f"data.path={csv}", f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",
+              f"tracking.artifacts={tmp_path / 'art'}", "model.embed_dim=8", "model.num_layers=1",
+              "model.hidden_dim=8", "seeds=1", "train.max_epochs=2", "threads=1"]
+    sweep = [*common, "search_space=dan_tiny", "sampler=grid", f"storage.url=sqlite:///{tmp_path / 'o.db'}",
+             f"storage.dir={tmp_path / 'locks'}"]
+    commands = [["sweeps.sweep", *sweep], ["sweeps.sweep", *sweep], ["sweeps.train", *common]]
+    procs = [subprocess.Popen([sys.executable, "-m", *c], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for c in commands]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], "\n\n".join(o[-2000:] for o in outs)
+
+    study = optuna.load_study(study_name="dan-csv-grid", storage=f"sqlite:///{tmp_path / 'o.db'}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    points = {(t.params["model.word_dropout"], t.params["train.lr"]) for t in study.trials}
+    assert len(points) == 4
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    names = {e.name for e in client.search_experiments()}
+    assert {"dan-csv-grid", "dan-csv"} <= names
+    runs = client.search_runs([client.get_experiment_by_name("dan-csv-grid").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 4 and all(r.info.status == "FINISHED" for r in runs)
