@@ -77,6 +77,7 @@ def test_report_of_an_nplm_study_has_the_bengio_layout(tmp_path):
     assert sweep_main(args) == 0
     assert report_main([*args, f"--out={tmp_path / 'rep'}"]) == 0
     table = pd.read_csv(tmp_path / "rep" / "results.csv")
-    assert list(table.columns) == ["trial", "n", "h", "m", "direct", "mix", "train", "valid mean", "valid std"]
+    assert list(table.columns) == ["trial", "n", "h", "m", "direct", "mix", "train", "valid mean",
+                                   "valid std"]
     assert len(table) == 2
     assert all(float(t) > 1 if not m else pd.isna(t) for t, m in zip(table["train"], table["mix"]))
