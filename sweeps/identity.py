@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from models.errors import UserError
+from sweeps.redact import redact, redact_value
 from sweeps.search_space import Param, config_lookup, fix
 
 # Config sections that say how and where a sweep runs, not what its trials mean.
@@ -86,7 +87,8 @@ def study_identity(cfg: DictConfig, params: list[Param], metric: str) -> StudyId
     # The config's value of a searched key never reaches a trial, unless the entry is
     # conditional with no `otherwise` (then the config's value applies when inactive).
     searched = {p.name for p in params if not p.fixed and (not p.when or p.otherwise)}
-    settings = {k: v for k, v in flatten(training).items() if k not in searched}
+    # redacted: a password is no part of what trials mean, and this is stored and reported
+    settings = {k: redact_value(v) for k, v in flatten(training).items() if k not in searched}
     return StudyIdentity(settings, {p.name: p.describe() for p in params}, metric)
 
 
@@ -151,4 +153,4 @@ def make_command(overrides: Sequence[str], model: str, study_name: str | None = 
     words = ["make", "sweep", *(f"{k}={shlex.quote(variables[k])}" for k in order if k in variables)]
     if args:
         words.append("ARGS=" + shlex.quote(" ".join(args)))
-    return " ".join(words)
+    return redact(" ".join(words))

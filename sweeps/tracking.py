@@ -27,6 +27,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, ML
 from models.errors import UserError
 from sweeps.locks import file_lock
 from sweeps.paths import ROOT, RUNS_DIR
+from sweeps.redact import redact
 
 _MAX_PARAM = 6000
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in our output
@@ -99,7 +100,7 @@ class Tracker:
         try:
             run = client.get_run(run_id)
         except MlflowException as e:
-            raise UserError(f"no MLflow run {run_id!r} in {resolve_uri(uri)}; copy the id from "
+            raise UserError(f"no MLflow run {run_id!r} in {redact(resolve_uri(uri))}; copy the id from "
                             "`make train`'s output or the MLflow UI.") from e
         return cls(client.get_experiment(run.info.experiment_id).name, uri)
 
@@ -148,13 +149,13 @@ class Tracker:
 
     def start_run(self, name: str, params: Mapping[str, Any] = (), tags: Mapping[str, str] = (),
                   parent_id: str | None = None) -> str:
-        tags = dict(tags)
+        tags = {k: redact(str(v)) for k, v in dict(tags).items()}
         tags[MLFLOW_RUN_NAME] = name
         if parent_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_id
         run = self.client.create_run(self.experiment_id, tags=tags, run_name=name)
         run_id = run.info.run_id
-        items = [Param(k, str(v)[:_MAX_PARAM]) for k, v in dict(params).items()]
+        items = [Param(k, redact(str(v))[:_MAX_PARAM]) for k, v in dict(params).items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params a batch
             self.client.log_batch(run_id, params=items[i:i + 100])
         return run_id
@@ -165,7 +166,7 @@ class Tracker:
         """A configuration's parent run: params, the resolved config, commit and command line."""
         run_id = self.start_run(name, params, {MLFLOW_GIT_COMMIT: git_commit(),
                                                "command": command, **dict(tags)}, parent_id)
-        self.client.log_text(run_id, config_yaml, "config.yaml")
+        self.client.log_text(run_id, redact(config_yaml), "config.yaml")
         return run_id
 
     def log_metrics(self, run_id: str, values: Mapping[str, float], step: int = 0) -> None:
@@ -175,7 +176,7 @@ class Tracker:
                                                for k, v in values.items()])
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
 
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)
@@ -231,7 +232,7 @@ class Tracker:
         exp_id = self._get_or_create(LEDGER_EXPERIMENT, None)
         run = self.client.create_run(exp_id, run_name=f"{entry['scope']} test", tags={
             MLFLOW_RUN_NAME: f"{entry['scope']} test", MLFLOW_GIT_COMMIT: str(entry["git_commit"])})
-        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)[:_MAX_PARAM])
+        self.client.log_batch(run.info.run_id, params=[Param(k, redact(str(v))[:_MAX_PARAM])
                                                        for k, v in entry.items()])
         self.log_metrics(run.info.run_id, test_metrics)
         self.end_run(run.info.run_id)

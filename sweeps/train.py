@@ -18,13 +18,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from models.training import SeedTrainer
 from sweeps.config import check_seeds, compose_config, run_cli, wants_help
+from sweeps.redact import redact
 from sweeps.seeds import SWEEP_ONLY, ConfigResult, draw_seeds, run_config, run_params
 from sweeps.tracking import Tracker, flatten
 from sweeps.workloads import build_workload, cache_dir, ngram_perplexities, prepare_lm
 
 
 def command_line(overrides: Sequence[str]) -> str:
-    return "python -m sweeps.train " + " ".join(shlex.quote(o) for o in overrides)
+    """The make command that reruns this configuration (with credentials redacted)."""
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "dan")
+    rest = [o for o in overrides if not o.startswith("model=")]
+    return redact(f"make train MODEL={model}" + (f" ARGS={shlex.quote(' '.join(rest))}" if rest else ""))
 
 
 def print_epoch(epoch: int, mean: float, trainers: list[SeedTrainer]) -> bool:

@@ -15,6 +15,7 @@ import urllib.request
 
 from sweeps.config import wants_help
 from sweeps.paths import RUNS_DIR
+from sweeps.redact import redact
 from sweeps.tracking import resolve_uri
 
 GUIDE = ("  experiments: <model>-<data> (make train), <study name> (make sweep: one parent run per\n"
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             "--host", "127.0.0.1", "--port", port]
     if uri.startswith("sqlite:///"):
         args += ["--default-artifact-root", (RUNS_DIR / "artifacts").as_uri()]
-    print(f"starting the MLflow UI over {uri} ...", flush=True)
+    print(f"starting the MLflow UI over {redact(uri)} ...", flush=True)
     server = subprocess.Popen(args)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -118,3 +118,37 @@ def test_processes_started_together_on_a_fresh_store_all_succeed(tmp_path, round
     runs = client.search_runs([client.get_experiment_by_name("dan-csv-grid").experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 4 and all(r.info.status == "FINISHED" for r in runs)
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+from sweeps.redact import redact  # noqa: E402
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("postgresql+psycopg2://ann:s3cr%40t@db:5432/optuna", "postgresql+psycopg2://ann:***@db:5432/optuna"),
+    ("tracking.uri=https://u:tok@mlflow.example/ x", "tracking.uri=https://u:***@mlflow.example/ x"),
+    ("s3://:key@bucket/a", "s3://:***@bucket/a"),
+    ("sqlite:////tmp/a.db and ann@example.org", "sqlite:////tmp/a.db and ann@example.org"),
+])
+def test_redact_hides_passwords_in_urls(text, expected):
+    assert redact(text) == expected
+
+
+def test_a_password_in_a_url_never_leaves_the_process(tmp_path, polarity_csv, capsys):
+    """A credential-bearing URL among the overrides: not in MLflow (params, tags, config.yaml),
+    not in the Optuna study, not on the terminal, not in the report."""
+    from analysis.report import main as report_main
+    from sweeps.sweep import main as sweep_main
+    from tests.sweeps.test_sweep import overrides
+
+    secret = "hunter2secret"
+    args = overrides(tmp_path, polarity_csv, "sweep.trials=1", f"+notes=postgresql://ann:{secret}@db/x")
+    assert sweep_main(args) == 0
+    assert report_main([*args, f"--out={tmp_path / 'rep'}"]) == 0
+    out = capsys.readouterr()
+    assert secret not in out.out + out.err and "postgresql://ann:***@db/x" in out.out
+    stored = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "polarity.csv"]
+    assert any(p.name == "config.yaml" for p in stored) and any(p.suffix == ".db" for p in stored)
+    leaks = [str(p) for p in stored if secret.encode() in p.read_bytes()]
+    assert leaks == []
