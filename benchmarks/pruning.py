@@ -4,7 +4,8 @@ a fresh store of its own. Reports the training compute (seed-epochs), wall time,
 trial's dev mean ± std, and how many of the first 20 trials are degenerate (dev mean at
 the majority-class rate).
 
-    python -m benchmarks.pruning [--trials 30] [--arms patience,none] [--keep DIR] [-- overrides]
+    python -m benchmarks.pruning [--trials 30] [--arms patience,none] [--parallel] [--keep DIR]
+                                 [-- overrides]
 
 Writes benchmarks/results/pruning-<timestamp>.json and prints a Markdown table.
 """
@@ -35,14 +36,15 @@ def majority_rate(overrides: list[str]) -> float:
     return max(labels.count(c) for c in set(labels)) / len(labels)
 
 
-def run_arm(arm: str, trials: int, folder: Path, extra: list[str], majority: float) -> dict:
+def start_arm(arm: str, trials: int, folder: Path, extra: list[str]) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "sweeps.sweep", "model=dan", f"sweep.trials={trials}", f"pruner={arm}",
            "seed_list=[11,22,33]", "sweep.study_name=bench", f"storage.dir={folder / 'optuna'}",
            f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifacts={folder / 'art'}",
            *extra]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=open(folder / "sweep.log", "w"), stderr=subprocess.STDOUT)
-    wall = time.perf_counter() - start
+    return subprocess.Popen(cmd, stdout=open(folder / "sweep.log", "w"), stderr=subprocess.STDOUT)
+
+
+def arm_result(arm: str, folder: Path, wall: float, majority: float) -> dict:
     study = optuna.load_study(study_name="bench", storage=open_storage(None, folder / "optuna"))
     done = [t for t in study.trials if t.state.is_finished()]
     best = ranked(study)[0]
@@ -66,15 +68,32 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--arms", default="patience,none")
     ap.add_argument("--keep", help="keep each arm's store under this folder")
+    ap.add_argument("--parallel", action="store_true", help="run the arms side by side, one thread each")
     args, extra = ap.parse_known_args()
     extra = [e for e in extra if e != "--"]
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-pruning-"))
     majority = majority_rate(extra)
-    rows = []
-    for arm in args.arms.split(","):
-        (root / arm).mkdir(parents=True, exist_ok=True)
-        rows.append(run_arm(arm, args.trials, root / arm, extra, majority))
-        print(json.dumps(rows[-1]), flush=True)
+    arms = args.arms.split(",")
+    if args.parallel:  # side by side, one thread each: both see the same machine
+        extra = [*extra, "threads=1"]
+    walls: dict[str, float] = {}
+    batches = [arms] if args.parallel else [[a] for a in arms]
+    for batch in batches:
+        started = time.perf_counter()
+        procs = {}
+        for arm in batch:
+            (root / arm).mkdir(parents=True, exist_ok=True)
+            procs[arm] = start_arm(arm, args.trials, root / arm, extra)
+        while len(walls) < sum(len(b) for b in batches[:batches.index(batch) + 1]):
+            for arm, proc in procs.items():
+                if arm not in walls and proc.poll() is not None:
+                    if proc.returncode != 0:
+                        raise SystemExit(f"the {arm} arm failed: see {root / arm / 'sweep.log'}")
+                    walls[arm] = time.perf_counter() - started
+            time.sleep(1)
+    rows = [arm_result(arm, root / arm, walls[arm], majority) for arm in arms]
+    for row in rows:
+        print(json.dumps(row), flush=True)
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"pruning-{stamp}.json").write_text(json.dumps({"overrides": extra, "rows": rows}, indent=2))
