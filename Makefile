@@ -72,7 +72,7 @@ bench-nplm: $(VENV)/.installed ## NPLM training tokens/s and GFLOP/s against a t
 bench-sweep: $(VENV)/.installed ## wall time of a 10-trial DAN sweep and its platform overhead
 	$(PY) -m benchmarks.sweep_overhead --trials 10 -- $(ARGS)
 
-bench-pruning: $(VENV)/.installed ## default DAN sweep, pruner=patience against none: seed-epochs, best dev (~1 h)
+bench-pruning: $(VENV)/.installed ## default DAN sweep, pruner=patience against none: seed-epochs, best dev (~1 h; --parallel: arms side by side)
 	$(PY) -m benchmarks.pruning --trials $(or $(TRIALS),30) -- $(ARGS)
 
 ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:$PORT (default 5000) over the local store (runs/)

@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import re
 import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import torch
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
@@ -35,6 +37,7 @@ from models.data.sst import load_sst_test
 from models.errors import UserError
 from sweeps import storage
 from sweeps.config import compose_config, run_cli
+from sweeps.locks import file_lock
 from sweeps.seeds import SWEEP_ONLY, mean_std
 from sweeps.storage import MLFLOW_RUN_ID, ranked
 from sweeps.tracking import WEIGHTS, Tracker, git_commit
@@ -47,6 +50,7 @@ class Target:
     scope: str  # what the ledger counts evaluations of: the study, or the train experiment
     trial: int | None
     tracker: Tracker
+    study: optuna.Study | None = None  # holds its own copy of the ledger
 
 
 @dataclass
@@ -91,8 +95,9 @@ def resolve(cfg: DictConfig, study: str | None, trial: int | None, run: str | No
     if run:
         tracker = Tracker.of_run(run, cfg.tracking.uri)
         tags = tracker.get_run(run).data.tags
-        return Target(run, tags.get("study", tracker.experiment),
-                      int(tags["trial_number"]) if "trial_number" in tags else None, tracker)
+        scope = tags.get("study", tracker.experiment)
+        return Target(run, scope, int(tags["trial_number"]) if "trial_number" in tags else None, tracker,
+                      storage.load_study(cfg, scope) if "study" in tags else None)
     name = study or storage.study_name(cfg)
     s = storage.load_study(cfg, name)
     if s is None:
@@ -108,45 +113,79 @@ def resolve(cfg: DictConfig, study: str | None, trial: int | None, run: str | No
         if chosen is None or chosen.state != TrialState.COMPLETE:
             raise UserError(f"study {name!r} has no completed trial {trial}.")
     tracker = Tracker(s.user_attrs.get("mlflow_experiment", name), cfg.tracking.uri)
-    return Target(chosen.user_attrs[MLFLOW_RUN_ID], name, chosen.number, tracker)
+    return Target(chosen.user_attrs[MLFLOW_RUN_ID], name, chosen.number, tracker, s)
 
 
-def evaluate(target: Target, reason: str | None) -> FinalResult:
-    """Test metrics of every seed of the target configuration, logged and entered in the ledger."""
+def seen(target: Target, reason: str | None) -> int:
+    """How often the scope's test set was evaluated, by every record of the ledger: the
+    `lockbox` runs, the count on the scope's runs and the study's own list. They must
+    agree: a deleted or renamed MLflow record cannot make an evaluation the first."""
+    counts = {"the lockbox ledger": len(target.tracker.ledger(target.scope)),
+              "the runs' test_evaluations": target.tracker.evaluations_on_runs()}
+    if target.study is not None:
+        counts["the study's own record"] = len(storage.test_evaluations(target.study))
+    times = max(counts.values())
+    if len(set(counts.values())) > 1 and not reason:
+        shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
+        raise UserError(f"the test-evaluation records of {target.scope!r} disagree ({shown}), so an "
+                        f"MLflow record was deleted or renamed: its test set counts as seen {times} "
+                        "time(s), and evaluating it again needs REASON='<why>' (recorded as a repeat).")
+    if times and not reason:
+        raise UserError(f"the test set of {target.scope!r} was already evaluated {times} time(s); "
+                        "evaluating it again needs REASON='<why>' and is recorded as a repeat.")
+    return times
+
+
+def evaluate(target: Target, reason: str | None, lock_folder: Path) -> FinalResult:
+    """Test metrics of every seed of the target configuration, logged and entered in the
+    ledger. One evaluation of a scope at a time: a second waits, then finds the first."""
+    name = re.sub(r"[^\w.-]+", "_", target.scope)
+    with file_lock(lock_folder / f"final-{name}.lock"):
+        return _evaluate(target, reason, seen(target, reason))
+
+
+def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
     tracker = target.tracker
-    earlier = tracker.ledger(target.scope)
-    if earlier and not reason:
-        last = earlier[-1]
-        raise UserError(
-            f"the test set of {target.scope!r} was already evaluated {len(earlier)} time(s) "
-            f"(last {last.get('time', '?')}, trial {last.get('trial', '-')}); evaluating it again "
-            "needs REASON='<why>' and is recorded as a repeat.")
     cfg = OmegaConf.create(tracker.load_text(target.run_id, "config.yaml"))
     workload = build_workload(cfg)
     task = workload.task
-    test = test_split(cfg.data, task, cache_dir(cfg))
-    extra = {}
-    if isinstance(task, LMTask) and task.mix_probs is not None:  # Bengio's mix, on test
-        eos = task.vocab.stoi[EOS]
-        extra["mix_probs"] = torch.from_numpy(trigram(task).target_probs(test.tokens.numpy(), pad=eos))
     children = sorted(tracker.child_runs(target.run_id), key=lambda r: int(r.data.params["seed"]))
-    seeds, dev, test_metrics = [], [], []
+    if not children:
+        raise UserError(f"run {target.run_id} has no seed runs to evaluate.")
+    seeds = [int(c.data.params["seed"]) for c in children]
     with tempfile.TemporaryDirectory() as tmp:
-        for child in children:
-            seed = int(child.data.params["seed"])
+        weights = []  # every seed's weights are in hand before the test split is opened
+        for child, seed in zip(children, seeds):
             path = tracker.download(child.info.run_id, f"{WEIGHTS}/best-{seed}.pt", Path(tmp))
             if path is None:
                 raise UserError(f"seed {seed} of run {target.run_id} has no saved weights (a sweep "
                                 "keeps them for its top sweep.keep_weights trials only).")
+            weights.append(path)
+        step = earlier + 1
+        entry = {"scope": target.scope, "trial": "-" if target.trial is None else target.trial,
+                 "run_id": target.run_id, "config_hash": config_hash(cfg),
+                 "seeds": " ".join(map(str, seeds)),
+                 "git_commit": git_commit(), "repeat": bool(earlier), "reason": reason or "",
+                 "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "data": cfg.data.name}
+        # The ledger first, in all three records: an evaluation killed after this still counts.
+        study_entry = {"started": entry["time"], "trial": entry["trial"], "reason": entry["reason"]}
+        if target.study is not None:
+            storage.record_test_evaluation(target.study, {**study_entry, "done": False})
+        on_run = int(tracker.get_run(target.run_id).data.metrics.get("test_evaluations", 0))
+        tracker.log_metrics(target.run_id, {"test_evaluations": on_run + 1}, step=step)
+        ledger_run = tracker.start_test_evaluation(entry)
+
+        test = test_split(cfg.data, task, cache_dir(cfg))
+        extra = {}
+        if isinstance(task, LMTask) and task.mix_probs is not None:  # Bengio's mix, on test
+            eos = task.vocab.stoi[EOS]
+            extra["mix_probs"] = torch.from_numpy(trigram(task).target_probs(test.tokens.numpy(), pad=eos))
+        dev, test_metrics = [], []
+        for child, path in zip(children, weights):
             model = workload.build_model()
-            model.load_state_dict(torch.load(path, weights_only=True))
-            values = task.evaluate(model, test, **extra)
-            seeds.append(seed)
+            model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+            test_metrics.append(task.evaluate(model, test, **extra))
             dev.append(child.data.metrics[metrics.best_dev(task.monitor)])
-            test_metrics.append(values)
-    if not seeds:
-        raise UserError(f"run {target.run_id} has no seed runs to evaluate.")
-    step = len(earlier) + 1
     for child, values in zip(children, test_metrics):
         tracker.log_metrics(child.info.run_id, {metrics.TEST_PREFIX + k: v for k, v in values.items()},
                             step=step)
@@ -155,13 +194,10 @@ def evaluate(target: Target, reason: str | None) -> FinalResult:
         mean, std = mean_std([m[k] for m in test_metrics])
         summary |= {metrics.seed_mean(metrics.TEST_PREFIX + k): mean,
                     metrics.seed_std(metrics.TEST_PREFIX + k): std}
-    tracker.log_metrics(target.run_id, {**summary, "test_evaluations": step}, step=step)
-    tracker.record_test_evaluation({
-        "scope": target.scope, "trial": "-" if target.trial is None else target.trial,
-        "run_id": target.run_id, "config_hash": config_hash(cfg), "seeds": " ".join(map(str, seeds)),
-        "git_commit": git_commit(), "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "repeat": bool(earlier), "reason": reason or "", "data": cfg.data.name,
-    }, summary)
+    tracker.log_metrics(target.run_id, summary, step=step)
+    tracker.finish_test_evaluation(ledger_run, summary)
+    if target.study is not None:
+        storage.record_test_evaluation(target.study, {**study_entry, "done": True})
     return FinalResult(target, seeds, dev, test_metrics, task.monitor, step, bool(earlier))
 
 
@@ -188,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> str:
         cfg = compose_config(overrides)
-        return report(evaluate(resolve(cfg, args.study, args.trial, args.run), args.reason))
+        return report(evaluate(resolve(cfg, args.study, args.trial, args.run), args.reason,
+                               storage.folder_of(cfg)))
 
     return run_cli(body)
 

@@ -46,6 +46,7 @@ FINGERPRINT = "fingerprint"  # a hash of IDENTITY
 MLFLOW_EXPERIMENT = "mlflow_experiment"
 MONITOR = "monitor"  # the dev metric, e.g. "accuracy"
 PARAMS = "params"  # the search-space keys, in file order
+TEST_EVALUATIONS = "test_evaluations"  # the study's own copy of its lockbox ledger: a list
 
 
 def study_name(cfg: DictConfig, fingerprint: str | None = None) -> str:
@@ -255,3 +256,15 @@ def pruning_savings(trials: list[optuna.trial.FrozenTrial]) -> str:
     return (f"{len(pruned)} pruned after {spent} seed-epochs; run to the end they would have taken "
             f"~{len(pruned) * per_trial:.0f} (the completed trials' mean, {per_trial:.1f}): "
             f"~{saved:.0f} seed-epochs saved, {saved / (total + saved):.0%} of the sweep's training")
+
+
+def test_evaluations(study: optuna.Study) -> list[dict[str, Any]]:
+    """The study's own record of its test evaluations (started ones included)."""
+    return list(study.user_attrs.get(TEST_EVALUATIONS, []))
+
+
+def record_test_evaluation(study: optuna.Study, entry: dict[str, Any]) -> None:
+    """Append to (or, for an entry with the same `started` time, update) the study's record.
+    Call under the final evaluation's lock."""
+    entries = [e for e in test_evaluations(study) if e.get("started") != entry["started"]]
+    study.set_user_attr(TEST_EVALUATIONS, [*entries, entry])

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
@@ -219,24 +219,37 @@ class Tracker:
             return None
 
     def ledger(self, scope: str) -> list[dict[str, str]]:
-        """Every test evaluation recorded for `scope` (a study, or a train experiment), oldest first."""
+        """Every test evaluation recorded for `scope` (a study, or a train experiment) in the
+        `lockbox` experiment, oldest first; deleted runs count too (`deleted`), and one still
+        RUNNING was started and never finished (a kill while the test split was open)."""
         exp = self.client.get_experiment_by_name(LEDGER_EXPERIMENT)
         if exp is None:
             return []
         runs = self.client.search_runs([exp.experiment_id], filter_string=f"params.scope = '{scope}'",
-                                       order_by=["attributes.start_time ASC"])
-        return [dict(r.data.params) | {"run_id": r.info.run_id} for r in runs]
+                                       run_view_type=ViewType.ALL, order_by=["attributes.start_time ASC"])
+        return [dict(r.data.params) | {"run_id": r.info.run_id, "status": r.info.status,
+                                       "deleted": str(r.info.lifecycle_stage == "deleted")} for r in runs]
 
-    def record_test_evaluation(self, entry: Mapping[str, Any], test_metrics: Mapping[str, float]) -> str:
-        """A ledger entry: one run in the `lockbox` experiment."""
+    def evaluations_on_runs(self) -> int:
+        """Test evaluations counted on this experiment's runs (`test_evaluations`), deleted
+        runs included: the second record of the ledger."""
+        runs = self.client.search_runs([self.experiment_id], filter_string="metrics.test_evaluations > 0",
+                                       run_view_type=ViewType.ALL)
+        return int(sum(r.data.metrics["test_evaluations"] for r in runs))
+
+    def start_test_evaluation(self, entry: Mapping[str, Any]) -> str:
+        """A ledger entry, written before the test split is read: a `lockbox` run left
+        RUNNING until `finish_test_evaluation`."""
         exp_id = self._get_or_create(LEDGER_EXPERIMENT, None)
         run = self.client.create_run(exp_id, run_name=f"{entry['scope']} test", tags={
             MLFLOW_RUN_NAME: f"{entry['scope']} test", MLFLOW_GIT_COMMIT: str(entry["git_commit"])})
         self.client.log_batch(run.info.run_id, params=[Param(k, redact(str(v))[:_MAX_PARAM])
                                                        for k, v in entry.items()])
-        self.log_metrics(run.info.run_id, test_metrics)
-        self.end_run(run.info.run_id)
         return run.info.run_id
+
+    def finish_test_evaluation(self, ledger_run: str, test_metrics: Mapping[str, float]) -> None:
+        self.log_metrics(ledger_run, test_metrics)
+        self.end_run(ledger_run)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """status: FINISHED, FAILED or KILLED."""
