@@ -166,7 +166,8 @@ def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
                  "run_id": target.run_id, "config_hash": config_hash(cfg),
                  "seeds": " ".join(map(str, seeds)),
                  "git_commit": git_commit(), "repeat": bool(earlier), "reason": reason or "",
-                 "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "data": cfg.data.name}
+                 "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                 "data": cfg.data.name}
         # The ledger first, in all three records: an evaluation killed after this still counts.
         study_entry = {"started": entry["time"], "trial": entry["trial"], "reason": entry["reason"]}
         if target.study is not None:
