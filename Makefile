@@ -25,7 +25,7 @@ SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep final report train test test-fast lint bench bench-nplm bench-sweep bench-pruning ui clean
+.PHONY: help install sweep final report doctor train test test-fast lint bench bench-nplm bench-sweep bench-pruning ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,6 +49,10 @@ final: $(VENV)/.installed ## test-set evaluation, once: make final MODEL=dan [ST
 
 report: $(VENV)/.installed ## tables, plots and report.md of a study under reports/<study>/: make report MODEL=dan [STUDY=]
 	$(PY) -m analysis.report model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+		$(if $(STUDY),--study=$(STUDY)) $(ARGS)
+
+doctor: $(VENV)/.installed ## check a study against MLflow and repair disagreements: make doctor MODEL=dan [STUDY=] [ARGS=--dry-run]
+	$(PY) -m sweeps.reconcile model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 		$(if $(STUDY),--study=$(STUDY)) $(ARGS)
 
 train: $(VENV)/.installed ## train one configuration over K seeds: make train MODEL=dan ARGS='data=sst2 seeds=3'

@@ -14,15 +14,14 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from sweeps import faults
 from sweeps.config import compose_config
 from sweeps.pruning import SeedMeanPatience
 from sweeps.search_space import Lookup, Param, suggest, to_overrides
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
 from sweeps.storage import INACTIVE, MLFLOW_RUN_ID, SEED_EPOCHS
-from sweeps.tracking import Tracker
+from sweeps.tracking import TRIAL_STATE, Tracker
 from sweeps.workloads import Workload, build_workload
-
-TRIAL_STATE = "trial_state"  # MLflow tag on a trial's parent run: COMPLETE, PRUNED or FAIL
 
 WorkloadFactory = Callable[[DictConfig, Any], Workload]
 # (trial number, epoch, seeds still training, K, seed mean): progress inside a trial
@@ -64,7 +63,9 @@ class Objective:
             OmegaConf.to_yaml(cfg), self.command,
             tags={"trial_number": str(trial.number), "study": trial.study.study_name,
                   TRIAL_STATE: "RUNNING"})
+        faults.point("parent_run_started")
         trial.set_user_attr(MLFLOW_RUN_ID, parent)
+        faults.point("run_id_recorded")
 
         means: list[float] = []
         pruned = False
@@ -75,6 +76,7 @@ class Objective:
             means.append(mean)
             if self.on_epoch is not None:
                 self.on_epoch(trial.number, epoch, sum(not t.done for t in trainers), len(trainers), mean)
+            faults.point("epoch_logged")
             pruned = trial.should_prune()
             return pruned or (self.stop is not None
                               and self.stop.stagnant(means, workload.task.mode == "max"))

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from models import metrics
 from models.errors import UserError
 from models.training import SeedResult, SeedTrainer
+from sweeps import faults
 from sweeps.tracking import Tracker, flatten
 from sweeps.workloads import Workload
 
@@ -98,6 +99,7 @@ class SeedGroup:
                          for s in seeds]
         self.run_ids = [tracker.start_run(f"seed {s}", {"seed": s}, parent_id=parent_id)
                         for s in seeds]
+        faults.point("seed_runs_started")
         self.epoch = 0
 
     @property
@@ -165,6 +167,7 @@ def run_config(
         raise
     finally:
         results = group.close(status)
+        faults.point("seed_runs_closed")
         reached = [r.best_value for r in results if r.best_epoch > 0]
         if reached:
             mean, std = mean_std(reached)

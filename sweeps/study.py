@@ -14,18 +14,24 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from models.errors import UserError
-from sweeps import storage
+from sweeps import faults, storage
 from sweeps.config import compose_config
 from sweeps.identity import StudyIdentity, check_resume, make_command, pin, study_identity
-from sweeps.objective import TRIAL_STATE, Objective, WorkloadFactory
+from sweeps.objective import Objective, WorkloadFactory
 from sweeps.progress import Progress, abbreviations, short_params
 from sweeps.pruning import make_pruner
+from sweeps.reconcile import reconcile
 from sweeps.search_space import check_point, config_lookup, grid_points, parse_space
 from sweeps.storage import MLFLOW_RUN_ID, ranked
-from sweeps.tracking import WEIGHTS, Tracker
+from sweeps.tracking import TRIAL_STATE, WEIGHTS, Tracker
 from sweeps.workloads import build_workload
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
+
+
+class EnvironmentFailure(Exception):
+    """The store's disk is full, its database locked or its connection lost: the trial was
+    put back in the queue, and the sweep stops until the cause is fixed."""
 WEIGHTS_DELETED = "weights_deleted"  # study attribute: trials whose seed weights are gone
 
 
@@ -128,6 +134,12 @@ class Sweep:
             self.tracker.end_stale(run_id)
             self.tracker.set_tags(run_id, {TRIAL_STATE: "FAIL"})
 
+    def _reconcile(self) -> None:
+        with storage.study_lock(self.name, self.folder):
+            if fixed := reconcile(self.study, self.tracker):
+                self.progress.say(f"MLflow brought in line with the study: {len(fixed)} fix(es), "
+                                  f"e.g. {fixed[0]}")
+
     def done(self) -> int:
         return sum(storage.counts_toward_budget(t) and t.state.is_finished()
                    for t in self.study.get_trials(deepcopy=False))
@@ -145,13 +157,17 @@ class Sweep:
                                  if self.grid else ""))
         else:
             self.progress.say(f"joining study {self.name}: {self.budget} trials x {k} seeds")
+        if trials:
+            self._reconcile()
         self.progress.start(self.budget, done, int(self.cfg.sweep.workers))
         try:
             while True:
                 trial = storage.claim_trial(self.study, self.budget, self.grid, self.folder,
                                             self._recovered)
                 if trial is None:
+                    self._reconcile()  # trials recovered on the way may have left runs behind
                     return
+                faults.point("trial_claimed")
                 self.run_trial(trial)
         finally:
             self.progress.close()
@@ -161,12 +177,15 @@ class Sweep:
         try:
             result = self.objective(trial)
         except KeyboardInterrupt:
-            with storage.study_lock(self.name, self.folder):
-                frozen = self.study._storage.get_trial(trial._trial_id)
-                storage.retry(self.study, frozen, "interrupted by the user (Ctrl-C)")
-                self._recovered(frozen)
+            self._interrupted(trial, "interrupted by the user (Ctrl-C)")
             raise
         except Exception as e:  # noqa: BLE001 - any failure fails this trial, not the sweep
+            if cause := faults.environment_failure(e):
+                self._interrupted(trial, f"environment failure: {cause}")
+                raise EnvironmentFailure(
+                    f"the sweep stopped: {cause}. Trial {trial.number} goes back in the queue and "
+                    "counts for nothing; fix the cause (free space, release the database) and rerun "
+                    f"the same command to resume: {self.command}") from e
             reason = f"{type(e).__name__}: {e}"
             trial.set_user_attr(storage.FAIL_REASON, reason)
             self.study.tell(trial, state=TrialState.FAIL)
@@ -175,15 +194,29 @@ class Sweep:
             self._finished(trial, "FAIL", reason, start)
         else:
             state = TrialState.PRUNED if result.pruned else TrialState.COMPLETE
+            faults.point("before_tell")
             if state == TrialState.PRUNED:
                 self.study.tell(trial, state=state)
             else:
                 self.study.tell(trial, result.mean)
+            faults.point("after_tell")
             self.tracker.set_tags(result.run_id, {TRIAL_STATE: state.name})
+            faults.point("after_tag")
             epoch = max(r.epochs_run for r in result.seed_results)
             at = f" at ep {epoch}" if result.pruned else f" {epoch}ep"
             self._finished(trial, state.name, f"{result.mean:.4f}±{result.std:.4f}{at}", start)
         self._keep_top_weights()
+
+    def _interrupted(self, trial: optuna.Trial, reason: str) -> None:
+        """Fail the trial as interrupted (not in the budget), queue its configuration again
+        and end its MLflow runs; a store that still fails is left for the next start."""
+        try:
+            with storage.study_lock(self.name, self.folder):
+                frozen = self.study._storage.get_trial(trial._trial_id)
+                storage.retry(self.study, frozen, reason)
+                self._recovered(frozen)
+        except Exception:  # noqa: BLE001 - the next start recovers a trial left RUNNING
+            pass
 
     def _keep_top_weights(self) -> None:
         """Delete the seed weights of trials outside the top-k completed (pruned and failed

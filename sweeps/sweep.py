@@ -64,6 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - only the environment failures the study raises
+        if type(e).__name__ != "EnvironmentFailure":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL: try again once the cause is fixed
     except KeyboardInterrupt:
         print("\ninterrupted: the study is intact; run the same command to resume.", file=sys.stderr)
         return 130

@@ -88,6 +88,7 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 LEDGER_EXPERIMENT = "lockbox"  # one run per test evaluation ever made
 WEIGHTS = "weights"  # artifact folder of a seed run: best-<seed>.pt
+TRIAL_STATE = "trial_state"  # tag on a trial's parent run: RUNNING, COMPLETE, PRUNED or FAIL
 
 
 class Tracker:

@@ -15,10 +15,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps.objective import TRIAL_STATE
 from sweeps.storage import MLFLOW_RUN_ID
 from sweeps.study import Sweep
 from sweeps.sweep import main
+from sweeps.tracking import TRIAL_STATE
 from tests.conftest import REPO, write_polarity_csv
 from tests.sweeps.scripted import scripted_factory
 

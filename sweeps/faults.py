@@ -1,0 +1,49 @@
+"""Named points in a trial's life where a fault-injection test may kill the process:
+with SEEDSWEEP_CRASH_AT=<name> the process SIGKILLs itself there, as a power cut or an
+OOM kill would. Each point sits just before or after one write to Optuna or MLflow."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+CRASH_ENV = "SEEDSWEEP_CRASH_AT"
+POINTS = (
+    "trial_claimed",         # after Optuna's ask(), before anything in MLflow
+    "parent_run_started",    # after the MLflow parent run, before Optuna knows its id
+    "run_id_recorded",       # after the trial's run-id attribute in Optuna
+    "seed_runs_started",     # after the seed runs are created
+    "epoch_logged",          # after the first epoch's metrics and report
+    "seed_runs_closed",      # after the seed runs ended, before the parent run ends
+    "before_tell",           # every run closed, Optuna not told yet
+    "after_tell",            # Optuna told, the MLflow trial_state tag not yet set
+    "after_tag",             # both agree, before the weights of lesser trials are deleted
+)
+
+
+def point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# What an environment failure looks like from inside: the trial is not at fault.
+_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
+_MESSAGES = ("no space left", "database is locked", "disk i/o error", "database or disk is full",
+             "could not connect", "connection refused", "server closed the connection",
+             "connection reset", "read-only file system")
+
+
+def environment_failure(err: BaseException) -> str | None:
+    """A one-line cause if `err` (or an exception it came from) is a full disk, a locked
+    database or a lost connection; None for anything the trial itself caused."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _ERRNOS:
+            return f"{os.strerror(err.errno)} ({err.filename or 'the store'})"
+        text = str(err).lower()
+        if any(m in text for m in _MESSAGES):
+            return str(err).splitlines()[0][:200]
+        err = err.__cause__ or err.__context__
+    return None

@@ -1,0 +1,84 @@
+"""Optuna and MLflow agree, trial for trial: every start of a sweep (and `make doctor`)
+checks each finished trial's MLflow parent run and seed runs, ends those a killed process
+left RUNNING and sets the `trial_state` tag that a kill may have cut off.
+
+    make doctor MODEL=dan [STUDY=name] [ARGS='--dry-run']
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import optuna
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from optuna.trial import TrialState
+
+from models.errors import UserError
+from sweeps import storage
+from sweeps.config import compose_config, run_cli
+from sweeps.tracking import TRIAL_STATE, Tracker
+
+# The MLflow status a trial's runs end with
+RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAIL: "FAILED"}
+
+
+def reconcile(study: optuna.Study, tracker: Tracker, repair: bool = True) -> list[str]:
+    """What disagrees between the study and its MLflow experiment (repaired unless told not
+    to), one line each. Runs of trials still RUNNING in Optuna are left alone."""
+    runs = {r.info.run_id: r for r in tracker.client.search_runs([tracker.experiment_id],
+                                                                 max_results=50000)}
+    children: dict[str, list] = {}
+    by_number: dict[str, list[str]] = {}  # a parent run a kill cut off before Optuna learnt its id
+    for r in runs.values():
+        if parent := r.data.tags.get(MLFLOW_PARENT_RUN_ID):
+            children.setdefault(parent, []).append(r)
+        elif "trial_number" in r.data.tags:
+            by_number.setdefault(r.data.tags["trial_number"], []).append(r.info.run_id)
+    found = []
+    for t in study.get_trials(deepcopy=False):
+        if not t.state.is_finished():
+            continue
+        recorded = t.user_attrs.get(storage.MLFLOW_RUN_ID)
+        interrupted = t.state == TrialState.FAIL and t.user_attrs.get(storage.INTERRUPTED)
+        for run_id in dict.fromkeys([*([recorded] if recorded in runs else []),
+                                     *by_number.get(str(t.number), [])]):
+            orphan = run_id != recorded
+            status = "KILLED" if interrupted or orphan else RUN_STATUS[t.state]
+            state = "FAIL" if orphan else t.state.name
+            for r in [runs[run_id], *children.get(run_id, [])]:
+                if r.info.status == "RUNNING":
+                    found.append(f"trial {t.number}: run {r.info.run_id} left RUNNING, ended {status}")
+                    if repair:
+                        tracker.end_run(r.info.run_id, status)
+            if runs[run_id].data.tags.get(TRIAL_STATE) != state:
+                found.append(f"trial {t.number}: {TRIAL_STATE} tag "
+                             f"{runs[run_id].data.tags.get(TRIAL_STATE, 'missing')}, study says {state}")
+                if repair:
+                    tracker.set_tags(run_id, {TRIAL_STATE: state})
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sweeps.reconcile", description=__doc__.splitlines()[0])
+    ap.add_argument("--study")
+    ap.add_argument("--dry-run", action="store_true", help="report only, repair nothing")
+    args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+
+    def body() -> str:
+        cfg = compose_config(overrides)
+        name = args.study or storage.study_name(cfg)
+        study = storage.load_study(cfg, name)
+        if study is None:
+            raise UserError(f"no study {name!r}: pass STUDY=<name> (make sweep prints it).")
+        tracker = Tracker(study.user_attrs.get(storage.MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
+        found = reconcile(study, tracker, repair=not args.dry_run)
+        verb = "found" if args.dry_run else "repaired"
+        return "\n".join([*found, f"study {name!r} and MLflow: {len(found)} disagreement(s) {verb}."])
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Kills at each named point of a trial's life, a full disk, a locked database: a rerun
+of the same command finishes the budget and leaves Optuna and MLflow agreeing."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from sweeps import faults
+from sweeps.faults import environment_failure
+from sweeps.reconcile import reconcile
+from sweeps.study import EnvironmentFailure, Sweep
+from sweeps.sweep import main
+from sweeps.tracking import TRIAL_STATE, Tracker
+from tests.conftest import REPO
+from tests.sweeps.test_sweep import load, overrides
+
+STUDY = "dan-csv-grid"
+
+
+def agree(tmp_path) -> None:
+    """Every finished trial's runs are ended and tagged with its state; none RUNNING."""
+    study = load(tmp_path, STUDY)
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert reconcile(study, Tracker(STUDY, f"sqlite:///{tmp_path / 'mlflow.db'}"), repair=False) == []
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(STUDY).experiment_id])
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    by_id = {r.info.run_id: r for r in runs}
+    for t in study.trials:
+        if run_id := t.user_attrs.get("mlflow_run_id"):
+            assert by_id[run_id].data.tags[TRIAL_STATE] == t.state.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", faults.POINTS)
+def test_a_kill_at_each_named_point_then_a_rerun_leaves_the_stores_agreeing(tmp_path, polarity_csv, point):
+    args = overrides(tmp_path, polarity_csv, "sampler=grid", "seeds=1", "train.max_epochs=2")
+    env = {**os.environ, faults.CRASH_ENV: point}
+    first = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == -9, first.stderr[-2000:]  # killed where asked
+    assert main(args) == 0
+    study = load(tmp_path, STUDY)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len({tuple(t.params.items()) for t in complete}) == 4 == len(complete)  # nothing lost or twice
+    agree(tmp_path)
+
+
+def test_a_full_disk_puts_the_trial_back_and_the_same_command_resumes(tmp_path, polarity_csv, monkeypatch,
+                                                                     capsys):
+    args = overrides(tmp_path, polarity_csv, "sampler=grid", "train.max_epochs=3")
+    real = Tracker.log_metrics
+    calls = {"n": 0}
+
+    def full_disk(self, run_id, values, step=0):
+        calls["n"] += 1
+        if calls["n"] > 8:  # trial 0 logs fine, then the disk fills up
+            raise OSError(errno.ENOSPC, "No space left on device", "runs/mlflow.db")
+        return real(self, run_id, values, step)
+
+    monkeypatch.setattr(Tracker, "log_metrics", full_disk)
+    assert main(args) == 75
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "make sweep" in err
+    study = load(tmp_path, STUDY)
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert failed and all(t.user_attrs["interrupted"] for t in failed)  # counted for nothing
+    assert len(study.get_trials(states=(TrialState.WAITING,))) >= 1  # queued again
+
+    monkeypatch.setattr(Tracker, "log_metrics", real)  # space freed
+    assert main(args) == 0
+    complete = load(tmp_path, STUDY).get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 4 and len({tuple(t.params.items()) for t in complete}) == 4
+    agree(tmp_path)
+
+
+def test_environment_failures_are_told_from_trial_failures():
+    import sqlite3
+
+    assert "No space left" in environment_failure(OSError(errno.ENOSPC, "No space left on device"))
+    locked = RuntimeError("write failed")
+    locked.__cause__ = sqlite3.OperationalError("database is locked")
+    assert environment_failure(locked) == "database is locked"
+    assert environment_failure(ValueError("lower the learning rate")) is None
+    assert environment_failure(OSError(errno.ENOENT, "missing")) is None
+    assert issubclass(EnvironmentFailure, Exception) and Sweep
