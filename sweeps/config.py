@@ -6,6 +6,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
@@ -13,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from models.errors import UserError
 from sweeps.paths import CONF_DIR
+from sweeps.schema import check_config
 
 
 def choices(group: str) -> list[str]:
@@ -58,7 +60,12 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
         OmegaConf.resolve(cfg)
     except (HydraException, MissingConfigException, OmegaConfBaseException) as e:
         raise UserError(_explain(e)) from e
+    except yaml.YAMLError as e:  # a hand-edited config file that is not YAML
+        mark = getattr(e, "problem_mark", None)
+        where = f" ({mark.name}, line {mark.line + 1})" if mark else ""
+        raise UserError(f"a config file is not valid YAML{where}: {getattr(e, 'problem', e)}.") from e
     OmegaConf.set_readonly(cfg, True)
+    check_config(cfg)
     return cfg
 
 
@@ -78,15 +85,7 @@ def check_sweep_settings(cfg: DictConfig, overrides: Sequence[str] = ()) -> None
         name = asked[-1] if asked else cfg.model.name
         raise UserError(f"unknown search_space {name!r}; choose one of: "
                         f"{', '.join(choices('search_space'))} (e.g. search_space={cfg.model.name}).")
-    whole_number(cfg, "sweep.trials", 1)
-    whole_number(cfg, "sweep.workers", 1)
-    whole_number(cfg, "sweep.keep_weights", 0)
-    whole_number(cfg, "sweep.show_top", 0)
-    check_seeds(cfg)
-    if cfg.threads is not None:
-        whole_number(cfg, "threads", 1)
-    if not isinstance(cfg.sweep.new, bool):
-        raise UserError(f"sweep.new must be true or false, not {cfg.sweep.new!r}.")
+    check_seeds(cfg)  # the rest of the values: sweeps/schema.py, when the config was composed
 
 
 def check_seeds(cfg: DictConfig) -> None:

@@ -20,6 +20,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from models.errors import UserError
+from sweeps.schema import check_searchable
 
 _COMMON = {"type", "grid", "when", "otherwise"}
 _FIELDS = {
@@ -152,6 +153,10 @@ def parse_space(space: DictConfig | Mapping[str, Any], base: DictConfig | None =
                                 "which must come before it in the file.")
         seen.add(p.name)
     if base is not None:
+        model = OmegaConf.select(base, "model.name")
+        for p in params:
+            check_searchable(p.name, [v for v in (p.low, p.high, *p.grid, *p.choices) if v is not None],
+                             model)
         for key in [*(p.name for p in params), *(k for p in params for k, _ in p.when)]:
             if OmegaConf.select(base, key, default=_MISSING) == _MISSING:
                 raise UserError(f"search space entry {key!r} is not a config key "

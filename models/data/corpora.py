@@ -140,7 +140,15 @@ def _splits(name: str, cache_dir: Path, lowercase: bool, files: dict | None):
             if not path or not Path(path).expanduser().is_file():
                 raise DataError(f"text data needs data.{split}=<file, one sentence per line>; "
                                 f"{path!r} is not a file.")
-            text = Path(path).expanduser().read_text(encoding="utf-8")
-            out.append(_lines(text.lower() if lowercase else text))
+            try:
+                text = Path(path).expanduser().read_text(encoding="utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"data.{split}={path} is not UTF-8 text (byte {e.start}): save it as "
+                                "UTF-8.") from e
+            sentences = _lines(text.lower() if lowercase else text)
+            if not any(sentences):
+                raise DataError(f"data.{split}={path} holds no words: a language model cannot be "
+                                f"{'trained' if split == 'train' else 'evaluated'} on nothing.")
+            out.append(sentences)
         return tuple(out)
     raise DataError(f"unknown corpus {name!r}; one of ptb, brown, text.")

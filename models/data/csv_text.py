@@ -19,7 +19,14 @@ def _read(path: str | Path) -> pd.DataFrame:
     if not p.is_file():
         raise DataError(f"CSV file {p} not found: set data.path (one file with a split column) "
                         "or data.train and data.dev to existing files.")
-    return pd.read_csv(p, dtype=str, keep_default_na=False)
+    try:
+        return pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8")
+    except pd.errors.EmptyDataError as e:
+        raise DataError(f"CSV file {p} is empty: it needs a header row and examples.") from e
+    except UnicodeDecodeError as e:
+        raise DataError(f"CSV file {p} is not UTF-8 text (byte {e.start}): save it as UTF-8.") from e
+    except pd.errors.ParserError as e:
+        raise DataError(f"CSV file {p} cannot be parsed: {str(e).splitlines()[0]}.") from e
 
 
 def _columns(df: pd.DataFrame, where: str, *names: str) -> None:
