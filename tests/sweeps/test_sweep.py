@@ -119,6 +119,7 @@ def test_an_unpromising_trial_is_pruned_on_the_seed_mean(tmp_path, polarity_csv,
     # completed trials the median at each epoch lies between the curves, so the second bad
     # trial is pruned: once it stagnates (epoch 4), or at once with prune_improving.
     sweep = Sweep(overrides(tmp_path, polarity_csv, "sampler=grid", "pruner.n_startup_trials=2",
+                            "pruner.patience=1",
                             "pruner.n_warmup_steps=0", f"pruner.prune_improving={prune_improving}",
                             "train.max_epochs=8", "train.patience=10"),
                   quiet=True, workload_factory=scripted_factory(by_lr))
