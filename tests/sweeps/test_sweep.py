@@ -163,9 +163,10 @@ def test_nan_loss_fails_the_trial_and_the_sweep_goes_on(tmp_path, polarity_csv):
 SLOW_TRIALS = ("sampler=grid", "pruner=none", "train.max_epochs=15", "train.patience=15")
 
 
-def wait_mid_trial(tmp_path: Path, proc: subprocess.Popen, after: int) -> int | None:
-    """Poll the study until trial number >= `after` is RUNNING and has reported an epoch;
-    its number, or None if the sweep process ended first."""
+def wait_mid_trial(tmp_path: Path, proc: subprocess.Popen, after: int, before: int = 3) -> int | None:
+    """Poll the study until a trial numbered in [after, before) is RUNNING and has reported
+    an epoch (never the grid's last, so the sweep cannot be ending); its number, or None if
+    the sweep process ended first."""
     store = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -175,7 +176,7 @@ def wait_mid_trial(tmp_path: Path, proc: subprocess.Popen, after: int) -> int | 
         except KeyError:
             continue
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t.number >= after and t.intermediate_values:
+            if after <= t.number < before and t.intermediate_values:
                 return t.number
     return None
 
@@ -240,9 +241,11 @@ def test_ctrl_c_stops_cleanly_and_the_study_resumes(tmp_path):
     args = SLOW_TRIALS
     proc = subprocess.Popen(sweep_cmd(tmp_path, csv, *args), cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    if wait_mid_trial(tmp_path, proc, after=0) is not None:
+    mid = wait_mid_trial(tmp_path, proc, after=0)
+    if mid is not None:
         proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
+    assert mid is not None, "the sweep ended before a trial was seen mid-way"
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     study = load(tmp_path, "dan-csv-grid")
