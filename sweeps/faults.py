@@ -22,6 +22,11 @@ POINTS = (
 )
 
 
+class EnvironmentFailure(Exception):
+    """The store's disk is full, its database locked or its connection lost: the trial was
+    put back in the queue, and the sweep stops until the cause is fixed."""
+
+
 def point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)

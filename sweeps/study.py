@@ -28,10 +28,6 @@ from sweeps.workloads import build_workload
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
 
-
-class EnvironmentFailure(Exception):
-    """The store's disk is full, its database locked or its connection lost: the trial was
-    put back in the queue, and the sweep stops until the cause is fixed."""
 WEIGHTS_DELETED = "weights_deleted"  # study attribute: trials whose seed weights are gone
 
 
@@ -54,8 +50,7 @@ class Sweep:
     """One worker's view of a study: opens it, claims trials, runs and records them."""
 
     def __init__(self, overrides: Sequence[str], worker: int = 0, quiet: bool = False,
-                 workload_factory: WorkloadFactory = build_workload, progress: Progress | None = None,
-                 workers: int = 1):
+                 workload_factory: WorkloadFactory = build_workload, progress: Progress | None = None):
         self.overrides, self.worker = list(overrides), worker
         self.progress = progress or Progress(quiet=quiet)
         self.cfg = cfg = compose_config(self.overrides)
@@ -182,7 +177,7 @@ class Sweep:
         except Exception as e:  # noqa: BLE001 - any failure fails this trial, not the sweep
             if cause := faults.environment_failure(e):
                 self._interrupted(trial, f"environment failure: {cause}")
-                raise EnvironmentFailure(
+                raise faults.EnvironmentFailure(
                     f"the sweep stopped: {cause}. Trial {trial.number} goes back in the queue and "
                     "counts for nothing; fix the cause (free space, release the database) and rerun "
                     f"the same command to resume: {self.command}") from e

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from models.errors import UserError
 from sweeps.config import check_sweep_settings, compose_config, wants_help, whole_number
+from sweeps.faults import EnvironmentFailure
 from sweeps.progress import Progress
 
 
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         from sweeps.study import Sweep, summary
         torch.set_num_threads(worker_threads(cfg, workers))
-        sweep = Sweep(args, worker or 0, progress=progress, workers=workers)
+        sweep = Sweep(args, worker or 0, progress=progress)
         if worker is not None or workers == 1:
             sweep.run()
             if worker is not None:
@@ -64,9 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # noqa: BLE001 - only the environment failures the study raises
-        if type(e).__name__ != "EnvironmentFailure":
-            raise
+    except EnvironmentFailure as e:
         print(f"error: {e}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again once the cause is fixed
     except KeyboardInterrupt:

@@ -13,9 +13,9 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweeps import faults
-from sweeps.faults import environment_failure
+from sweeps.faults import EnvironmentFailure, environment_failure
 from sweeps.reconcile import reconcile
-from sweeps.study import EnvironmentFailure, Sweep
+from sweeps.study import Sweep
 from sweeps.sweep import main
 from sweeps.tracking import TRIAL_STATE, Tracker
 from tests.conftest import REPO
