@@ -29,6 +29,7 @@ _FIELDS = {
     "categorical": _COMMON | {"choices"},
 }
 _MISSING = "<missing>"
+_SCALARS = (bool, int, float, str)
 Lookup = Callable[[str], Any]  # a config key -> its value in the base config
 
 
@@ -97,6 +98,12 @@ def _param(name: str, entry: Mapping[str, Any]) -> Param:
     otherwise = (entry["otherwise"],) if "otherwise" in entry else ()
     if otherwise and not when:
         raise bad("otherwise: needs a when: condition")
+    for field in ("grid", "choices"):
+        values = entry.get(field)
+        if values is not None and (not isinstance(values, (list, tuple))
+                                   or not all(v is None or isinstance(v, _SCALARS) for v in values)):
+            raise bad(f"{field} must be a list of plain values (numbers, strings, true/false), "
+                      f"not {values!r}")
     grid = tuple(entry.get("grid") or ())
     if kind == "categorical":
         choices = tuple(entry.get("choices") or ())
