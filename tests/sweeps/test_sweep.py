@@ -239,8 +239,10 @@ def test_two_workers_run_each_grid_point_exactly_once(tmp_path, polarity_csv):
 def test_ctrl_c_stops_cleanly_and_the_study_resumes(tmp_path):
     csv = write_polarity_csv(tmp_path / "big.csv", n=4000)
     args = SLOW_TRIALS
+    # A child inherits an ignored SIGINT from its parent; give it the default, as a shell would.
     proc = subprocess.Popen(sweep_cmd(tmp_path, csv, *args), cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     mid = wait_mid_trial(tmp_path, proc, after=0)
     if mid is not None:
         proc.send_signal(signal.SIGINT)
