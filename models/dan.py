@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from models.noise import dropout
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU,
     "leaky_relu": nn.LeakyReLU,
@@ -65,24 +67,31 @@ class DAN(nn.Module):
             width = h
         self.hidden = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+        self.noise: torch.Generator | None = None  # word dropout and dropout draw from here
 
     def drop_words(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Replace each real token by padding with probability `word_dropout` (eq. 7-8),
-        keeping at least one token of every sentence."""
-        real = tokens != self.padding_idx  # (B, T)
-        scores = torch.rand(tokens.shape, device=tokens.device)  # (B, T)
-        keep = (scores >= self.word_dropout) & real
-        emptied = ~keep.any(1) & real.any(1)  # (B,)
-        if emptied.any():
-            # Keep the emptied sentences' real token with the highest score: one at random.
-            rows = emptied.nonzero().squeeze(1)
-            cols = scores[rows].masked_fill(~real[rows], -1.0).argmax(1)
-            keep[rows, cols] = True
-        return tokens.masked_fill(~keep, self.padding_idx)
+        return drop_words(tokens, self.word_dropout, self.padding_idx, self.noise)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, T) right-padded indices -> logits (B, num_classes)."""
         if self.training and self.word_dropout > 0:
             tokens = self.drop_words(tokens)
-        avg = self.embed(tokens)  # (B, E): mean over the non-padding tokens
-        return self.classifier(self.hidden(avg))  # (B, C)
+        x = self.embed(tokens)  # (B, E): mean over the non-padding tokens
+        for layer in (*self.hidden, *self.classifier):
+            x = dropout(x, layer.p, self.training, self.noise) if isinstance(layer, nn.Dropout) else layer(x)
+        return x  # (B, C)
+
+
+def drop_words(tokens: torch.Tensor, p: float, pad: int, noise: torch.Generator | None) -> torch.Tensor:
+    """Replace each real token by padding with probability `p` (eq. 7-8), keeping at least
+    one token of every sentence; the scores come from `noise`."""
+    real = tokens != pad  # (B, T)
+    scores = torch.rand(tokens.shape, device=tokens.device, generator=noise)  # (B, T)
+    keep = (scores >= p) & real
+    emptied = ~keep.any(1) & real.any(1)  # (B,)
+    if emptied.any():
+        # Keep the emptied sentences' real token with the highest score: one at random.
+        rows = emptied.nonzero().squeeze(1)
+        cols = scores[rows].masked_fill(~real[rows], -1.0).argmax(1)
+        keep[rows, cols] = True
+    return tokens.masked_fill(~keep, pad)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.noise import dropout
+
 
 class NPLM(nn.Module):
     def __init__(
@@ -39,7 +41,7 @@ class NPLM(nn.Module):
         self.context, self.modern = context, modern
         width = context * embed_dim
         self.embed = nn.Embedding(vocab_size, embed_dim)  # C
-        self.drop = nn.Dropout(dropout)
+        self.dropout = dropout
         self.hidden = nn.Linear(width, hidden_dim) if hidden_dim else None  # H, d
         self.out = nn.Linear(hidden_dim, vocab_size, bias=False) if hidden_dim else None  # U
         self.direct = nn.Linear(width, vocab_size, bias=False) if direct else None  # W
@@ -49,6 +51,10 @@ class NPLM(nn.Module):
             self.block = nn.Linear(hidden_dim, hidden_dim)
             self.norm2 = nn.LayerNorm(hidden_dim)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+        self.noise: torch.Generator | None = None  # dropout draws from here
+
+    def drop(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.dropout, self.training, self.noise)
 
     def forward(self, ctx: torch.Tensor) -> torch.Tensor:
         """ctx (B, n-1) word indices, oldest first -> logits y (B, V)."""

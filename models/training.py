@@ -1,14 +1,15 @@
-"""One seed of one configuration, trained epoch by epoch with early stopping.
+"""K seeds of one configuration, trained epoch by epoch with early stopping per seed.
 
-`SeedTrainer.step()` trains and evaluates one epoch, so a caller can run K seeds in
-lockstep and look at their mean after every epoch. Each trainer keeps its own torch RNG
-state, so a seed gives the same metrics whether it runs alone or beside others.
+`make_trainers(...).step()` trains and evaluates one epoch of every unfinished seed, so a
+caller can look at their mean after every epoch. The seeds train either stacked as one
+model (`Stacked`, models/stack.py) or one after another (`SeedTrainer` each). A seed's
+weights, batch order and noise come from its own seed and generators, so it gives the same
+metrics alone, beside others or stacked with them (within float tolerance when stacked).
 No module-level state: a worker process may hold many trainers, one after another.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -21,7 +22,8 @@ import torch
 from torch import nn
 
 from models import metrics
-from models.errors import NonFiniteLossError
+from models.errors import NonFiniteLossError, UserError
+from models.noise import noise_generator
 
 OPTIMIZERS = ("adagrad", "sgd", "adam", "rmsprop")
 _SPARSE_OPTIMIZERS = ("adagrad", "sgd")
@@ -87,16 +89,24 @@ def _lazy_l2(weight: nn.Parameter, decay: float) -> Callable[[torch.Tensor], tor
 
 
 def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
-    """The optimizer of `s`; sparse embedding weights get their L2 through `_lazy_l2`."""
+    """The optimizer of `s` over `model`; sparse embedding weights get their L2 through `_lazy_l2`."""
     sparse = _sparse_weights(model)
+    dense = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in sparse)]
+    return build_optimizer(dense, [p for p in dense if p.ndim <= 1], sparse, s)
+
+
+def build_optimizer(dense: list[nn.Parameter], biases: list[nn.Parameter], sparse: list[nn.Parameter],
+                    s: TrainSettings) -> torch.optim.Optimizer:
+    """The optimizer of `s`: `dense` parameters (of which `biases` skip weight decay when
+    `s.decay_biases` is false) and `sparse` ones, whose L2 comes through `_lazy_l2`."""
     if sparse and not s.sparse_ok:
         raise ValueError(f"{s.optimizer} (momentum {s.momentum}) cannot take sparse gradients")
-    dense = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in sparse)]
     if s.decay_biases:
         groups = [{"params": dense, "weight_decay": s.weight_decay}]
     else:
-        groups = [{"params": [p for p in dense if p.ndim > 1], "weight_decay": s.weight_decay},
-                  {"params": [p for p in dense if p.ndim <= 1], "weight_decay": 0.0}]
+        groups = [{"params": [p for p in dense if all(p is not b for b in biases)],
+                   "weight_decay": s.weight_decay},
+                  {"params": [p for p in dense if any(p is b for b in biases)], "weight_decay": 0.0}]
     if sparse:
         # Opting out explicitly is PyTorch's default; it silences a warning per sparse step.
         torch.sparse.check_sparse_tensor_invariants.disable()
@@ -111,6 +121,38 @@ def make_optimizer(model: nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     if s.optimizer == "adam":
         return torch.optim.Adam(groups, lr=s.lr)
     return torch.optim.RMSprop(groups, lr=s.lr, momentum=s.momentum)
+
+
+def decayed_lr(s: TrainSettings, updates: int) -> float:
+    """Bengio et al.'s schedule lr_t = lr / (1 + r t) after `updates` updates."""
+    return s.lr * (1.0 / (1.0 + s.lr_decay * updates))
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` (a GPU when torch sees one, else the CPU), `cpu`, `cuda` or `cuda:N`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise UserError(f"device must be auto, cpu, cuda or cuda:N, not {name!r}.") from e
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"device must be auto, cpu, cuda or cuda:N, not {name!r}.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device={name} but torch {torch.__version__} sees no GPU (a CPU build, or "
+                            "no driver): use device=cpu or device=auto, or install a CUDA build of torch "
+                            "(README, 'GPUs').")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"device={name} but only {torch.cuda.device_count()} GPU(s) are visible.")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """What MLflow records: `cpu`, or the GPU's model name."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return "cpu"
 
 
 def seed_everything(seed: int) -> None:
@@ -143,23 +185,11 @@ class SeedResult:
     compute_seconds: float = 0.0  # wall time inside training epochs and dev evaluation
 
 
-class SeedTrainer:
-    def __init__(
-        self,
-        build_model: Callable[[], nn.Module],
-        task: Task,
-        settings: TrainSettings,
-        seed: int,
-    ) -> None:
+class SeedRecord:
+    """One seed's epochs, early stopping and best weights, however it is trained."""
+
+    def __init__(self, task: Task, settings: TrainSettings, seed: int) -> None:
         self.task, self.settings, self.seed = task, settings, seed
-        with torch.random.fork_rng(devices=[]):
-            seed_everything(seed)
-            self.model = build_model()  # initialised from this seed
-            self._rng_state = torch.get_rng_state()  # dropout and word dropout draw from here
-        self.generator = torch.Generator().manual_seed(seed)  # batch order
-        self.optimizer = make_optimizer(self.model, settings)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda t: 1.0 / (1.0 + settings.lr_decay * t))  # stepped per update
         self._sign = 1.0 if task.mode == "max" else -1.0
         self.history: list[EpochMetrics] = []
         self.best_value = -math.inf * self._sign
@@ -173,35 +203,9 @@ class SeedTrainer:
     def epoch(self) -> int:
         return len(self.history)
 
-    def _train_epoch(self) -> float:
-        self.model.train()
-        total, batches = 0.0, 0
-        for batch in self.task.train_batches(self.settings.batch_size, self.generator):
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = self.task.loss(self.model, batch)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"training loss became {value} in epoch {self.epoch + 1} (seed {self.seed}); "
-                    "lower the learning rate or add regularisation.")
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            total += value
-            batches += 1
-        return total / max(batches, 1)
-
-    def step(self) -> EpochMetrics:
-        """Train one epoch, evaluate on dev, update early stopping; returns the epoch's metrics."""
-        if self.done:
-            raise RuntimeError("this seed has finished training")
-        start = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(self._rng_state)
-            train_loss = self._train_epoch()
-            self._rng_state = torch.get_rng_state()
-        dev = self.task.evaluate(self.model)
-        self.compute_seconds += time.perf_counter() - start
+    def record(self, train_loss: float, dev: dict[str, float],
+               state: Callable[[], dict[str, torch.Tensor]]) -> EpochMetrics:
+        """Book one epoch; `state()` gives the weights to keep if it is the best so far."""
         value = dev[self.task.monitor]
         if not math.isfinite(value):
             raise NonFiniteLossError(f"dev {self.task.monitor} became {value} in epoch "
@@ -211,10 +215,83 @@ class SeedTrainer:
         self.history.append(m)
         if improved:
             self.best_value, self.best_epoch, self._stale = value, m.epoch, 0
-            self._best_state = copy.deepcopy(self.model.state_dict())
+            self._best_state = {k: v.detach().clone() for k, v in state().items()}
         else:
             self._stale += 1
         if self._stale >= self.settings.patience or self.epoch >= self.settings.max_epochs:
+            self.done = True
+        return m
+
+    def best_state_dict(self) -> dict[str, torch.Tensor]:
+        if self._best_state is None:
+            raise RuntimeError(f"seed {self.seed} has not finished an epoch")
+        return self._best_state
+
+    def result(self) -> SeedResult:
+        return SeedResult(self.seed, self.best_epoch, self.best_value, self.epoch, self.history,
+                          self.compute_seconds)
+
+
+def check_loss(value: float, epoch: int, seed: int) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteLossError(f"training loss became {value} in epoch {epoch} (seed {seed}); "
+                                 "lower the learning rate or add regularisation.")
+
+
+def build_seeded(build_model: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """`build_model()` initialised from `seed`, on the CPU, leaving the global RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        seed_everything(seed)
+        return build_model()
+
+
+class SeedTrainer(SeedRecord):
+    """One seed trained alone. Its weights come from `seed`, its batch order from a CPU
+    generator seeded with `seed`, its dropout from `noise_generator(seed)` on the device."""
+
+    def __init__(
+        self,
+        build_model: Callable[[], nn.Module],
+        task: Task,
+        settings: TrainSettings,
+        seed: int,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__(task, settings, seed)
+        self.model = build_seeded(build_model, seed).to(device)
+        self.model.noise = noise_generator(seed, device)
+        self.generator = torch.Generator().manual_seed(seed)  # batch order
+        self.optimizer = make_optimizer(self.model, settings)
+        self.updates = 0
+
+    def _train_epoch(self) -> float:
+        self.model.train()
+        total, batches = 0.0, 0
+        for batch in self.task.train_batches(self.settings.batch_size, self.generator):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.task.loss(self.model, batch)
+            value = loss.item()
+            check_loss(value, self.epoch + 1, self.seed)
+            loss.backward()
+            self.optimizer.step()
+            self.updates += 1
+            if self.settings.lr_decay:
+                for g in self.optimizer.param_groups:
+                    g["lr"] = decayed_lr(self.settings, self.updates)
+            total += value
+            batches += 1
+        return total / max(batches, 1)
+
+    def step(self) -> EpochMetrics:
+        """Train one epoch, evaluate on dev, update early stopping; returns the epoch's metrics."""
+        if self.done:
+            raise RuntimeError("this seed has finished training")
+        start = time.perf_counter()
+        train_loss = self._train_epoch()
+        dev = self.task.evaluate(self.model)
+        self.compute_seconds += time.perf_counter() - start
+        m = self.record(train_loss, dev, self.model.state_dict)
+        if self.done:
             self.finish()
         return m
 
@@ -227,13 +304,146 @@ class SeedTrainer:
     def best_state_dict(self) -> dict[str, torch.Tensor]:
         return self._best_state if self._best_state is not None else self.model.state_dict()
 
-    def result(self) -> SeedResult:
-        return SeedResult(self.seed, self.best_epoch, self.best_value, self.epoch, self.history,
-                          self.compute_seconds)
-
     def fit(self, on_epoch: Callable[[EpochMetrics], None] | None = None) -> SeedResult:
         while not self.done:
             m = self.step()
             if on_epoch is not None:
                 on_epoch(m)
         return self.result()
+
+
+class SeedTrainers(Protocol):
+    """K seeds of one configuration, trained epoch by epoch."""
+
+    seeds: list[SeedRecord]
+    vectorized: bool
+
+    def step(self) -> list[EpochMetrics | None]: ...  # one per seed; None: it had finished
+
+
+class OneAfterAnother:
+    """K `SeedTrainer`s, each epoch one seed after the other."""
+
+    vectorized = False
+
+    def __init__(self, build_model, task: Task, settings: TrainSettings, seeds: list[int],
+                 device: torch.device | str = "cpu") -> None:
+        self.seeds = [SeedTrainer(build_model, task, settings, s, device) for s in seeds]
+
+    def step(self) -> list[EpochMetrics | None]:
+        return [None if t.done else t.step() for t in self.seeds]
+
+
+class Stacked:
+    """K seeds as one stacked model (models/stack.py): one forward, backward and optimizer
+    step a batch for all of them. Seed s gets the same initial weights, batch order and noise
+    as `SeedTrainer(seed=s)`, so the same metrics within float tolerance. A seed that stops
+    early leaves the stack: it keeps its best weights and costs nothing more."""
+
+    vectorized = True
+
+    def __init__(self, build_model, task: Task, settings: TrainSettings, seeds: list[int],
+                 device: torch.device | str = "cpu") -> None:
+        from models.stack import stack_models
+        self.task, self.settings = task, settings
+        self.seeds = [SeedRecord(task, settings, s) for s in seeds]
+        plain = [build_seeded(build_model, s) for s in seeds]
+        stack = stack_models(plain)
+        if stack is None:
+            raise ValueError(f"{type(plain[0]).__name__} has no stacked form")
+        self.stack = stack.to(device)
+        self.shadows = [m.to(device) for m in plain]  # plain models, for dev evaluation only
+        self.order = [torch.Generator().manual_seed(s) for s in seeds]
+        self.noise = [noise_generator(s, device) for s in seeds]
+        self.active = list(range(len(seeds)))  # stack position -> seed index
+        self.optimizer = self._optimizer()
+        self.updates = 0
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        sparse = self.stack.sparse_parameters()
+        dense = [p for p in self.stack.parameters() if p.requires_grad and all(p is not q for q in sparse)]
+        optimizer = build_optimizer(dense, self.stack.bias_parameters(), sparse, self.settings)
+        for g in optimizer.param_groups:
+            g["lr"] = decayed_lr(self.settings, getattr(self, "updates", 0))
+        return optimizer
+
+    def _train_epoch(self) -> list[float]:
+        s = self.settings
+        self.stack.train()
+        self.stack.noise = [self.noise[i] for i in self.active]
+        totals, batches = [0.0] * len(self.active), 0
+        streams = [self.task.train_batches(s.batch_size, self.order[i]) for i in self.active]
+        for parts in zip(*streams):
+            batch = self.task.stack_batches(parts)
+            self.optimizer.zero_grad(set_to_none=True)
+            losses = self.task.stack_loss(self.stack, batch)  # (K,)
+            values = losses.tolist()
+            for i, v in zip(self.active, values):
+                check_loss(v, self.seeds[i].epoch + 1, self.seeds[i].seed)
+            losses.sum().backward()
+            self.optimizer.step()
+            self.updates += 1
+            if s.lr_decay:
+                for g in self.optimizer.param_groups:
+                    g["lr"] = decayed_lr(s, self.updates)
+            totals = [t + v for t, v in zip(totals, values)]
+            batches += 1
+        return [t / max(batches, 1) for t in totals]
+
+    def step(self) -> list[EpochMetrics | None]:
+        if not self.active:
+            raise RuntimeError("every seed has finished training")
+        start = time.perf_counter()
+        losses = self._train_epoch()
+        out: list[EpochMetrics | None] = [None] * len(self.seeds)
+        share = (time.perf_counter() - start) / len(self.active)
+        for pos, i in enumerate(self.active):
+            start = time.perf_counter()
+            shadow = self.shadows[i]
+            shadow.load_state_dict(self.stack.seed_state(pos))
+            dev = self.task.evaluate(shadow)
+            self.seeds[i].compute_seconds += share + time.perf_counter() - start
+            out[i] = self.seeds[i].record(losses[pos], dev, shadow.state_dict)
+        keep = [pos for pos, i in enumerate(self.active) if not self.seeds[i].done]
+        if keep and len(keep) < len(self.active):
+            self._keep(keep)
+        self.active = [self.active[pos] for pos in keep]
+        return out
+
+    def _keep(self, rows: list[int]) -> None:
+        """Drop the finished seeds from the stack and the optimizer state."""
+        from models.stack import select
+        k, state = self.stack.k, self.optimizer.state
+        shapes = {attr: shape for attr, (_, shape) in self.stack._plain.items()}
+        index = torch.as_tensor(rows, device=next(self.stack.parameters()).device)
+        moved = self.stack.keep(rows)
+        self.optimizer = self._optimizer()
+        for attr, (old, new) in moved.items():
+            if old in state:
+                self.optimizer.state[new] = {
+                    name: select(v, k, shapes[attr], index)
+                    if torch.is_tensor(v) and v.shape == old.shape else v
+                    for name, v in state[old].items()}
+
+
+VECTORIZE = ("auto", "true", "false")
+
+
+def make_trainers(build_model: Callable[[], nn.Module], task: Task, settings: TrainSettings,
+                  seeds: list[int], device: torch.device | str = "cpu",
+                  vectorize: str = "auto") -> SeedTrainers:
+    """K seeds of one configuration: stacked where the model has a stacked form and more than
+    one seed trains (`vectorize=auto`), or as asked (`true`, `false`)."""
+    from models.stack import stackable
+    vectorize = str(vectorize).lower()
+    if vectorize not in VECTORIZE:
+        raise UserError(f"train.vectorize_seeds must be auto, true or false, not {vectorize!r}.")
+    if vectorize == "false" or (vectorize == "auto" and len(seeds) < 2):
+        return OneAfterAnother(build_model, task, settings, seeds, device)
+    probe = build_seeded(build_model, 0)
+    if not stackable(probe) or not hasattr(task, "stack_batches"):
+        if vectorize == "true":
+            raise UserError(f"train.vectorize_seeds=true, but {type(probe).__name__} has no stacked form "
+                            "(models/stack.py): use train.vectorize_seeds=auto or false.")
+        return OneAfterAnother(build_model, task, settings, seeds, device)
+    return Stacked(build_model, task, settings, seeds, device)

@@ -24,7 +24,9 @@ from sweeps.search_space import Param, config_lookup, fix
 
 # Config sections that say how and where a sweep runs, not what its trials mean.
 NOT_IDENTITY = ("search_space", "sampler", "pruner", "storage", "tracking", "sweep", "threads",
-                "cache_dir")
+                "cache_dir", "device")
+# Keys that say how trials are computed (stacked or not), not what they compute.
+NOT_IDENTITY_KEYS = ("train.vectorize_seeds",)
 # Overrides the Makefile spells as variables, for the reproduce line.
 MAKE_VARIABLES = {"model": "MODEL", "data": "DATA", "sampler": "SAMPLER", "sweep.trials": "TRIALS",
                   "seeds": "SEEDS", "sweep.workers": "WORKERS"}
@@ -88,7 +90,8 @@ def study_identity(cfg: DictConfig, params: list[Param], metric: str) -> StudyId
     # conditional with no `otherwise` (then the config's value applies when inactive).
     searched = {p.name for p in params if not p.fixed and (not p.when or p.otherwise)}
     # redacted: a password is no part of what trials mean, and this is stored and reported
-    settings = {k: redact_value(v) for k, v in flatten(training).items() if k not in searched}
+    settings = {k: redact_value(v) for k, v in flatten(training).items()
+                if k not in searched and k not in NOT_IDENTITY_KEYS}
     return StudyIdentity(settings, {p.name: p.describe() for p in params}, metric)
 
 

@@ -51,9 +51,15 @@ def url(v: Any) -> str | None:
     return None if v is None or (isinstance(v, str) and "://" in v) else "a URL such as scheme://..."
 
 
+def device(v: Any) -> str | None:
+    ok = v in ("auto", "cpu", "cuda") or (isinstance(v, str) and v.startswith("cuda:") and v[5:].isdigit())
+    return None if ok else "auto, cpu, cuda or cuda:N"
+
+
 PROBABILITY = number(0.0, 1.0, high_open=True)
 RULES: dict[str, Check] = {
-    "seeds": integer(1), "threads": integer(1, optional=True),
+    "seeds": integer(1), "threads": integer(1, optional=True), "device": device,
+    "train.vectorize_seeds": one_of("auto", True, False),
     "sweep.trials": integer(1), "sweep.workers": integer(1), "sweep.keep_weights": integer(0),
     "sweep.show_top": integer(0), "sweep.new": boolean,
     "train.optimizer": one_of(*OPTIMIZERS), "train.lr": number(0, low_open=True),
@@ -77,7 +83,7 @@ MODEL_RULES: dict[str, dict[str, Check]] = {
              "mix": boolean, "mix_weight": number(0, 1), "dropout": PROBABILITY, "modern": boolean},
 }
 NOT_SEARCHABLE = ("seeds", "seed_list", "sweep.", "sampler.", "pruner.", "storage.", "tracking.",
-                  "threads", "cache_dir")
+                  "threads", "cache_dir", "device", "train.vectorize_seeds")
 
 
 def rule(key: str, model: str | None) -> Check | None:

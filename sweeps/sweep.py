@@ -28,6 +28,26 @@ def worker_threads(cfg, workers: int) -> int:
     return int(cfg.threads) if cfg.threads else max(1, (os.cpu_count() or 1) // workers)
 
 
+def gpu_for_worker(i: int, device: str, gpus: int, visible: str | None) -> str | None:
+    """The CUDA_VISIBLE_DEVICES of worker i: GPU i mod G when the sweep runs on "the" GPU
+    (device auto or cuda) on a host with G > 0 GPUs; None leaves the environment alone
+    (no GPU, device=cpu, or an explicit cuda:N)."""
+    if gpus < 1 or device not in ("auto", "cuda"):
+        return None
+    ids = [v.strip() for v in visible.split(",") if v.strip()] if visible else [str(g) for g in range(gpus)]
+    return ids[i % len(ids)] if ids else None
+
+
+def worker_env(i: int, device: str) -> dict[str, str]:
+    import torch
+    env = dict(os.environ)
+    gpu = gpu_for_worker(i, device, torch.cuda.device_count() if torch.cuda.is_available() else 0,
+                         os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    return env
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if wants_help(args, __doc__):
@@ -55,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:  # the study exists and the grid is queued: let the workers run it
             progress.say(f"study {sweep.name}: starting {workers} worker processes, "
                          f"{worker_threads(cfg, workers)} torch threads each")
-            procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}", *args])
+            procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}", *args],
+                                      env=worker_env(i, str(cfg.device)))
                      for i in range(workers)]
             codes = [p.wait() for p in procs]
             if any(codes):

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from models.training import SeedTrainer
+from models.training import SeedRecord
 from sweeps.config import check_seeds, compose_config, run_cli, wants_help
 from sweeps.redact import redact
 from sweeps.seeds import SWEEP_ONLY, ConfigResult, draw_seeds, run_config, run_params
@@ -31,7 +31,7 @@ def command_line(overrides: Sequence[str]) -> str:
     return redact(f"make train MODEL={model}" + (f" ARGS={shlex.quote(' '.join(rest))}" if rest else ""))
 
 
-def print_epoch(epoch: int, mean: float, trainers: list[SeedTrainer]) -> bool:
+def print_epoch(epoch: int, mean: float, trainers: list[SeedRecord]) -> bool:
     monitor = trainers[0].task.monitor
     cells = "  ".join(f"{t.history[-1].dev[monitor]:.4f}" if not t.done or t.epoch == epoch
                       else "  --  " for t in trainers)

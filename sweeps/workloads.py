@@ -27,16 +27,22 @@ from models.data.sst import load_sst
 from models.errors import UserError
 from models.ngram import Trigram
 from models.nplm import NPLM
-from models.training import Task, TrainSettings
+from models.training import SeedTrainers, Task, TrainSettings, device_name, make_trainers, resolve_device
 from sweeps.config import choices
 
 
 @dataclass
 class Workload:
-    task: Task
-    build_model: Callable[[], nn.Module]
+    task: Task  # on `device`
+    build_model: Callable[[], nn.Module]  # builds on the CPU; the trainer moves it to `device`
     settings: TrainSettings
-    info: dict[str, Any]  # derived values worth recording: vocabulary size, split sizes
+    info: dict[str, Any]  # derived values worth recording: vocabulary size, split sizes, device
+    device: torch.device = torch.device("cpu")
+    vectorize: str = "auto"  # train.vectorize_seeds: K seeds stacked as one model
+    prepared: Any = None  # the data as prepared on the CPU, reusable by the next configuration
+
+    def trainers(self, seeds: list[int]) -> SeedTrainers:
+        return make_trainers(self.build_model, self.task, self.settings, seeds, self.device, self.vectorize)
 
 
 def cache_dir(cfg: DictConfig) -> Path:
@@ -65,15 +71,21 @@ def prepare_task(data: DictConfig, cache: Path) -> ClassificationTask:
 
 
 def train_settings(cfg: DictConfig) -> TrainSettings:
+    values = {k: v for k, v in OmegaConf.to_container(cfg.train).items() if k not in EXECUTION}
     try:
-        return TrainSettings(**OmegaConf.to_container(cfg.train))
+        return TrainSettings(**values)
     except (TypeError, ValueError) as e:
         raise UserError(f"bad train settings: {e}.") from e
 
 
-def dan_workload(cfg: DictConfig, task: ClassificationTask) -> Workload:
+# train settings that say how seeds are computed, not what is computed
+EXECUTION = ("vectorize_seeds",)
+
+
+def dan_workload(cfg: DictConfig, task: ClassificationTask, device: torch.device) -> Workload:
     m = cfg.model
     settings = train_settings(cfg)
+    sparse = settings.sparse_ok and device.type == "cpu"  # sparse embedding updates pay on the CPU
     hidden = list(m.hidden_dims) if m.hidden_dims is not None else [m.hidden_dim] * m.num_layers
     embeddings = None
     if m.embeddings == "glove":
@@ -87,7 +99,7 @@ def dan_workload(cfg: DictConfig, task: ClassificationTask) -> Workload:
     kwargs = dict(
         vocab_size=len(task.vocab), num_classes=task.num_classes, embed_dim=int(m.embed_dim),
         hidden_dims=hidden, activation=m.activation, word_dropout=float(m.word_dropout),
-        dropout=float(m.dropout), padding_idx=task.vocab.pad_index, sparse=settings.sparse_ok,
+        dropout=float(m.dropout), padding_idx=task.vocab.pad_index, sparse=sparse,
         embeddings=embeddings, freeze_embeddings=bool(m.freeze_embeddings),
     )
     try:  # fail before any run starts; the throwaway model leaves the global RNG untouched
@@ -97,10 +109,10 @@ def dan_workload(cfg: DictConfig, task: ClassificationTask) -> Workload:
         raise UserError(f"bad DAN settings: {e}.") from e
     info = {"vocab_size": len(task.vocab), "num_classes": task.num_classes,
             "n_train": len(task.train), "n_dev": len(task.dev),
-            "sparse_embeddings": settings.sparse_ok}
+            "sparse_embeddings": sparse}
     if embeddings is not None:
         info["glove_coverage"] = round(coverage, 4)
-    return Workload(task, lambda: DAN(**kwargs), settings, info)
+    return Workload(task.to(device), lambda: DAN(**kwargs), settings, info, device, prepared=task)
 
 
 LM_DATA = ("ptb", "brown", "text")
@@ -131,7 +143,7 @@ def trigram(task: LMTask) -> Trigram:
     return task.cache["trigram"]
 
 
-def nplm_workload(cfg: DictConfig, base: LMTask) -> Workload:
+def nplm_workload(cfg: DictConfig, base: LMTask, device: torch.device) -> Workload:
     m = cfg.model
     settings = train_settings(cfg)
     mix = None
@@ -151,7 +163,7 @@ def nplm_workload(cfg: DictConfig, base: LMTask) -> Workload:
         raise UserError(f"bad NPLM settings: {e}.") from e
     info = {"vocab_size": len(task.vocab), "train_tokens": task.train.targets,
             "valid_tokens": task.dev.targets}
-    return Workload(task, lambda: NPLM(**kwargs), settings, info)
+    return Workload(task.to(device), lambda: NPLM(**kwargs), settings, info, device, prepared=base)
 
 
 def ngram_perplexities(task: LMTask, kind: str) -> dict[str, float]:
@@ -175,10 +187,15 @@ def ngram_perplexities(task: LMTask, kind: str) -> dict[str, float]:
 
 def build_workload(cfg: DictConfig, task: Any | None = None) -> Workload:
     """The workload of `cfg`; pass `task` to reuse data already prepared for the same data config."""
+    device = resolve_device(str(cfg.get("device", "cpu")))
     if cfg.model.name == "dan":
-        return dan_workload(cfg, task or prepare_task(cfg.data, cache_dir(cfg)))
-    if cfg.model.name == "nplm":
-        return nplm_workload(cfg, task or prepare_lm(cfg.data, cache_dir(cfg)))
-    if cfg.model.name == "ngram":
+        workload = dan_workload(cfg, task or prepare_task(cfg.data, cache_dir(cfg)), device)
+    elif cfg.model.name == "nplm":
+        workload = nplm_workload(cfg, task or prepare_lm(cfg.data, cache_dir(cfg)), device)
+    elif cfg.model.name == "ngram":
         raise UserError("n-gram baselines are counted, not trained over seeds: use make train MODEL=ngram.")
-    raise UserError(f"unknown model {cfg.model.name!r}; choose one of: {', '.join(choices('model'))}.")
+    else:
+        raise UserError(f"unknown model {cfg.model.name!r}; choose one of: {', '.join(choices('model'))}.")
+    workload.vectorize = str(cfg.train.get("vectorize_seeds", "auto")).lower()
+    workload.info["device"] = device_name(device)
+    return workload

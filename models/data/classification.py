@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,15 @@ from torch import nn
 from models import metrics
 from models.data.splits import Example, TextSplits
 from models.data.text import UNK, Vocab
+
+StackedBatch = tuple[torch.Tensor, torch.Tensor, list[int]]  # tokens (K, B, T), labels (K, B), widths
+
+
+def per_seed_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """logits (K, B, C), targets (K, B) -> each seed's mean cross-entropy, (K,)."""
+    k, b, c = logits.shape
+    losses = F.cross_entropy(logits.reshape(k * b, c), targets.reshape(k * b), reduction="none")
+    return losses.view(k, b).mean(1)
 
 
 @dataclass
@@ -22,6 +31,9 @@ class ClassificationSplit:
 
     def __len__(self) -> int:
         return self.labels.numel()
+
+    def to(self, device: torch.device | str) -> ClassificationSplit:
+        return ClassificationSplit(self.tokens.to(device), self.lengths.to(device), self.labels.to(device))
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows `idx`, trimmed to the longest of them."""
@@ -60,14 +72,32 @@ class ClassificationTask:
     def train_batches(
         self, batch_size: int, generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self.train), generator=generator)
+        order = torch.randperm(len(self.train), generator=generator).to(self.train.labels.device)
         for start in range(0, len(order), batch_size):
             yield self.train.batch(order[start:start + batch_size])
+
+    def to(self, device: torch.device | str) -> ClassificationTask:
+        """This task with its tensors on `device` (moved once, before training)."""
+        return replace(self, train=self.train.to(device), dev=self.dev.to(device))
 
     @staticmethod
     def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         tokens, labels = batch
         return F.cross_entropy(model(tokens), labels)
+
+    @staticmethod
+    def stack_batches(batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> StackedBatch:
+        """K seeds' batches (each trimmed to its longest row) as one (K, B, T) batch."""
+        widths = [tokens.shape[1] for tokens, _ in batches]
+        width = max(widths)
+        tokens = torch.stack([F.pad(t, (0, width - t.shape[1])) for t, _ in batches])  # pad is 0
+        return tokens, torch.stack([labels for _, labels in batches]), widths
+
+    @staticmethod
+    def stack_loss(model: nn.Module, batch: StackedBatch) -> torch.Tensor:
+        """Each seed's mean loss over its batch, (K,)."""
+        tokens, labels, widths = batch
+        return per_seed_cross_entropy(model(tokens, widths), labels)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: ClassificationSplit | None = None,
@@ -78,7 +108,8 @@ class ClassificationTask:
         model.eval()
         correct, total_loss = 0, 0.0
         for start in range(0, len(split), batch_size):
-            tokens, labels = split.batch(torch.arange(start, min(start + batch_size, len(split))))
+            idx = torch.arange(start, min(start + batch_size, len(split)), device=split.labels.device)
+            tokens, labels = split.batch(idx)
             logits = model(tokens)  # (B, C)
             total_loss += F.cross_entropy(logits, labels, reduction="sum").item()
             correct += (logits.argmax(1) == labels).sum().item()

@@ -4,14 +4,15 @@ index from it, with no Python work per example."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models import metrics
+from models.data.classification import per_seed_cross_entropy
 from models.data.text import Vocab
 
 EOS = "<eos>"
@@ -37,6 +38,9 @@ class LMSplit:
     @property
     def targets(self) -> int:
         return self.tokens.numel()
+
+    def to(self, device: torch.device | str) -> LMSplit:
+        return LMSplit(self.tokens.to(device), self.start.to(device))
 
 
 def encode_split(sentences: list[list[str]], vocab: Vocab) -> LMSplit:
@@ -70,7 +74,13 @@ class LMTask:
     _offsets: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._offsets = torch.arange(self.context, 0, -1)  # n-1 .. 1: oldest word first
+        # n-1 .. 1: oldest word first
+        self._offsets = torch.arange(self.context, 0, -1, device=self.train.tokens.device)
+
+    def to(self, device: torch.device | str) -> LMTask:
+        """This task with its tensors on `device` (moved once, before training)."""
+        mix = None if self.mix_probs is None else self.mix_probs.to(device)
+        return replace(self, train=self.train.to(device), dev=self.dev.to(device), mix_probs=mix)
 
     def contexts(self, split: LMSplit, pos: torch.Tensor) -> torch.Tensor:
         """(B,) target positions -> (B, n-1) context word indices."""
@@ -87,6 +97,7 @@ class LMTask:
             order = torch.randperm(n, generator=generator)
         else:  # a fresh random subset of the training positions every epoch
             order = torch.randint(n, (self.tokens_per_epoch,), generator=generator)
+        order = order.to(self.train.tokens.device)
         for i in range(0, len(order), batch_size):
             pos = order[i:i + batch_size]
             yield self.contexts(self.train, pos), self.train.tokens[pos]
@@ -96,6 +107,18 @@ class LMTask:
         ctx, target = batch
         return F.cross_entropy(model(ctx), target)
 
+    @staticmethod
+    def stack_batches(batches: Sequence[tuple[torch.Tensor, torch.Tensor]]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """K seeds' batches as one: contexts (K, B, n-1), targets (K, B)."""
+        return torch.stack([c for c, _ in batches]), torch.stack([t for _, t in batches])
+
+    @staticmethod
+    def stack_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Each seed's mean loss over its batch, (K,)."""
+        ctx, target = batch
+        return per_seed_cross_entropy(model(ctx), target)
+
     @torch.no_grad()
     def target_log_probs(self, model: nn.Module, split: LMSplit, batch_size: int = 4096) -> torch.Tensor:
         """log P(w_t | context) of every target of `split`, (targets,)."""
@@ -103,7 +126,7 @@ class LMTask:
         model.eval()
         out = []
         for i in range(0, split.tokens.numel(), batch_size):
-            pos = torch.arange(i, min(i + batch_size, split.tokens.numel()))
+            pos = torch.arange(i, min(i + batch_size, split.tokens.numel()), device=split.tokens.device)
             logp = torch.log_softmax(model(self.contexts(split, pos)), dim=-1)  # (B, V)
             out.append(logp.gather(1, split.tokens[pos].unsqueeze(1)).squeeze(1))
         model.train(was_training)

@@ -52,7 +52,7 @@ def mlflow_runs(tmp_path: Path, experiment: str):
 
 
 def test_grid_sweep_study_and_mlflow_agree(tmp_path, polarity_csv, capsys):
-    assert main(overrides(tmp_path, polarity_csv, "sampler=grid", "sweep.keep_weights=1")) == 0
+    assert main(overrides(tmp_path, polarity_csv, "sampler=grid", "sweep.keep_weights=1", "device=cpu")) == 0
     out = capsys.readouterr().out
     assert "study dan-csv-grid: 4 complete" in out and "dev mean ± std" in out
 
@@ -68,6 +68,7 @@ def test_grid_sweep_study_and_mlflow_agree(tmp_path, polarity_csv, capsys):
         assert run.data.tags[TRIAL_STATE] == "COMPLETE"
         assert run.data.params["trial"] == str(t.number)
         assert run.data.params["seeds"] == " ".join(map(str, t.user_attrs["seeds"]))
+        assert run.data.params["device"] == "cpu" and run.data.tags["seeds_vectorized"] == "true"
         assert t.user_attrs["seed_values"] and len(t.user_attrs["best_epochs"]) == 2
     # Only the best trial keeps its seeds' weights.
     best = max(trials, key=lambda t: t.value)
@@ -75,8 +76,9 @@ def test_grid_sweep_study_and_mlflow_agree(tmp_path, polarity_csv, capsys):
                     if client.list_artifacts(c.info.run_id, "weights")}
     assert with_weights == {best.user_attrs[MLFLOW_RUN_ID]}
 
-    # The same command again resumes a finished study: nothing more runs.
-    assert main(overrides(tmp_path, polarity_csv, "sampler=grid")) == 0
+    # The same command again resumes a finished study: nothing more runs. Where trials are
+    # computed (device, stacked seeds or not) is no part of the study's identity.
+    assert main(overrides(tmp_path, polarity_csv, "sampler=grid", "train.vectorize_seeds=false")) == 0
     assert len(load(tmp_path, "dan-csv-grid").trials) == 4
 
 

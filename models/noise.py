@@ -1,0 +1,22 @@
+"""Training noise (dropout masks, word dropout) drawn from an explicit generator, so that
+each seed keeps its own random stream whether it trains alone or stacked with others."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def noise_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
+    """The generator of `seed`'s training noise on `device`: a stream apart from the one that
+    initialised its weights and the one that orders its batches (both seeded with `seed`)."""
+    derived = int(np.random.SeedSequence([seed, 1]).generate_state(1, np.uint64)[0] >> 1)
+    return torch.Generator(device=device).manual_seed(derived)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool, noise: torch.Generator | None) -> torch.Tensor:
+    """F.dropout, its mask drawn from `noise` (torch's global generator when None)."""
+    if not training or p == 0:
+        return x
+    keep = torch.empty_like(x).bernoulli_(1 - p, generator=noise)
+    return x * keep.div_(1 - p)

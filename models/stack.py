@@ -1,0 +1,177 @@
+"""K seeds of one model as one module: every parameter gains a leading seed axis.
+
+Stacked parameter p holds K contiguous blocks, one per seed, each of the plain model's
+shape: `p.view(K, *shape)[s]` is seed s's tensor. Linear layers become batched matmuls
+over the seed axis; an embedding table becomes one (K V, E) table whose seed s rows start
+at s V, so a sparse gradient stays sparse. The loss is the sum of the seeds' mean losses,
+so each seed's gradient is exactly its gradient alone, and the optimizers that act element
+by element (Adagrad, SGD, Adam, RMSprop) update each seed exactly as alone. Each seed's
+training noise comes from its own generator, in the order its plain model draws it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.dan import ACTIVATIONS, DAN, drop_words
+from models.nplm import NPLM
+
+
+class SeedStack(nn.Module):
+    """Parameters stacked from K plain models of one architecture."""
+
+    def __init__(self, models: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.k = len(models)
+        self.noise: list[torch.Generator] | None = None  # one per seed, set while training
+        self._plain: dict[str, tuple[str, torch.Size]] = {}  # attribute -> (plain key, shape)
+        self._biases: set[str] = set()  # attributes never weight-decayed with decay_biases=False
+        self._states = [dict(m.named_parameters()) for m in models]
+
+    def _stack(self, attr: str, key: str, merge: bool = False, bias: bool = False) -> None:
+        """Stack the plain models' parameter `key` as attribute `attr`; `merge` folds the
+        seed axis into the first one (embedding tables)."""
+        params = [state[key] for state in self._states]
+        data = torch.stack([p.detach() for p in params])  # (K, *shape)
+        if merge:
+            data = data.flatten(0, 1)
+        setattr(self, attr, nn.Parameter(data.clone(), requires_grad=params[0].requires_grad))
+        self._plain[attr] = (key, params[0].shape)
+        if bias:
+            self._biases.add(attr)
+
+    def _done_stacking(self) -> None:
+        del self._states
+
+    def bias_parameters(self) -> list[nn.Parameter]:
+        return [getattr(self, a) for a in self._biases]
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def seed_state(self, s: int) -> dict[str, torch.Tensor]:
+        """Seed s's parameters under the plain model's state_dict keys (views, not copies)."""
+        return {key: getattr(self, attr).detach().view(self.k, *shape)[s]
+                for attr, (key, shape) in self._plain.items()}
+
+    def keep(self, rows: Sequence[int]) -> dict[str, tuple[nn.Parameter, nn.Parameter]]:
+        """Keep only the seeds at `rows` (positions in the stack); returns attribute -> (old, new)."""
+        index = torch.as_tensor(list(rows), device=next(self.parameters()).device)
+        moved = {}
+        for attr, (_, shape) in self._plain.items():
+            old = getattr(self, attr)
+            new = nn.Parameter(select(old.detach(), self.k, shape, index), requires_grad=old.requires_grad)
+            setattr(self, attr, new)
+            moved[attr] = (old, new)
+        self.k = len(rows)
+        return moved
+
+    def seed_offsets(self, vocab: int, device: torch.device) -> torch.Tensor:
+        return (torch.arange(self.k, device=device) * vocab).view(self.k, 1, 1)  # (K, 1, 1)
+
+    def drop(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """Dropout on (K, B, ...) with seed s's mask drawn from seed s's generator."""
+        if not self.training or p == 0:
+            return x
+        keep = torch.stack([torch.empty_like(x[0]).bernoulli_(1 - p, generator=g) for g in self.noise])
+        return x * keep.div_(1 - p)
+
+
+def select(t: torch.Tensor, k: int, shape: torch.Size, index: torch.Tensor) -> torch.Tensor:
+    """Rows `index` of the K seed blocks of a stacked tensor, in the same layout."""
+    blocks = t.reshape(k, *shape).index_select(0, index)
+    return blocks.reshape(len(index) * t.shape[0] // k, *t.shape[1:])
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x (K, B, in) through weight (K, out, in) and bias (K, out) -> (K, B, out)."""
+    if bias is None:
+        return torch.bmm(x, weight.transpose(1, 2))
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+
+
+class StackedDAN(SeedStack):
+    def __init__(self, models: Sequence[DAN]) -> None:
+        super().__init__(models)
+        m = models[0]
+        self.pad, self.word_dropout = m.padding_idx, m.word_dropout
+        self.vocab, self.sparse = m.embed.num_embeddings, m.embed.sparse
+        self._stack("embed", "embed.weight", merge=True)
+        linears = [(f"hidden.{i}", layer) for i, layer in enumerate(m.hidden) if isinstance(layer, nn.Linear)]
+        linears.append(("classifier.1", m.classifier[1]))
+        self.p = [layer.p for layer in (*m.hidden, *m.classifier) if isinstance(layer, nn.Dropout)]
+        self.acts = [layer for layer in m.hidden if type(layer) in ACTIVATIONS.values()]
+        self.layers = len(linears)
+        for j, (name, _) in enumerate(linears):
+            self._stack(f"w{j}", f"{name}.weight")
+            self._stack(f"b{j}", f"{name}.bias", bias=True)
+        self._done_stacking()
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        return [self.embed] if self.sparse and self.embed.requires_grad else []
+
+    def forward(self, tokens: torch.Tensor, widths: Sequence[int] | None = None) -> torch.Tensor:
+        """tokens (K, B, T) right-padded, seed s's own batch trimmed to widths[s] -> (K, B, C)."""
+        k, b, _ = tokens.shape
+        if self.training and self.word_dropout > 0:
+            widths = widths or [tokens.shape[2]] * k
+            tokens = torch.stack([
+                F.pad(drop_words(tokens[s, :, :w], self.word_dropout, self.pad, g),
+                      (0, tokens.shape[2] - w), value=self.pad)
+                for s, (w, g) in enumerate(zip(widths, self.noise))])
+        rows = torch.where(tokens != self.pad, tokens + self.seed_offsets(self.vocab, tokens.device),
+                           self.pad)  # seed s's pads -> row `pad` of seed 0: zero, no gradient
+        x = F.embedding_bag(rows.flatten(0, 1), self.embed, mode="mean", padding_idx=self.pad,
+                            sparse=self.sparse).view(k, b, -1)  # (K, B, E)
+        for j in range(self.layers):
+            x = linear(self.drop(x, self.p[j]), getattr(self, f"w{j}"), getattr(self, f"b{j}"))
+            if j < len(self.acts):
+                x = self.acts[j](x)
+        return x  # (K, B, C)
+
+
+class StackedNPLM(SeedStack):
+    def __init__(self, models: Sequence[NPLM]) -> None:
+        super().__init__(models)
+        m = models[0]
+        self.vocab, self.p = m.embed.num_embeddings, m.dropout
+        self._stack("embed", "embed.weight", merge=True)
+        self._stack("b", "b", bias=True)
+        self.direct = m.direct is not None
+        self.hidden = m.hidden is not None
+        if self.direct:
+            self._stack("W", "direct.weight")
+        if self.hidden:
+            self._stack("H", "hidden.weight")
+            self._stack("d", "hidden.bias", bias=True)
+            self._stack("U", "out.weight")
+        self._done_stacking()
+
+    def forward(self, ctx: torch.Tensor) -> torch.Tensor:
+        """ctx (K, B, n-1) word indices, oldest first -> logits (K, B, V)."""
+        x = F.embedding(ctx + self.seed_offsets(self.vocab, ctx.device), self.embed).flatten(2)
+        x = self.drop(x, self.p)  # (K, B, (n-1) m)
+        y = self.b.unsqueeze(1)  # (K, 1, V)
+        if self.direct:
+            y = torch.baddbmm(y, x, self.W.transpose(1, 2))  # + W x
+        if self.hidden:
+            a = torch.tanh(linear(x, self.H, self.d))  # (K, B, h)
+            y = torch.baddbmm(y, self.drop(a, self.p), self.U.transpose(1, 2))  # + U tanh(d + H x)
+        return y  # (K, B, V): the direct or the hidden path always exists
+
+
+def stack_models(models: Sequence[nn.Module]) -> SeedStack | None:
+    """The stacked form of `models` (one architecture, K seeds), or None where there is none."""
+    if all(type(m) is DAN for m in models):
+        return StackedDAN(models)
+    if all(type(m) is NPLM and not m.modern for m in models):
+        return StackedNPLM(models)
+    return None
+
+
+def stackable(model: nn.Module) -> bool:
+    return type(model) is DAN or (type(model) is NPLM and not model.modern)

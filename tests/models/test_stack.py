@@ -1,0 +1,156 @@
+"""K seeds stacked as one model give each seed the metrics it gets alone (the parity test)."""
+
+import random
+
+import pytest
+import torch
+
+from models.dan import DAN
+from models.data.classification import prepare_classification
+from models.data.lm import LMTask, build_lm_vocab, encode_split
+from models.data.splits import Example, TextSplits
+from models.errors import UserError
+from models.nplm import NPLM
+from models.stack import StackedDAN, StackedNPLM
+from models.training import OneAfterAnother, SeedTrainer, Stacked, TrainSettings, make_trainers
+
+SEEDS = [11, 3, 2024, 7, 99]
+POS, NEG = ["great", "fine", "superb", "warm"], ["dull", "awful", "flat", "stale"]
+FILL = ["the", "a", "movie", "plot", "is", "and", "of", "it"]
+
+
+def ragged_task(n=240, seed=0):
+    """Sentences of 2 to 12 words, so each seed's batches have their own widths."""
+    rng = random.Random(seed)
+
+    def example():
+        label = rng.randrange(2)
+        words = rng.sample(FILL, rng.randrange(1, 8)) + rng.sample(POS if label else NEG, 1)
+        rng.shuffle(words)
+        return Example(words, label)
+    train, dev = [example() for _ in range(n)], [example() for _ in range(n // 3)]
+    return prepare_classification(TextSplits(train, dev, ("neg", "pos")))
+
+
+def lm_task():
+    rng = random.Random(1)
+    words = FILL + POS + NEG
+    sents = [[rng.choice(words) for _ in range(rng.randrange(3, 9))] for _ in range(150)]
+    vocab = build_lm_vocab(sents)
+    return LMTask(encode_split(sents, vocab), encode_split(sents[:40], vocab), vocab, context=3,
+                  tokens_per_epoch=600)
+
+
+def per_epoch(record):
+    return [(m.epoch, m.train_loss, m.dev) for m in record.history]
+
+
+def assert_parity(build, task, settings, seeds=SEEDS):
+    """Each seed of the stack against the same seed alone: per-epoch dev metrics, train loss,
+    best epoch and best weights."""
+    torch.set_num_threads(1)
+    stacked = make_trainers(build, task, settings, seeds, vectorize="true")
+    assert isinstance(stacked, Stacked)
+    while any(not r.done for r in stacked.seeds):
+        stacked.step()
+    epochs = [r.epoch for r in stacked.seeds]
+    for record in stacked.seeds:
+        alone = SeedTrainer(build, task, settings, record.seed)
+        alone.fit()
+        assert record.epoch == alone.epoch and record.best_epoch == alone.best_epoch, record.seed
+        for (e1, loss1, dev1), (e2, loss2, dev2) in zip(per_epoch(record), per_epoch(alone)):
+            assert e1 == e2 and loss1 == pytest.approx(loss2, rel=1e-4, abs=1e-5)
+            assert dev1 == pytest.approx(dev2, rel=1e-4, abs=1e-5), (record.seed, e1)
+        best, want = record.best_state_dict(), alone.best_state_dict()
+        assert best.keys() == want.keys()
+        for k in best:
+            torch.testing.assert_close(best[k], want[k], rtol=1e-4, atol=1e-5)
+    return epochs
+
+
+@pytest.mark.parametrize("optimizer, sparse, layers", [
+    ("adagrad", True, (16, 16)), ("adagrad", False, (16,)), ("adam", False, ()),
+    ("rmsprop", False, (8,)), ("sgd", True, (16,))])
+def test_dan_seeds_stacked_equal_alone(optimizer, sparse, layers):
+    task = ragged_task()
+    # patience 1 and a min_delta: seeds stop at different epochs and leave the stack
+    settings = TrainSettings(optimizer=optimizer, lr=0.05 if optimizer != "sgd" else 0.5, batch_size=16,
+                             max_epochs=6, patience=1, min_delta=0.01, weight_decay=1e-3,
+                             decay_biases=optimizer != "adam", lr_decay=1e-3 if optimizer == "sgd" else 0.0)
+    epochs = assert_parity(lambda: DAN(len(task.vocab), 2, embed_dim=12, hidden_dims=layers, word_dropout=0.3,
+                                       dropout=0.2, sparse=sparse), task, settings)
+    assert len(set(epochs)) > 1 or optimizer != "adagrad", f"every seed ran {epochs} epochs"
+
+
+@pytest.mark.parametrize("h, direct", [(10, True), (0, True), (10, False)])
+def test_nplm_seeds_stacked_equal_alone(h, direct):
+    task = lm_task()
+    settings = TrainSettings(optimizer="sgd", lr=0.5, batch_size=32, max_epochs=5, patience=1,
+                             weight_decay=1e-4, decay_biases=False, lr_decay=1e-3)
+    assert_parity(lambda: NPLM(len(task.vocab), 3, embed_dim=6, hidden_dim=h, direct=direct, dropout=0.1),
+                  task, settings, seeds=SEEDS[:3])
+
+
+def test_stack_layout_round_trips():
+    models = []
+    for s in SEEDS[:3]:
+        torch.manual_seed(s)
+        models.append(DAN(30, 3, embed_dim=4, hidden_dims=(5,)))
+    stack = StackedDAN(models)
+    for s, m in enumerate(models):
+        for k, v in stack.seed_state(s).items():
+            assert torch.equal(v, m.state_dict()[k]), k
+    stack.keep([2, 0])
+    assert stack.k == 2 and stack.embed.shape == (60, 4)
+    assert torch.equal(stack.seed_state(0)["hidden.1.weight"], models[2].hidden[1].weight)
+    assert torch.equal(stack.seed_state(1)["embed.weight"], models[0].embed.weight)
+
+
+def test_stacked_forward_equals_each_model_in_eval():
+    torch.manual_seed(0)
+    models = [NPLM(20, 3, embed_dim=4, hidden_dim=6) for _ in range(3)]
+    stack = StackedNPLM(models).eval()
+    ctx = torch.randint(0, 20, (3, 5, 3))
+    out = stack(ctx)
+    for s, m in enumerate(models):
+        torch.testing.assert_close(out[s], m.eval()(ctx[s]))
+
+
+def test_vectorize_choice():
+    task = ragged_task(60)
+    settings = TrainSettings(max_epochs=1)
+
+    def build():
+        return DAN(len(task.vocab), 2, embed_dim=4, hidden_dims=())
+    assert isinstance(make_trainers(build, task, settings, [1, 2]), Stacked)
+    assert isinstance(make_trainers(build, task, settings, [1]), OneAfterAnother)
+    assert isinstance(make_trainers(build, task, settings, [1, 2], vectorize="false"), OneAfterAnother)
+    modern = lm_task()
+
+    def build_modern():
+        return NPLM(len(modern.vocab), 3, embed_dim=4, hidden_dim=4, modern=True)
+    assert isinstance(make_trainers(build_modern, modern, settings, [1, 2]), OneAfterAnother)
+    with pytest.raises(UserError, match="no stacked form"):
+        make_trainers(build_modern, modern, settings, [1, 2], vectorize="true")
+    with pytest.raises(UserError, match="auto, true or false"):
+        make_trainers(build, task, settings, [1, 2], vectorize="sometimes")
+
+
+def test_devices():
+    from models.training import resolve_device
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError, match="auto, cpu, cuda or cuda:N"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="sees no GPU.*device=cpu"):
+            resolve_device("cuda")
+
+
+def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
+    """`make gpu-check` runs only now and then, on a lent GPU: its code must not rot meanwhile."""
+    from benchmarks.gpu_check import main
+    assert main(["--device", "cpu", "--small", "--out", str(tmp_path)]) == 0
+    import json
+    report = json.loads((tmp_path / "gpu-check.json").read_text())
+    assert all(r["ok"] for r in report["parity"]) and report["nplm"] and report["dan"]
