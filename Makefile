@@ -25,7 +25,7 @@ SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep final report doctor train test test-fast lint bench bench-nplm bench-sweep bench-pruning ui clean
+.PHONY: help install sweep final report doctor train test test-fast lint bench gpu-check bench-pruning ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -67,14 +67,13 @@ test-fast: $(VENV)/.installed ## run the tests not marked slow
 lint: $(VENV)/.installed ## ruff over the code
 	$(PY) -m ruff check models sweeps analysis tests benchmarks
 
-bench: $(VENV)/.installed ## one DAN epoch against a plain PyTorch loop (needs SST; SST_ROOT=)
-	$(PY) -m benchmarks.dan_epoch
+bench: $(VENV)/.installed ## speed suite (~8 min): DAN vs plain loop, K seeds stacked vs one after another, NPLM GFLOP/s, sweep overhead
+	$(PY) -m benchmarks.suite $(ARGS)
 
-bench-nplm: $(VENV)/.installed ## NPLM training tokens/s and GFLOP/s against a torch matmul of similar shape
-	$(PY) -m benchmarks.nplm_throughput
-
-bench-sweep: $(VENV)/.installed ## wall time of a 10-trial DAN sweep and its platform overhead
-	$(PY) -m benchmarks.sweep_overhead --trials 10 -- $(ARGS)
+# torch alone (the lent GPU machine has no optuna/mlflow/hydra): system python unless PY_GPU=...
+PY_GPU ?= $(if $(wildcard $(VENV)/bin/python),$(PY),$(PYTHON))
+gpu-check: ## on a machine with a GPU: stacked-seed parity, NPLM tokens/s, DAN seeds stacked (torch only)
+	$(PY_GPU) -m benchmarks.gpu_check $(ARGS)
 
 bench-pruning: $(VENV)/.installed ## default DAN sweep, pruner=patience against none: seed-epochs, best dev (~1 h; --parallel: arms side by side)
 	$(PY) -m benchmarks.pruning --trials $(or $(TRIALS),30) -- $(ARGS)

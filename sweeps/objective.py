@@ -8,6 +8,7 @@ dev value; its user attributes hold the rest.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,12 +18,15 @@ from omegaconf import DictConfig, OmegaConf
 from sweeps import faults
 from sweeps.config import compose_config
 from sweeps.pruning import SeedMeanPatience
+from sweeps.schema import check_config
 from sweeps.search_space import Lookup, Param, suggest, to_overrides
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
-from sweeps.storage import INACTIVE, MLFLOW_RUN_ID, SEED_EPOCHS
+from sweeps.storage import INACTIVE, MLFLOW_RUN_ID, SEED_EPOCHS, ranked
 from sweeps.tracking import TRIAL_STATE, Tracker
 from sweeps.workloads import Workload, build_workload
 
+RECOMPOSE = ("model.name", "data.name")  # other values interpolate these (tracking.experiment)
+_ABSENT = object()
 WorkloadFactory = Callable[[DictConfig, Any], Workload]
 # (trial number, epoch, seeds still training, K, seed mean): progress inside a trial
 EpochProgress = Callable[[int, int, int, int, float], None]
@@ -34,20 +38,35 @@ class Objective:
     def __init__(self, base_overrides: Sequence[str], params: list[Param], grid: bool,
                  tracker: Tracker, command: str, workload_factory: WorkloadFactory = build_workload,
                  lookup: Lookup = lambda key: None, on_epoch: EpochProgress | None = None,
-                 stop: SeedMeanPatience | None = None):
+                 stop: SeedMeanPatience | None = None, keep_weights: int | None = None):
         self.base_overrides = list(base_overrides)
         self.params, self.grid, self.tracker, self.command = params, grid, tracker, command
         self.workload_factory, self.lookup, self.on_epoch = workload_factory, lookup, on_epoch
         self.stop = stop  # ends a trial whose seed mean stagnated (sweeps/pruning.py)
+        self.keep_weights = keep_weights  # weights saved only for trials that may be in this top k
         self._tasks: dict[str, Any] = {}  # data config (yaml) -> prepared task
+        self._base: DictConfig | None = None
 
     def config(self, values: dict[str, Any]) -> DictConfig:
-        return compose_config([*self.base_overrides, *to_overrides(values)])
+        """The trial's config: the sweep's config (composed once) with `values` set, checked
+        like a composed one. Hydra composes again only where a value could change more than
+        itself (a key the config lacks, or a name other values interpolate)."""
+        if self._base is None:
+            self._base = compose_config(self.base_overrides)
+        if any(k in RECOMPOSE or OmegaConf.select(self._base, k, default=_ABSENT) is _ABSENT for k in values):
+            return compose_config([*self.base_overrides, *to_overrides(values)])
+        cfg = copy.deepcopy(self._base)
+        OmegaConf.set_readonly(cfg, False)
+        for k, v in values.items():
+            OmegaConf.update(cfg, k, v, merge=False)
+        OmegaConf.set_readonly(cfg, True)
+        check_config(cfg)
+        return cfg
 
     def workload(self, cfg: DictConfig) -> Workload:
         key = OmegaConf.to_yaml(cfg.data)
         workload = self.workload_factory(cfg, self._tasks.get(key))
-        self._tasks[key] = workload.task
+        self._tasks[key] = workload.prepared
         return workload
 
     def __call__(self, trial: optuna.Trial) -> ConfigResult:
@@ -81,7 +100,19 @@ class Objective:
             return pruned or (self.stop is not None
                               and self.stop.stagnant(means, workload.task.mode == "max"))
 
-        result = run_config(workload, seeds, self.tracker, parent, on_epoch=report)
+        def worth_saving(value: float) -> bool:
+            """Not pruned and at least as good as the k-th best completed trial so far (a
+            trial worse than that can never be among the top k whose weights are kept)."""
+            if pruned or self.keep_weights is None:
+                return not pruned
+            top = ranked(trial.study)[: self.keep_weights]
+            if len(top) < self.keep_weights:
+                return True
+            worst = top[-1].value
+            return value >= worst if workload.task.mode == "max" else value <= worst
+
+        result = run_config(workload, seeds, self.tracker, parent, on_epoch=report,
+                            keep_weights=worth_saving)
         result.pruned = pruned
         trial.set_user_attr("std", result.std)
         trial.set_user_attr("seed_values", result.best_values)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from models import metrics
 from models.errors import UserError
-from models.training import SeedResult, SeedTrainer
+from models.training import SeedRecord, SeedResult
 from sweeps import faults
 from sweeps.tracking import Tracker, flatten
 from sweeps.workloads import Workload
@@ -86,7 +86,7 @@ class ConfigResult:
 
 
 # (epoch, seed mean of the dev metric, trainers) -> True to stop every seed now
-EpochHook = Callable[[int, float, list[SeedTrainer]], bool | None]
+EpochHook = Callable[[int, float, list[SeedRecord]], bool | None]
 
 
 class SeedGroup:
@@ -95,8 +95,9 @@ class SeedGroup:
     def __init__(self, workload: Workload, seeds: Sequence[int], tracker: Tracker, parent_id: str):
         self.workload, self.tracker = workload, tracker
         self.monitor = workload.task.monitor
-        self.trainers = [SeedTrainer(workload.build_model, workload.task, workload.settings, s)
-                         for s in seeds]
+        self.seeds = workload.trainers(list(seeds))
+        self.trainers = self.seeds.seeds
+        tracker.set_tags(parent_id, {"seeds_vectorized": str(self.seeds.vectorized).lower()})
         self.run_ids = [tracker.start_run(f"seed {s}", {"seed": s}, parent_id=parent_id)
                         for s in seeds]
         faults.point("seed_runs_started")
@@ -115,14 +116,14 @@ class SeedGroup:
         each seed's best dev value so far (the weights it would keep). The one definition of
         "seed mean" everywhere: at the last epoch it is the trial's value."""
         self.epoch += 1
-        for trainer, run_id in zip(self.trainers, self.run_ids):
-            if not trainer.done:
-                m = trainer.step()
-                self.tracker.log_metrics(run_id, m.as_dict(), step=m.epoch)
+        for m, run_id in zip(self.seeds.step(), self.run_ids):
+            if m is not None:
+                self.tracker.log_metrics(run_id, m.as_dict(), step=m.epoch, wait=False)
         return mean_std([t.best_value for t in self.trainers])[0]
 
-    def close(self, status: str) -> list[SeedResult]:
-        """Log each seed's best epoch, value and weights (whatever it reached) and end its run."""
+    def close(self, status: str, save_weights: bool = True) -> list[SeedResult]:
+        """Log each seed's best epoch, value and (if `save_weights`) weights, whatever it
+        reached, and end its run."""
         results = []
         with tempfile.TemporaryDirectory() as tmp:
             for trainer, run_id in zip(self.trainers, self.run_ids):
@@ -132,9 +133,10 @@ class SeedGroup:
                     self.tracker.log_metrics(run_id, {
                         metrics.best_dev(self.monitor): r.best_value,
                         metrics.BEST_EPOCH: r.best_epoch, metrics.EPOCHS_RUN: r.epochs_run})
-                    path = Path(tmp) / f"best-{trainer.seed}.pt"
-                    torch.save(trainer.best_state_dict(), path)
-                    self.tracker.log_artifact(run_id, path, "weights")
+                    if save_weights:
+                        path = Path(tmp) / f"best-{trainer.seed}.pt"
+                        torch.save({k: v.cpu() for k, v in trainer.best_state_dict().items()}, path)
+                        self.tracker.log_artifact(run_id, path, "weights")
                 self.tracker.end_run(run_id, status)
         return results
 
@@ -145,11 +147,14 @@ def run_config(
     tracker: Tracker,
     parent_id: str,
     on_epoch: EpochHook | None = None,
+    keep_weights: Callable[[float], bool] | None = None,
 ) -> ConfigResult:
     """Train every seed to its early stop, tracking into `parent_id`, and end that run.
 
     `on_epoch(epoch, seed_mean, trainers)` returning True stops every seed there (a sweep
-    prunes so). An exception propagates after every run is closed with what it logged.
+    prunes so). `keep_weights(seed mean)` False: the seeds' weights are not saved (a sweep
+    keeps them only for trials that can still be among its best). An exception propagates
+    after every run is closed with what it logged.
     """
     group = SeedGroup(workload, seeds, tracker, parent_id)
     monitor = group.monitor
@@ -158,7 +163,7 @@ def run_config(
         while not group.done and not stopped:
             mean = group.step()
             tracker.log_metrics(parent_id, {metrics.seed_mean(metrics.dev(monitor)): mean},
-                                step=group.epoch)
+                                step=group.epoch, wait=False)
             if on_epoch is not None:
                 stopped = bool(on_epoch(group.epoch, mean, group.trainers)) and not group.done
         status = "FINISHED"
@@ -166,7 +171,10 @@ def run_config(
         status = "KILLED"
         raise
     finally:
-        results = group.close(status)
+        reached = [t.best_value for t in group.trainers if t.best_epoch > 0]
+        save = keep_weights is None or (status == "FINISHED" and bool(reached)
+                                        and keep_weights(mean_std(reached)[0]))
+        results = group.close(status, save)
         faults.point("seed_runs_closed")
         reached = [r.best_value for r in results if r.best_epoch > 0]
         if reached:

@@ -65,7 +65,7 @@ class Sweep:
         self.plan = make_pruner(cfg.pruner)
         self.objective = Objective(self.overrides, self.params, self.grid, self.tracker, "",
                                    workload_factory, lookup, on_epoch=self.progress.epoch,
-                                   stop=self.plan.stop)
+                                   stop=self.plan.stop, keep_weights=int(cfg.sweep.keep_weights))
         self.progress.say(f"loading data ({cfg.data.name}) and checking the {cfg.model.name} settings")
         base = self.objective.workload(cfg)  # loads the data once; tells the metric
         self.monitor = base.task.monitor

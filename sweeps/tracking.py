@@ -111,6 +111,7 @@ class Tracker:
         self.experiment, self._artifacts = experiment, artifacts
         self._experiment_id: str | None = None
         self._client: MlflowClient | None = None
+        self._pending: dict[str, list] = {}  # run id -> its asynchronous writes not yet confirmed
 
     @property
     def client(self) -> MlflowClient:
@@ -170,11 +171,23 @@ class Tracker:
         self.client.log_text(run_id, redact(config_yaml), "config.yaml")
         return run_id
 
-    def log_metrics(self, run_id: str, values: Mapping[str, float], step: int = 0) -> None:
-        """All of `values` in one batched call."""
+    def log_metrics(self, run_id: str, values: Mapping[str, float], step: int = 0,
+                    wait: bool = True) -> None:
+        """All of `values` in one batched call. `wait=False` (per-epoch curves): written by
+        MLflow's background queue, which merges a run's batches; `end_run` waits for them."""
         now = int(time.time() * 1000)
-        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step)
-                                               for k, v in values.items()])
+        items = [Metric(k, float(v), now, step) for k, v in values.items()]
+        if wait:
+            self.client.log_batch(run_id, metrics=items)
+        else:
+            self._pending.setdefault(run_id, []).append(
+                self.client.log_batch(run_id, metrics=items, synchronous=False))
+
+    def flush(self, run_id: str) -> None:
+        """Wait until the run's asynchronous writes are stored (raises what failed)."""
+        for op in self._pending.pop(run_id, []):
+            if op is not None:
+                op.wait()
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
@@ -253,5 +266,8 @@ class Tracker:
         self.end_run(ledger_run)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        """status: FINISHED, FAILED or KILLED."""
-        self.client.set_terminated(run_id, status)
+        """status: FINISHED, FAILED or KILLED. The run's pending writes are stored first."""
+        try:
+            self.flush(run_id)
+        finally:
+            self.client.set_terminated(run_id, status)

@@ -33,3 +33,38 @@ def test_bad_overrides_are_one_clear_sentence(override, fragment):
 
 def test_choices_lists_config_groups():
     assert "sst2" in choices("data") and "dan" in choices("model")
+
+
+def test_gpu_per_worker():
+    from sweeps.sweep import gpu_for_worker
+    assert [gpu_for_worker(i, "auto", 2, None) for i in range(5)] == ["0", "1", "0", "1", "0"]
+    assert [gpu_for_worker(i, "cuda", 4, "2,3") for i in range(3)] == ["2", "3", "2"]
+    assert gpu_for_worker(1, "cpu", 2, None) is None  # CPU work never pinned
+    assert gpu_for_worker(1, "cuda:1", 2, None) is None  # the user chose the GPU
+    assert gpu_for_worker(1, "auto", 0, None) is None  # no GPU
+
+
+@pytest.mark.parametrize("bad", ["device=tpu", "device=cuda:x", "train.vectorize_seeds=maybe"])
+def test_execution_settings_are_checked(bad):
+    with pytest.raises(UserError, match=bad.split("=")[0]):
+        compose_config([bad])
+
+
+def test_a_trial_config_equals_the_composed_one():
+    """Objective.config sets the trial's values on the sweep's config composed once; the
+    result must be what Hydra composes from the overrides."""
+    from omegaconf import OmegaConf
+
+    from sweeps.objective import Objective
+    from sweeps.search_space import to_overrides
+    base = ["model=dan", "data=rt", "seeds=2"]
+    objective = Objective(base, [], False, tracker=None, command="")
+    for values in ({"train.lr": 0.0123, "model.num_layers": 0, "model.activation": "tanh"},
+                   {"model.word_dropout": 0.25, "train.batch_size": 32, "model.hidden_dim": 100},
+                   {"model.name": "dan"}):  # recomposed: other values interpolate it
+        fast = objective.config(values)
+        composed = compose_config([*base, *to_overrides(values)])
+        assert OmegaConf.to_container(fast) == OmegaConf.to_container(composed)
+        assert OmegaConf.is_readonly(fast)
+    with pytest.raises(UserError, match="train.lr"):
+        objective.config({"train.lr": -1.0})

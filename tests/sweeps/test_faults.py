@@ -59,11 +59,11 @@ def test_a_full_disk_puts_the_trial_back_and_the_same_command_resumes(tmp_path, 
     real = Tracker.log_metrics
     calls = {"n": 0}
 
-    def full_disk(self, run_id, values, step=0):
+    def full_disk(self, run_id, values, step=0, wait=True):
         calls["n"] += 1
         if calls["n"] > 8:  # trial 0 logs fine, then the disk fills up
             raise OSError(errno.ENOSPC, "No space left on device", "runs/mlflow.db")
-        return real(self, run_id, values, step)
+        return real(self, run_id, values, step, wait)
 
     monkeypatch.setattr(Tracker, "log_metrics", full_disk)
     assert main(args) == 75

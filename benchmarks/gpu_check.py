@@ -1,0 +1,180 @@
+"""`make gpu-check`: the GPU path checked and timed on a machine that has one.
+
+Needs torch and numpy only (no optuna, mlflow or hydra, no data download): the data are
+synthetic, of the real sizes (SST: 8,544 training sentences, vocabulary 16,581, 5 classes;
+PTB: V = 10,000). It checks, on the device:
+  1. parity: seed s stacked with others gives the metrics it gets alone (DAN and NPLM);
+  2. NPLM (V=10,000, n=5, m=60, h=50, direct) training tokens/s in the platform's own
+     training step, at batch 64 and 1,024 (target: 500,000 tokens/s or more);
+  3. DAN 3x300 epochs: 1 seed alone; 5 and 20 seeds stacked; 5 one after another
+     (target: 20 stacked in at most 1.5x one seed's epoch time).
+
+    make gpu-check                              # device cuda; exits 3 when no GPU is seen
+    python -m benchmarks.gpu_check --device cpu --small   # the same code on the CPU (tests)
+
+Prints a Markdown table; writes gpu-check.json to $OUT (or --out) when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from models.dan import DAN
+from models.data.classification import ClassificationSplit, ClassificationTask
+from models.data.lm import LMTask, encode_split
+from models.data.text import Vocab
+from models.nplm import NPLM
+from models.training import SeedTrainer, TrainSettings, make_trainers
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, repeats: int = 3) -> float:
+    fn()  # warm-up: kernels, allocator, cuBLAS handles
+    out = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        out.append(time.perf_counter() - start)
+    return statistics.median(out)
+
+
+def sst_like(n_train: int, n_dev: int, vocab: int, classes: int = 5, seed: int = 0) -> ClassificationTask:
+    """Sentences of 2-50 tokens (mean ~19, as SST's), Zipf-like word ids, random labels."""
+    g = torch.Generator().manual_seed(seed)
+
+    def split(n):
+        lengths = torch.clamp(torch.poisson(torch.full((n,), 18.0), generator=g).long(), 2, 50)
+        ranks = torch.rand(n, int(lengths.max()), generator=g)
+        words = (2 + (vocab - 2) ** ranks).long().clamp(max=vocab - 1)  # log-uniform: Zipf-like
+        mask = torch.arange(words.shape[1]) < lengths.unsqueeze(1)
+        return ClassificationSplit(words * mask, lengths, torch.randint(classes, (n,), generator=g))
+    names = [f"w{i}" for i in range(vocab)]
+    return ClassificationTask(split(n_train), split(n_dev), Vocab(names),
+                              tuple(map(str, range(classes))))
+
+
+def ptb_like(vocab: int, tokens: int, tokens_per_epoch: int, seed: int = 0) -> LMTask:
+    g = torch.Generator().manual_seed(seed)
+    ranks = torch.rand(tokens, generator=g)
+    ids = (2 + (vocab - 2) ** ranks).long().clamp(max=vocab - 1).tolist()
+    names = ["<eos>", "<unk>", *(f"w{i}" for i in range(2, vocab))]
+    sents = [[names[i] for i in ids[j:j + 20]] for j in range(0, tokens, 20)]
+    v = Vocab(names)
+    train = encode_split(sents, v)
+    dev = encode_split(sents[: max(1, len(sents) // 20)], v)
+    return LMTask(train, dev, v, context=4, tokens_per_epoch=tokens_per_epoch)
+
+
+def parity(device: torch.device, small: bool) -> list[dict]:
+    """Max relative difference of per-epoch dev metrics, stacked against alone."""
+    out = []
+    cls = sst_like(400, 100, 300, seed=1).to(device)
+    lm = ptb_like(200, 6000, 2000, seed=1).to(device)
+    cases = [
+        ("DAN", cls, lambda: DAN(300, 5, embed_dim=16, hidden_dims=(16, 16), dropout=0.2, sparse=False),
+         TrainSettings(lr=0.05, batch_size=16, max_epochs=4, patience=1, weight_decay=1e-4)),
+        ("NPLM", lm, lambda: NPLM(200, 4, embed_dim=8, hidden_dim=12, dropout=0.1),
+         TrainSettings(optimizer="sgd", lr=0.5, batch_size=32, max_epochs=4, patience=1, lr_decay=1e-3,
+                       decay_biases=False, weight_decay=1e-4)),
+    ]
+    seeds = [5, 6, 7]
+    for name, task, build, settings in cases:
+        stack = make_trainers(build, task, settings, seeds, device, "true")
+        while any(not r.done for r in stack.seeds):
+            stack.step()
+        worst, same_best = 0.0, True
+        for record in stack.seeds:
+            alone = SeedTrainer(build, task, settings, record.seed, device)
+            alone.fit()
+            same_best &= record.best_epoch == alone.best_epoch
+            for a, b in zip(record.history, alone.history):
+                for k in a.dev:
+                    worst = max(worst, abs(a.dev[k] - b.dev[k]) / max(abs(b.dev[k]), 1e-12))
+        out.append({"model": name, "seeds": len(seeds), "max_rel_diff": worst, "same_best_epoch": same_best,
+                    "ok": same_best and worst < 1e-3})
+    return out
+
+
+def nplm_speed(device: torch.device, small: bool) -> list[dict]:
+    vocab = 2000 if small else 10_000
+    rows = []
+    for batch in (64, 1024):
+        steps = 20 if small else 200
+        task = ptb_like(vocab, 200_000 if not small else 20_000, batch * steps).to(device)
+        settings = TrainSettings(optimizer="sgd", lr=1.0, batch_size=batch, weight_decay=1e-4,
+                                 decay_biases=False, lr_decay=1e-8)
+        trainer = SeedTrainer(lambda: NPLM(vocab, 4, 60, 50, True), task, settings, 0, device)
+        secs = timed(trainer._train_epoch, device)
+        rows.append({"V": vocab, "batch": batch, "tokens_per_s": batch * steps / secs})
+    return rows
+
+
+def dan_seeds(device: torch.device, small: bool) -> list[dict]:
+    task = sst_like(800 if small else 8544, 200 if small else 1101, 2000 if small else 16_581).to(device)
+    settings = TrainSettings(lr=0.01, batch_size=32, weight_decay=1e-5, max_epochs=10**6, patience=10**6)
+    sparse = device.type == "cpu"
+
+    def build():
+        return DAN(len(task.vocab), 5, sparse=sparse)
+    rows = []
+    for k, mode in ((1, "false"), (5, "false"), (5, "true"), (20, "true")):
+        if small and k == 20:
+            k = 8
+        trainers = make_trainers(build, task, settings, list(range(k)), device, mode)
+        secs = timed(trainers.step, device, repeats=1 if k > 1 else 3)
+        rows.append({"k": k, "stacked": mode == "true", "epoch_s": secs})
+    one = rows[0]["epoch_s"]
+    for r in rows:
+        r["over_one_seed"] = r["epoch_s"] / one
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--small", action="store_true", help="tiny sizes: check the code path, not the speed")
+    ap.add_argument("--out", default=os.environ.get("OUT"))
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"gpu-check: torch {torch.__version__} sees no GPU; nothing to check here "
+              "(CI and the CPU tests cover device=cpu).", file=sys.stderr)
+        return 3
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"# gpu-check on {name}, torch {torch.__version__}\n")
+    report = {"device": name, "torch": torch.__version__, "parity": parity(device, args.small)}
+    print("| parity | seeds | max relative dev difference | same best epoch | ok |\n|---|---:|---:|---|---|")
+    for r in report["parity"]:
+        print(f"| {r['model']} | {r['seeds']} | {r['max_rel_diff']:.2e} | {r['same_best_epoch']} "
+              f"| {r['ok']} |")
+    report["nplm"] = nplm_speed(device, args.small)
+    print("\n| NPLM n=5 m=60 h=50 direct | batch | tokens/s |\n|---|---:|---:|")
+    for r in report["nplm"]:
+        print(f"| V={r['V']} | {r['batch']} | {r['tokens_per_s']:,.0f} |")
+    report["dan"] = dan_seeds(device, args.small)
+    print("\n| DAN 3x300 epoch (train + dev) | K | s | / one seed |\n|---|---:|---:|---:|")
+    for r in report["dan"]:
+        how = "stacked" if r["stacked"] else ("alone" if r["k"] == 1 else "one after another")
+        print(f"| {how} | {r['k']} | {r['epoch_s']:.2f} | {r['over_one_seed']:.2f}x |")
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "gpu-check.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if all(r["ok"] for r in report["parity"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
