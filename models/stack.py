@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.dan import ACTIVATIONS, DAN, drop_words
+from models.noise import dropout_mask
 from models.nplm import NPLM
 
 
@@ -77,8 +78,7 @@ class SeedStack(nn.Module):
         """Dropout on (K, B, ...) with seed s's mask drawn from seed s's generator."""
         if not self.training or p == 0:
             return x
-        keep = torch.stack([torch.empty_like(x[0]).bernoulli_(1 - p, generator=g) for g in self.noise])
-        return x * keep.div_(1 - p)
+        return x * torch.stack([dropout_mask(x.shape[1:], p, g, x.device, x.dtype) for g in self.noise])
 
 
 def select(t: torch.Tensor, k: int, shape: torch.Size, index: torch.Tensor) -> torch.Tensor:

@@ -147,7 +147,7 @@ def evaluate(target: Target, reason: str | None, lock_folder: Path) -> FinalResu
 def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
     tracker = target.tracker
     cfg = OmegaConf.create(tracker.load_text(target.run_id, "config.yaml"))
-    workload = build_workload(cfg)
+    workload = build_workload(cfg, device="cpu")  # one pass over test: the CPU, weights as saved
     task = workload.task
     children = sorted(tracker.child_runs(target.run_id), key=lambda r: int(r.data.params["seed"]))
     if not children:

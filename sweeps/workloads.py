@@ -185,9 +185,10 @@ def ngram_perplexities(task: LMTask, kind: str) -> dict[str, float]:
     return out
 
 
-def build_workload(cfg: DictConfig, task: Any | None = None) -> Workload:
-    """The workload of `cfg`; pass `task` to reuse data already prepared for the same data config."""
-    device = resolve_device(str(cfg.get("device", "cpu")))
+def build_workload(cfg: DictConfig, task: Any | None = None, device: str | None = None) -> Workload:
+    """The workload of `cfg`; pass `task` to reuse data already prepared for the same data
+    config, `device` to override `cfg.device`."""
+    device = resolve_device(device or str(cfg.get("device", "cpu")))
     if cfg.model.name == "dan":
         workload = dan_workload(cfg, task or prepare_task(cfg.data, cache_dir(cfg)), device)
     elif cfg.model.name == "nplm":

@@ -79,7 +79,8 @@ def test_dan_seeds_stacked_equal_alone(optimizer, sparse, layers):
                              decay_biases=optimizer != "adam", lr_decay=1e-3 if optimizer == "sgd" else 0.0)
     epochs = assert_parity(lambda: DAN(len(task.vocab), 2, embed_dim=12, hidden_dims=layers, word_dropout=0.3,
                                        dropout=0.2, sparse=sparse), task, settings)
-    assert len(set(epochs)) > 1 or optimizer != "adagrad", f"every seed ran {epochs} epochs"
+    # the first case must exercise seeds leaving the stack (deterministic on the CPU)
+    assert len(set(epochs)) > 1 or layers != (16, 16), f"every seed ran {epochs} epochs"
 
 
 @pytest.mark.parametrize("h, direct", [(10, True), (0, True), (10, False)])
