@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +112,8 @@ class Tracker:
         self.experiment, self._artifacts = experiment, artifacts
         self._experiment_id: str | None = None
         self._client: MlflowClient | None = None
-        self._pending: dict[str, list] = {}  # run id -> its asynchronous writes not yet confirmed
+        self._pending: dict[str, list[Future]] = {}  # run id -> its background writes
+        self._writer: ThreadPoolExecutor | None = None
 
     @property
     def client(self) -> MlflowClient:
@@ -174,20 +176,23 @@ class Tracker:
     def log_metrics(self, run_id: str, values: Mapping[str, float], step: int = 0,
                     wait: bool = True) -> None:
         """All of `values` in one batched call. `wait=False` (per-epoch curves): written by
-        MLflow's background queue, which merges a run's batches; `end_run` waits for them."""
+        this tracker's one background thread, in order, while training goes on; `end_run`
+        (or `flush`) waits for the run's writes and raises what failed."""
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in values.items()]
         if wait:
             self.client.log_batch(run_id, metrics=items)
-        else:
-            self._pending.setdefault(run_id, []).append(
-                self.client.log_batch(run_id, metrics=items, synchronous=False))
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
+        client = self.client
+        self._pending.setdefault(run_id, []).append(
+            self._writer.submit(client.log_batch, run_id, metrics=items))
 
     def flush(self, run_id: str) -> None:
         """Wait until the run's asynchronous writes are stored (raises what failed)."""
-        for op in self._pending.pop(run_id, []):
-            if op is not None:
-                op.wait()
+        for write in self._pending.pop(run_id, []):
+            write.result()
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self.client.log_batch(run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
