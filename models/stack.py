@@ -32,6 +32,7 @@ class SeedStack(nn.Module):
         self._plain: dict[str, tuple[str, torch.Size]] = {}  # attribute -> (plain key, shape)
         self._biases: set[str] = set()  # attributes never weight-decayed with decay_biases=False
         self._states = [dict(m.named_parameters()) for m in models]
+        self.row_state: dict[str, torch.Tensor] = {}  # optimizer state kept by the stack itself
 
     def _stack(self, attr: str, key: str, merge: bool = False, bias: bool = False) -> None:
         """Stack the plain models' parameter `key` as attribute `attr`; `merge` folds the
@@ -68,6 +69,8 @@ class SeedStack(nn.Module):
             new = nn.Parameter(select(old.detach(), self.k, shape, index), requires_grad=old.requires_grad)
             setattr(self, attr, new)
             moved[attr] = (old, new)
+            if attr in self.row_state:
+                self.row_state[attr] = select(self.row_state[attr], self.k, shape, index)
         self.k = len(rows)
         return moved
 
@@ -100,6 +103,9 @@ class StackedDAN(SeedStack):
         m = models[0]
         self.pad, self.word_dropout = m.padding_idx, m.word_dropout
         self.vocab, self.sparse = m.embed.num_embeddings, m.embed.sparse
+        self.rows_by_hand, self.row_optimizer = False, ""
+        self._rows: torch.Tensor | None = None
+        self._compact: torch.Tensor | None = None
         self._stack("embed", "embed.weight", merge=True)
         linears = [(f"hidden.{i}", layer) for i, layer in enumerate(m.hidden) if isinstance(layer, nn.Linear)]
         linears.append(("classifier.1", m.classifier[1]))
@@ -112,7 +118,40 @@ class StackedDAN(SeedStack):
         self._done_stacking()
 
     def sparse_parameters(self) -> list[nn.Parameter]:
-        return [self.embed] if self.sparse and self.embed.requires_grad else []
+        return [self.embed] if self.sparse and self.embed.requires_grad and not self.rows_by_hand else []
+
+    def update_rows_by_hand(self, optimizer: str) -> bool:
+        """Update the embedding table here, row by row, instead of through a sparse gradient:
+        each step gathers the rows the batch uses into a small dense table, and `row_step`
+        applies sparse Adagrad's or SGD's update (with lazy L2) to those rows alone. The same
+        arithmetic as torch's sparse path, without coalescing a gradient row per token."""
+        if not (self.sparse and self.embed.requires_grad and self.pad == 0
+                and optimizer in ("adagrad", "sgd")):
+            return False
+        self.rows_by_hand, self.row_optimizer = True, optimizer
+        self.embed.requires_grad_(False)
+        if optimizer == "adagrad":
+            self.row_state["embed"] = torch.zeros_like(self.embed)
+        return True
+
+    @torch.no_grad()
+    def row_step(self, lr: float, weight_decay: float, eps: float = 1e-10) -> None:
+        """The embedding rows of the last training batch: g += wd * w (lazy L2), then Adagrad
+        (s += g^2; w -= lr g / (sqrt(s) + eps)) or SGD (w -= lr g)."""
+        g = self._compact.grad
+        if g is None:
+            return
+        rows = self._rows
+        if weight_decay:
+            g = g + weight_decay * self._compact
+        if self.row_optimizer == "adagrad":
+            total = self.row_state["embed"]
+            s = total.index_select(0, rows).addcmul_(g, g)
+            total.index_copy_(0, rows, s)
+            self.embed.index_copy_(0, rows, self._compact.addcdiv_(g, s.sqrt_().add_(eps), value=-lr))
+        else:
+            self.embed.index_copy_(0, rows, self._compact.add_(g, alpha=-lr))
+        self._compact = None
 
     def forward(self, tokens: torch.Tensor, widths: Sequence[int] | None = None) -> torch.Tensor:
         """tokens (K, B, T) right-padded, seed s's own batch trimmed to widths[s] -> (K, B, C)."""
@@ -125,8 +164,16 @@ class StackedDAN(SeedStack):
                 for s, (w, g) in enumerate(zip(widths, self.noise))])
         rows = torch.where(tokens != self.pad, tokens + self.seed_offsets(self.vocab, tokens.device),
                            self.pad)  # seed s's pads -> row `pad` of seed 0: zero, no gradient
-        x = F.embedding_bag(rows.flatten(0, 1), self.embed, mode="mean", padding_idx=self.pad,
-                            sparse=self.sparse).view(k, b, -1)  # (K, B, E)
+        if self.rows_by_hand and self.training:
+            # the batch's rows, pad (0, the smallest) first, as a small dense leaf table
+            used, inverse = torch.unique(torch.cat([rows.new_zeros(1), rows.flatten()]), return_inverse=True)
+            self._rows = used
+            self._compact = self.embed.index_select(0, used).requires_grad_()
+            x = F.embedding_bag(inverse[1:].view(k * b, -1), self._compact, mode="mean",
+                                padding_idx=0).view(k, b, -1)  # (K, B, E)
+        else:
+            x = F.embedding_bag(rows.flatten(0, 1), self.embed, mode="mean", padding_idx=self.pad,
+                                sparse=self.sparse).view(k, b, -1)  # (K, B, E)
         for j in range(self.layers):
             x = linear(self.drop(x, self.p[j]), getattr(self, f"w{j}"), getattr(self, f"b{j}"))
             if j < len(self.acts):

@@ -352,6 +352,7 @@ class Stacked:
         if stack is None:
             raise ValueError(f"{type(plain[0]).__name__} has no stacked form")
         self.stack = stack.to(device)
+        self.by_hand = getattr(self.stack, "update_rows_by_hand", lambda _: False)(settings.optimizer)
         self.shadows = [m.to(device) for m in plain]  # plain models, for dev evaluation only
         self.order = [torch.Generator().manual_seed(s) for s in seeds]
         self.noise = [noise_generator(s, device) for s in seeds]
@@ -382,6 +383,8 @@ class Stacked:
                 check_loss(v, self.seeds[i].epoch + 1, self.seeds[i].seed)
             losses.sum().backward()
             self.optimizer.step()
+            if self.by_hand:
+                self.stack.row_step(decayed_lr(s, self.updates), s.weight_decay)
             self.updates += 1
             if s.lr_decay:
                 for g in self.optimizer.param_groups:
