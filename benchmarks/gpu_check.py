@@ -22,11 +22,11 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
+from benchmarks.suite import timed  # stdlib-only at import: fine on a torch-only machine
 from models.dan import DAN
 from models.data.classification import ClassificationSplit, ClassificationTask
 from models.data.lm import LMTask, encode_split
@@ -35,21 +35,9 @@ from models.nplm import NPLM
 from models.training import SeedTrainer, TrainSettings, make_trainers
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device, repeats: int = 3) -> float:
-    fn()  # warm-up: kernels, allocator, cuBLAS handles
-    out = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        out.append(time.perf_counter() - start)
-    return statistics.median(out)
+def median_time(fn, device: torch.device, repeats: int = 3) -> float:
+    """Median wall time of `fn` after one warm-up call (kernels, allocator, cuBLAS handles)."""
+    return statistics.median(timed(fn, repeats, device))
 
 
 def sst_like(n_train: int, n_dev: int, vocab: int, classes: int = 5, seed: int = 0) -> ClassificationTask:
@@ -118,7 +106,7 @@ def nplm_speed(device: torch.device, small: bool) -> list[dict]:
         settings = TrainSettings(optimizer="sgd", lr=1.0, batch_size=batch, weight_decay=1e-4,
                                  decay_biases=False, lr_decay=1e-8)
         trainer = SeedTrainer(lambda: NPLM(vocab, 4, 60, 50, True), task, settings, 0, device)
-        secs = timed(trainer._train_epoch, device)
+        secs = median_time(trainer._train_epoch, device)
         rows.append({"V": vocab, "batch": batch, "tokens_per_s": batch * steps / secs})
     return rows
 
@@ -135,7 +123,7 @@ def dan_seeds(device: torch.device, small: bool) -> list[dict]:
         if small and k == 20:
             k = 8
         trainers = make_trainers(build, task, settings, list(range(k)), device, mode)
-        secs = timed(trainers.step, device, repeats=1 if k > 1 else 3)
+        secs = median_time(trainers.step, device, repeats=1 if k > 1 else 3)
         rows.append({"k": k, "stacked": mode == "true", "epoch_s": secs})
     one = rows[0]["epoch_s"]
     for r in rows:
