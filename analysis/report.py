@@ -32,6 +32,16 @@ from models.errors import UserError
 from sweeps import storage
 from sweeps.config import compose_config, run_cli
 from sweeps.paths import ROOT
+from sweeps.records import (
+    COMMAND,
+    FINGERPRINT,
+    IDENTITY,
+    MLFLOW_EXPERIMENT,
+    MONITOR,
+    PARAMS,
+    SEED_EPOCHS,
+    SEED_VALUES,
+)
 from sweeps.tracking import Tracker
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -40,7 +50,7 @@ SAMPLERS = ("grid", "random", "tpe")
 def trials_table(trials: pd.DataFrame, params: list[str]) -> pd.DataFrame:
     out = trials[["trial", "state", *[p for p in params if p in trials]]].copy()
     out["dev mean"], out["dev std"] = trials["dev_mean"], trials["dev_std"]
-    out["K"], out["epochs"], out["seed-epochs"] = trials["seeds"], trials["epochs"], trials["seed_epochs"]
+    out["K"], out["epochs"], out["seed-epochs"] = trials["seeds"], trials["epochs"], trials[SEED_EPOCHS]
     return out
 
 
@@ -94,8 +104,8 @@ def significance(trials: pd.DataFrame, maximize: bool) -> str:
     if len(done) < 2:
         return "Fewer than two completed trials: no comparison.\n"
     a, b = done.iloc[0], done.iloc[1]
-    t, p = welch(a["seed_values"], b["seed_values"])
-    diff, lo, hi = bootstrap_diff(a["seed_values"], b["seed_values"])
+    t, p = welch(a[SEED_VALUES], b[SEED_VALUES])
+    diff, lo, hi = bootstrap_diff(a[SEED_VALUES], b[SEED_VALUES])
     text = (f"Best (trial {a['trial']}, dev {pm(a['dev_mean'], a['dev_std'])}, K={a['seeds']}) against "
             f"the runner-up (trial {b['trial']}, dev {pm(b['dev_mean'], b['dev_std'])}, K={b['seeds']}): "
             f"difference {diff:+.4f}, 95% bootstrap interval over seeds [{lo:+.4f}, {hi:+.4f}]; "
@@ -117,7 +127,7 @@ def significance(trials: pd.DataFrame, maximize: bool) -> str:
 
 def settings_section(study: optuna.Study) -> list[str]:
     """The study's fingerprint, its keys fixed on the command line and its fixed settings."""
-    identity = study.user_attrs.get(storage.IDENTITY)
+    identity = study.user_attrs.get(IDENTITY)
     if identity is None:
         return ["## Study settings", "",
                 "This study predates fingerprints: its settings were not recorded.", ""]
@@ -126,7 +136,7 @@ def settings_section(study: optuna.Study) -> list[str]:
     settings = pd.DataFrame(sorted(identity["settings"].items()), columns=["setting", "value"])
     return [
         "## Study settings", "",
-        f"- fingerprint `{study.user_attrs.get(storage.FINGERPRINT, '?')}` (resuming with other "
+        f"- fingerprint `{study.user_attrs.get(FINGERPRINT, '?')}` (resuming with other "
         "settings is refused); metric: " + identity.get("metric", "?"),
         f"- searched: {', '.join(f'`{k}`' for k in searched) or 'nothing'}",
         f"- fixed on the command line: {', '.join(f'`{k}={v}`' for k, v in fixed.items()) or 'nothing'}",
@@ -137,15 +147,15 @@ def settings_section(study: optuna.Study) -> list[str]:
 def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence[str] = ()) -> Path:
     """Write every file of the report of study `name` into `out`; returns report.md."""
     study = require_study(cfg, name)
-    monitor = study.user_attrs.get("monitor", "accuracy")
+    monitor = study.user_attrs.get(MONITOR, "accuracy")
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    tracker = Tracker(study.user_attrs.get("mlflow_experiment", name), cfg.tracking.uri)
+    tracker = Tracker(study.user_attrs.get(MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
     trials = trials_frame(study)
     if trials.empty:
         raise UserError(f"study {name!r} has no finished trial yet.")
-    params = [short_name(p) for p in study.user_attrs.get("params", [])] or \
+    params = [short_name(p) for p in study.user_attrs.get(PARAMS, [])] or \
         [c for c in trials.columns if c not in ("trial", "state", "dev_mean", "dev_std", "seeds",
-                                                "epochs", "seed_epochs", "seed_values", RUN_ID)]
+                                                "epochs", SEED_EPOCHS, SEED_VALUES, RUN_ID)]
     ledger = tracker.ledger(name)
     data = cfg.data.name
     out.mkdir(parents=True, exist_ok=True)
@@ -200,7 +210,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         f"- test-set evaluations of this study: **{len(ledger)}**"
         + (f" (last {ledger[-1].get('time')}, trial {ledger[-1].get('trial')})" if ledger else
            " (run `make final` once, when the search is over)"),
-        f"- reproduce: `{study.user_attrs.get('command', '?')}`",
+        f"- reproduce: `{study.user_attrs.get(COMMAND, '?')}`",
         f"- MLflow experiment `{tracker.experiment}` (`make ui`)", "",
         "## Results", "", to_markdown(with_pm(results)),
         "† test columns come from the final evaluation (`make final`), the only reader of the test split.\n"

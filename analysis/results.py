@@ -12,9 +12,10 @@ from omegaconf import DictConfig
 from models import metrics
 from models.errors import UserError
 from sweeps import storage
+from sweeps.records import EPOCHS_RUN, INACTIVE, MLFLOW_RUN_ID, SEED_EPOCHS, SEED_VALUES, SEEDS, seed_of
 from sweeps.tracking import Tracker
 
-RUN_ID = storage.MLFLOW_RUN_ID  # the trial attribute naming its MLflow parent run
+RUN_ID = MLFLOW_RUN_ID  # the trial attribute naming its MLflow parent run
 
 
 def require_study(cfg: DictConfig, name: str) -> optuna.Study:
@@ -34,17 +35,17 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for t in study.get_trials(deepcopy=False):
         if not t.state.is_finished():
             continue
-        values = t.user_attrs.get("seed_values") or []
+        values = t.user_attrs.get(SEED_VALUES) or []
         rows.append({
             "trial": t.number, "state": t.state.name,
             **{short_name(k): v for k, v in t.params.items()},
-            **{short_name(k): v for k, v in t.user_attrs.get(storage.INACTIVE, {}).items()},
+            **{short_name(k): v for k, v in t.user_attrs.get(INACTIVE, {}).items()},
             "dev_mean": pd.Series(values, dtype=float).mean() if values else float("nan"),
             "dev_std": pd.Series(values, dtype=float).std(ddof=1) if len(values) > 1 else float("nan"),
-            "seeds": len(t.user_attrs.get("seeds", [])),
-            "epochs": t.user_attrs.get("epochs_run", len(t.intermediate_values)),
-            "seed_epochs": t.user_attrs.get(storage.SEED_EPOCHS, float("nan")),
-            "seed_values": values, RUN_ID: t.user_attrs.get(RUN_ID, ""),
+            "seeds": len(t.user_attrs.get(SEEDS, [])),
+            "epochs": t.user_attrs.get(EPOCHS_RUN, len(t.intermediate_values)),
+            SEED_EPOCHS: t.user_attrs.get(SEED_EPOCHS, float("nan")),
+            SEED_VALUES: values, RUN_ID: t.user_attrs.get(RUN_ID, ""),
         })
     df = pd.DataFrame(rows)
     if df.empty:
@@ -59,7 +60,7 @@ def seed_curves(tracker: Tracker, run_id: str, monitor: str) -> pd.DataFrame:
     """Per-epoch dev metric of each seed of one configuration: columns epoch, seed, value."""
     rows = []
     for child in tracker.child_runs(run_id):
-        seed = int(child.data.params["seed"])
+        seed = seed_of(child.data.params)
         rows += [{"epoch": step, "seed": seed, "value": value}
                  for step, value in tracker.metric_history(child.info.run_id, metrics.dev(monitor))]
     return pd.DataFrame(rows, columns=["epoch", "seed", "value"])

@@ -24,7 +24,8 @@ from pathlib import Path
 import optuna
 
 from sweeps.config import compose_config
-from sweeps.storage import SEED_EPOCHS, open_storage, ranked
+from sweeps.records import SEED_EPOCHS
+from sweeps.storage import open_storage, ranked
 from sweeps.workloads import cache_dir, prepare_task
 
 RESULTS = Path(__file__).resolve().parent / "results"

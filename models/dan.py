@@ -7,12 +7,15 @@ to a softmax layer. No hidden layers gives the neural bag of words (NBOW).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from models.checks import PROBABILITY, boolean, integer, one_of
 from models.noise import dropout
+from models.registry import BuildContext, Built, ModelSpec, register_model
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU,
@@ -95,3 +98,41 @@ def drop_words(tokens: torch.Tensor, p: float, pad: int, noise: torch.Generator 
         cols = scores[rows].masked_fill(~real[rows], -1.0).argmax(1)
         keep[rows, cols] = True
     return tokens.masked_fill(~keep, pad)
+
+
+def build(m: Mapping[str, Any], task: Any, ctx: BuildContext) -> Built:
+    """DAN from the values of conf/model/dan.yaml, on a classification task."""
+    sparse = ctx.settings.sparse_ok and ctx.device.type == "cpu"  # sparse updates pay on the CPU
+    hidden = list(m["hidden_dims"]) if m.get("hidden_dims") is not None else \
+        [int(m["hidden_dim"])] * int(m["num_layers"])
+    embeddings, info = None, {}
+    if m.get("embeddings", "random") == "glove":
+        from models.embeddings import glove_50d
+        embeddings, coverage = glove_50d(task.vocab.itos)
+        if int(m["embed_dim"]) != embeddings.shape[1]:
+            raise ValueError(f"GloVe 6B vectors are {embeddings.shape[1]}-d: set "
+                             f"model.embed_dim={embeddings.shape[1]}")
+        info["glove_coverage"] = round(coverage, 4)
+    kwargs = dict(
+        vocab_size=len(task.vocab), num_classes=task.num_classes, embed_dim=int(m["embed_dim"]),
+        hidden_dims=hidden, activation=m["activation"], word_dropout=float(m["word_dropout"]),
+        dropout=float(m["dropout"]), padding_idx=task.vocab.pad_index, sparse=sparse,
+        embeddings=embeddings, freeze_embeddings=bool(m.get("freeze_embeddings", False)),
+    )
+    info = {"vocab_size": len(task.vocab), "num_classes": task.num_classes, "n_train": len(task.train),
+            "n_dev": len(task.dev), "sparse_embeddings": sparse, **info}
+    return Built(lambda: DAN(**kwargs), task, info)
+
+
+def _stack(models: list[nn.Module]) -> Any:
+    from models.stack import stack_models  # models.stack builds on this module
+    return stack_models(models)
+
+
+register_model(ModelSpec(
+    name="dan", kind="classification", build=build, stack=_stack,
+    doc="Deep Averaging Network (Iyyer et al. 2015); num_layers=0 gives NBOW",
+    checks={"embed_dim": integer(1), "num_layers": integer(0), "hidden_dim": integer(1),
+            "activation": one_of(*ACTIVATIONS), "word_dropout": PROBABILITY, "dropout": PROBABILITY,
+            "embeddings": one_of("random", "glove"), "freeze_embeddings": boolean},
+))

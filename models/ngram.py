@@ -137,3 +137,36 @@ class Trigram:
 
     def perplexity(self, tokens: np.ndarray, pad: int) -> float:
         return math.exp(-np.log(self.target_probs(tokens, pad)).mean())
+
+
+def trigram_of(task) -> Trigram:
+    """The interpolated trigram of an LM task's train split, weights fit on its valid split
+    (cached on the task, shared by its copies)."""
+    from models.data.lm import EOS
+    if "trigram" not in task.cache:
+        model = Trigram(task.train.tokens.numpy(), len(task.vocab), "interpolated")
+        model.fit_lambdas(task.dev.tokens.numpy(), pad=task.vocab.stoi[EOS])
+        task.cache["trigram"] = model
+    return task.cache["trigram"]
+
+
+def ngram_perplexities(task, kind: str) -> dict[str, float]:
+    """Valid perplexity of the interpolated trigram and/or Kneser-Ney, in the NPLM's tokens."""
+    from models import metrics
+    from models.data.lm import EOS
+    from models.errors import UserError
+    kinds = ["interpolated", "kneser_ney"] if kind == "both" else [kind]
+    if any(k not in ("interpolated", "kneser_ney") for k in kinds):
+        raise UserError(f"model.kind must be interpolated, kneser_ney or both, not {kind!r}.")
+    eos = task.vocab.stoi[EOS]
+    valid = task.dev.tokens.numpy()
+    out = {}
+    for k in kinds:
+        model = trigram_of(task) if k == "interpolated" else Trigram(task.train.tokens.numpy(),
+                                                                      len(task.vocab), k)
+        out[metrics.dev(f"{k}_perplexity")] = model.perplexity(valid, pad=eos)
+        if k == "interpolated":
+            out |= {f"lambda_{order}": float(v) for order, v in
+                    zip(("trigram", "bigram", "unigram", "uniform"), model.lambdas)}
+    out[metrics.dev(metrics.PERPLEXITY)] = out[metrics.dev(f"{kinds[0]}_perplexity")]
+    return out

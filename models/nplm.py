@@ -10,10 +10,16 @@ optional direct connections from the embeddings to the output, h the hidden size
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
 import torch
 from torch import nn
 
+from models.checks import PROBABILITY, boolean, integer, number
 from models.noise import dropout
+from models.registry import BuildContext, Built, ModelSpec, register_model
 
 
 class NPLM(nn.Module):
@@ -70,3 +76,43 @@ class NPLM(nn.Module):
                 a = torch.tanh(self.hidden(x))  # tanh(d + H x), (B, h)
             y = y + self.out(self.drop(a))  # U tanh(d + H x)
         return y
+
+
+def build(m: Mapping[str, Any], base: Any, ctx: BuildContext) -> Built:
+    """The NPLM from the values of conf/model/nplm.yaml, on a language-model task; `mix`
+    adds the interpolated trigram of the task's train split (Bengio's mixture)."""
+    from models.data.lm import EOS
+    from models.ngram import trigram_of
+    eos = base.vocab.stoi[EOS]
+    mix = None
+    if m.get("mix"):
+        if "trigram_dev" not in base.cache:
+            probs = trigram_of(base).target_probs(base.dev.tokens.numpy(), pad=eos)
+            base.cache["trigram_dev"] = torch.from_numpy(probs)
+        mix = base.cache["trigram_dev"]
+    task = replace(base, context=int(m["n"]) - 1, mix_probs=mix, mix_weight=float(m.get("mix_weight", 0.5)))
+    kwargs = dict(vocab_size=len(task.vocab), context=int(m["n"]) - 1, embed_dim=int(m["embed_dim"]),
+                  hidden_dim=int(m["hidden_dim"]), direct=bool(m["direct"]), dropout=float(m["dropout"]),
+                  modern=bool(m.get("modern", False)))
+
+    def test_extras(split: Any) -> dict[str, Any]:
+        if task.mix_probs is None:
+            return {}
+        return {"mix_probs": torch.from_numpy(trigram_of(task).target_probs(split.tokens.numpy(), pad=eos))}
+
+    info = {"vocab_size": len(task.vocab), "train_tokens": task.train.targets,
+            "valid_tokens": task.dev.targets}
+    return Built(lambda: NPLM(**kwargs), task, info, test_extras)
+
+
+def _stack(models: list[nn.Module]) -> Any:
+    from models.stack import stack_models  # models.stack builds on this module
+    return stack_models(models)
+
+
+register_model(ModelSpec(
+    name="nplm", kind="lm", build=build, stack=_stack,
+    doc="Neural Probabilistic Language Model (Bengio et al. 2003)",
+    checks={"n": integer(2), "embed_dim": integer(1), "hidden_dim": integer(0), "direct": boolean,
+            "mix": boolean, "mix_weight": number(0, 1), "dropout": PROBABILITY, "modern": boolean},
+))

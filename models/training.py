@@ -27,6 +27,7 @@ from models.noise import noise_generator
 
 OPTIMIZERS = ("adagrad", "sgd", "adam", "rmsprop")
 _SPARSE_OPTIMIZERS = ("adagrad", "sgd")
+StackFn = Callable[[list[nn.Module]], Any]  # K models -> their stacked form (a SeedStack) or None
 
 
 class Task(Protocol):
@@ -343,12 +344,13 @@ class Stacked:
     vectorized = True
 
     def __init__(self, build_model, task: Task, settings: TrainSettings, seeds: list[int],
-                 device: torch.device | str = "cpu") -> None:
-        from models.stack import stack_models
+                 device: torch.device | str = "cpu", stack_fn: StackFn | None = None) -> None:
+        if stack_fn is None:
+            from models.stack import stack_models as stack_fn
         self.task, self.settings = task, settings
         self.seeds = [SeedRecord(task, settings, s) for s in seeds]
         plain = [build_seeded(build_model, s) for s in seeds]
-        stack = stack_models(plain)
+        stack = stack_fn(plain)
         if stack is None:
             raise ValueError(f"{type(plain[0]).__name__} has no stacked form")
         self.stack = stack.to(device)
@@ -434,19 +436,22 @@ VECTORIZE = ("auto", "true", "false")
 
 def make_trainers(build_model: Callable[[], nn.Module], task: Task, settings: TrainSettings,
                   seeds: list[int], device: torch.device | str = "cpu",
-                  vectorize: str = "auto") -> SeedTrainers:
+                  vectorize: str = "auto", stack_fn: StackFn | None = None) -> SeedTrainers:
     """K seeds of one configuration: stacked where the model has a stacked form and more than
-    one seed trains (`vectorize=auto`), or as asked (`true`, `false`)."""
-    from models.stack import stackable
+    one seed trains (`vectorize=auto`), or as asked (`true`, `false`). `stack_fn` makes the
+    stacked form of K models, or None where there is none (the registry's `ModelSpec.stack`;
+    by default models/stack.py's forms of DAN and the NPLM)."""
+    if stack_fn is None:
+        from models.stack import stack_models as stack_fn
     vectorize = str(vectorize).lower()
     if vectorize not in VECTORIZE:
         raise UserError(f"train.vectorize_seeds must be auto, true or false, not {vectorize!r}.")
     if vectorize == "false" or (vectorize == "auto" and len(seeds) < 2):
         return OneAfterAnother(build_model, task, settings, seeds, device)
     probe = build_seeded(build_model, 0)
-    if not stackable(probe) or not hasattr(task, "stack_batches"):
+    if not hasattr(task, "stack_batches") or stack_fn([probe]) is None:
         if vectorize == "true":
             raise UserError(f"train.vectorize_seeds=true, but {type(probe).__name__} has no stacked form "
                             "(models/stack.py): use train.vectorize_seeds=auto or false.")
         return OneAfterAnother(build_model, task, settings, seeds, device)
-    return Stacked(build_model, task, settings, seeds, device)
+    return Stacked(build_model, task, settings, seeds, device, stack_fn)

@@ -28,20 +28,24 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from models import metrics
-from models.data.classification import ClassificationSplit, ClassificationTask, tensorize
-from models.data.corpora import load_corpus_test
-from models.data.csv_text import load_csv_test
-from models.data.lm import EOS, LMSplit, LMTask, encode_split
-from models.data.rt import load_rt_test
-from models.data.sst import load_sst_test
 from models.errors import UserError
 from sweeps import storage
 from sweeps.config import compose_config, run_cli
 from sweeps.locks import file_lock
-from sweeps.seeds import SWEEP_ONLY, mean_std
-from sweeps.storage import MLFLOW_RUN_ID, ranked
-from sweeps.tracking import WEIGHTS, Tracker, git_commit
-from sweeps.workloads import build_workload, cache_dir, corpus_files, trigram
+from sweeps.records import (
+    CONFIG_FILE,
+    MLFLOW_EXPERIMENT,
+    MLFLOW_RUN_ID,
+    SWEEP_ONLY,
+    TEST_EVALUATIONS_METRIC,
+    mean_std,
+    seed_of,
+    trial_of,
+    weights_artifact,
+)
+from sweeps.storage import ranked
+from sweeps.tracking import Tracker, git_commit
+from sweeps.workloads import build_workload, test_split
 
 
 @dataclass
@@ -64,26 +68,6 @@ class FinalResult:
     repeat: bool
 
 
-def test_split(data: DictConfig, task: ClassificationTask | LMTask, cache: Path
-               ) -> ClassificationSplit | LMSplit:
-    """The test split of `data`, encoded with the training vocabulary."""
-    if isinstance(task, LMTask):
-        sentences = load_corpus_test(data.corpus, cache, bool(data.lowercase), corpus_files(data))
-        if not sentences:
-            raise UserError(f"no test sentences for data={data.name}: set data.test=<file>.")
-        return encode_split(sentences, task.vocab)
-    if data.name == "rt":
-        examples = load_rt_test(cache)
-    elif data.name in ("sst", "sst2"):
-        examples = load_sst_test(data.root, binary=data.name == "sst2")
-    elif data.name == "csv":
-        examples = load_csv_test(task.label_names, data.path, data.test, data.text_column,
-                                 data.label_column, data.split_column)
-    else:
-        raise UserError(f"no test split for data set {data.name!r}.")
-    return tensorize(examples, task.vocab, bool(data.lowercase))
-
-
 def config_hash(cfg: DictConfig) -> str:
     training = {k: v for k, v in OmegaConf.to_container(cfg).items()
                 if k not in (*SWEEP_ONLY, "tracking")}
@@ -94,10 +78,10 @@ def resolve(cfg: DictConfig, study: str | None, trial: int | None, run: str | No
     """The configuration to evaluate: a run id, a study's trial, or a study's best trial."""
     if run:
         tracker = Tracker.of_run(run, cfg.tracking.uri)
-        tags = tracker.get_run(run).data.tags
-        scope = tags.get("study", tracker.experiment)
-        return Target(run, scope, int(tags["trial_number"]) if "trial_number" in tags else None, tracker,
-                      storage.load_study(cfg, scope) if "study" in tags else None)
+        study_of_run, number = trial_of(tracker.get_run(run).data.tags)
+        scope = study_of_run or tracker.experiment
+        return Target(run, scope, number, tracker,
+                      storage.load_study(cfg, scope) if study_of_run else None)
     name = study or storage.study_name(cfg)
     s = storage.load_study(cfg, name)
     if s is None:
@@ -112,7 +96,7 @@ def resolve(cfg: DictConfig, study: str | None, trial: int | None, run: str | No
         chosen = next((t for t in s.trials if t.number == trial), None)
         if chosen is None or chosen.state != TrialState.COMPLETE:
             raise UserError(f"study {name!r} has no completed trial {trial}.")
-    tracker = Tracker(s.user_attrs.get("mlflow_experiment", name), cfg.tracking.uri)
+    tracker = Tracker(s.user_attrs.get(MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
     return Target(chosen.user_attrs[MLFLOW_RUN_ID], name, chosen.number, tracker, s)
 
 
@@ -146,17 +130,17 @@ def evaluate(target: Target, reason: str | None, lock_folder: Path) -> FinalResu
 
 def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
     tracker = target.tracker
-    cfg = OmegaConf.create(tracker.load_text(target.run_id, "config.yaml"))
+    cfg = OmegaConf.create(tracker.load_text(target.run_id, CONFIG_FILE))
     workload = build_workload(cfg, device="cpu")  # one pass over test: the CPU, weights as saved
     task = workload.task
-    children = sorted(tracker.child_runs(target.run_id), key=lambda r: int(r.data.params["seed"]))
+    children = sorted(tracker.child_runs(target.run_id), key=lambda r: seed_of(r.data.params))
     if not children:
         raise UserError(f"run {target.run_id} has no seed runs to evaluate.")
-    seeds = [int(c.data.params["seed"]) for c in children]
+    seeds = [seed_of(c.data.params) for c in children]
     with tempfile.TemporaryDirectory() as tmp:
         weights = []  # every seed's weights are in hand before the test split is opened
         for child, seed in zip(children, seeds):
-            path = tracker.download(child.info.run_id, f"{WEIGHTS}/best-{seed}.pt", Path(tmp))
+            path = tracker.download(child.info.run_id, weights_artifact(seed), Path(tmp))
             if path is None:
                 raise UserError(f"seed {seed} of run {target.run_id} has no saved weights (a sweep "
                                 "keeps them for its top sweep.keep_weights trials only).")
@@ -172,15 +156,11 @@ def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
         study_entry = {"started": entry["time"], "trial": entry["trial"], "reason": entry["reason"]}
         if target.study is not None:
             storage.record_test_evaluation(target.study, {**study_entry, "done": False})
-        on_run = int(tracker.get_run(target.run_id).data.metrics.get("test_evaluations", 0))
-        tracker.log_metrics(target.run_id, {"test_evaluations": on_run + 1}, step=step)
+        on_run = int(tracker.get_run(target.run_id).data.metrics.get(TEST_EVALUATIONS_METRIC, 0))
+        tracker.log_metrics(target.run_id, {TEST_EVALUATIONS_METRIC: on_run + 1}, step=step)
         ledger_run = tracker.start_test_evaluation(entry)
 
-        test = test_split(cfg.data, task, cache_dir(cfg))
-        extra = {}
-        if isinstance(task, LMTask) and task.mix_probs is not None:  # Bengio's mix, on test
-            eos = task.vocab.stoi[EOS]
-            extra["mix_probs"] = torch.from_numpy(trigram(task).target_probs(test.tokens.numpy(), pad=eos))
+        test, extra = test_split(cfg, workload)  # the lockbox opens here, and only here
         dev, test_metrics = [], []
         for child, path in zip(children, weights):
             model = workload.build_model()

@@ -18,11 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 from sweeps import faults
 from sweeps.config import compose_config
 from sweeps.pruning import SeedMeanPatience
+from sweeps.records import INACTIVE, MLFLOW_RUN_ID, SEEDS, TRIAL_PARAM, parent_tags, trial_attrs
 from sweeps.schema import check_config
 from sweeps.search_space import Lookup, Param, suggest, to_overrides
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
-from sweeps.storage import INACTIVE, MLFLOW_RUN_ID, SEED_EPOCHS, ranked
-from sweeps.tracking import TRIAL_STATE, Tracker
+from sweeps.storage import ranked
+from sweeps.tracking import Tracker
 from sweeps.workloads import Workload, build_workload
 
 RECOMPOSE = ("model.name", "data.name")  # other values interpolate these (tracking.experiment)
@@ -76,18 +77,17 @@ class Objective:
         cfg = self.config({**values, **inactive})
         workload = self.workload(cfg)
         seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
-        trial.set_user_attr("seeds", seeds)
+        trial.set_user_attr(SEEDS, seeds)
         parent = self.tracker.start_config_run(
-            f"trial {trial.number}", {**run_params(cfg, workload, seeds), "trial": trial.number},
-            OmegaConf.to_yaml(cfg), self.command,
-            tags={"trial_number": str(trial.number), "study": trial.study.study_name,
-                  TRIAL_STATE: "RUNNING"})
+            f"trial {trial.number}", {**run_params(cfg, workload, seeds), TRIAL_PARAM: trial.number},
+            OmegaConf.to_yaml(cfg), self.command, tags=parent_tags(trial.number, trial.study.study_name))
         faults.point("parent_run_started")
         trial.set_user_attr(MLFLOW_RUN_ID, parent)
         faults.point("run_id_recorded")
 
         means: list[float] = []
         pruned = False
+        maximize = trial.study.direction == optuna.study.StudyDirection.MAXIMIZE
 
         def report(epoch: int, mean: float, trainers) -> bool:
             nonlocal pruned
@@ -98,7 +98,7 @@ class Objective:
             faults.point("epoch_logged")
             pruned = trial.should_prune()
             return pruned or (self.stop is not None
-                              and self.stop.stagnant(means, workload.task.mode == "max"))
+                              and self.stop.stagnant(means, maximize))
 
         def worth_saving(value: float) -> bool:
             """Not pruned and at least as good as the k-th best completed trial so far (a
@@ -109,16 +109,11 @@ class Objective:
             if len(top) < self.keep_weights:
                 return True
             worst = top[-1].value
-            return value >= worst if workload.task.mode == "max" else value <= worst
+            return value >= worst if maximize else value <= worst
 
         result = run_config(workload, seeds, self.tracker, parent, on_epoch=report,
                             keep_weights=worth_saving)
         result.pruned = pruned
-        trial.set_user_attr("std", result.std)
-        trial.set_user_attr("seed_values", result.best_values)
-        trial.set_user_attr("best_epochs", [r.best_epoch for r in result.seed_results])
-        trial.set_user_attr("epochs_run", max(r.epochs_run for r in result.seed_results))
-        trial.set_user_attr("stopped_early", result.stopped and not pruned)
-        trial.set_user_attr(SEED_EPOCHS, sum(r.epochs_run for r in result.seed_results))
-        trial.set_user_attr("compute_seconds", sum(r.compute_seconds for r in result.seed_results))
+        for key, value in trial_attrs(result, pruned).items():
+            trial.set_user_attr(key, value)
         return result

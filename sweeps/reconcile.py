@@ -18,7 +18,8 @@ from optuna.trial import TrialState
 from models.errors import UserError
 from sweeps import storage
 from sweeps.config import compose_config, run_cli
-from sweeps.tracking import TRIAL_STATE, Tracker
+from sweeps.records import INTERRUPTED, MLFLOW_EXPERIMENT, MLFLOW_RUN_ID, TRIAL_NUMBER, TRIAL_STATE
+from sweeps.tracking import Tracker
 
 # The MLflow status a trial's runs end with
 RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAIL: "FAILED"}
@@ -34,14 +35,14 @@ def reconcile(study: optuna.Study, tracker: Tracker, repair: bool = True) -> lis
     for r in runs.values():
         if parent := r.data.tags.get(MLFLOW_PARENT_RUN_ID):
             children.setdefault(parent, []).append(r)
-        elif "trial_number" in r.data.tags:
-            by_number.setdefault(r.data.tags["trial_number"], []).append(r.info.run_id)
+        elif TRIAL_NUMBER in r.data.tags:
+            by_number.setdefault(r.data.tags[TRIAL_NUMBER], []).append(r.info.run_id)
     found = []
     for t in study.get_trials(deepcopy=False):
         if not t.state.is_finished():
             continue
-        recorded = t.user_attrs.get(storage.MLFLOW_RUN_ID)
-        interrupted = t.state == TrialState.FAIL and t.user_attrs.get(storage.INTERRUPTED)
+        recorded = t.user_attrs.get(MLFLOW_RUN_ID)
+        interrupted = t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED)
         for run_id in dict.fromkeys([*([recorded] if recorded in runs else []),
                                      *by_number.get(str(t.number), [])]):
             orphan = run_id != recorded
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         study = storage.load_study(cfg, name)
         if study is None:
             raise UserError(f"no study {name!r}: pass STUDY=<name> (make sweep prints it).")
-        tracker = Tracker(study.user_attrs.get(storage.MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
+        tracker = Tracker(study.user_attrs.get(MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
         found = reconcile(study, tracker, repair=not args.dry_run)
         verb = "found" if args.dry_run else "repaired"
         return "\n".join([*found, f"study {name!r} and MLflow: {len(found)} disagreement(s) {verb}."])

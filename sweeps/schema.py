@@ -4,47 +4,14 @@ Hydra's struct mode; this refuses known keys with impossible values, in one sent
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from models.checks import Check, boolean, integer, number, one_of
 from models.errors import UserError
 
 OPTIMIZERS = ("adagrad", "sgd", "adam", "rmsprop")  # models.training.OPTIMIZERS, without torch
-
-Check = Callable[[Any], str | None]  # a value -> why it is wrong, or None
-
-
-def integer(low: int, optional: bool = False) -> Check:
-    def check(v: Any) -> str | None:
-        if v is None and optional:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            return f"a whole number >= {low}" + (" (or null)" if optional else "")
-        return None
-    return check
-
-
-def number(low: float = -math.inf, high: float = math.inf, low_open: bool = False,
-           high_open: bool = False) -> Check:
-    def check(v: Any) -> str | None:
-        ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-              and (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
-        if ok:
-            return None
-        return (f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-                .replace("-inf", "-∞").replace("inf", "∞"))
-    return check
-
-
-def boolean(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "true or false"
-
-
-def one_of(*choices: Any) -> Check:
-    return lambda v: None if v in choices else f"one of {', '.join(map(str, choices))}"
 
 
 def url(v: Any) -> str | None:
@@ -56,7 +23,6 @@ def device(v: Any) -> str | None:
     return None if ok else "auto, cpu, cuda or cuda:N"
 
 
-PROBABILITY = number(0.0, 1.0, high_open=True)
 RULES: dict[str, Check] = {
     "seeds": integer(1), "threads": integer(1, optional=True), "device": device,
     "train.vectorize_seeds": one_of("auto", True, False),
@@ -74,21 +40,20 @@ RULES: dict[str, Check] = {
     "sampler.seed": integer(0), "sampler.n_startup_trials": integer(1), "sampler.multivariate": boolean,
     "sampler.shuffle": boolean, "storage.url": url, "tracking.uri": url,
 }
-MODEL_RULES: dict[str, dict[str, Check]] = {
-    "dan": {"embed_dim": integer(1), "num_layers": integer(0), "hidden_dim": integer(1),
-            "activation": one_of("relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu"),
-            "word_dropout": PROBABILITY, "dropout": PROBABILITY,
-            "embeddings": one_of("random", "glove"), "freeze_embeddings": boolean},
-    "nplm": {"n": integer(2), "embed_dim": integer(1), "hidden_dim": integer(0), "direct": boolean,
-             "mix": boolean, "mix_weight": number(0, 1), "dropout": PROBABILITY, "modern": boolean},
-}
 NOT_SEARCHABLE = ("seeds", "seed_list", "sweep.", "sampler.", "pruner.", "storage.", "tracking.",
                   "threads", "cache_dir", "device", "train.vectorize_seeds")
 
 
+def model_rules(model: str | None) -> dict[str, Check]:
+    """The rules of `model.<key>` that the model registered (models/registry.py)."""
+    from models import registry  # imports the registered models: not needed to read a config
+    spec = registry.model_specs().get(model or "")
+    return dict(spec.checks) if spec is not None else {}
+
+
 def rule(key: str, model: str | None) -> Check | None:
     if key.startswith("model."):
-        return MODEL_RULES.get(model or "", {}).get(key.removeprefix("model."))
+        return model_rules(model).get(key.removeprefix("model."))
     return RULES.get(key)
 
 
@@ -101,10 +66,13 @@ def check_value(key: str, value: Any, model: str | None) -> None:
 def check_config(cfg: DictConfig) -> None:
     """Every known value of `cfg` within its rule, and the rules between values."""
     model = OmegaConf.select(cfg, "model.name")
-    for key in [*RULES, *(f"model.{k}" for k in MODEL_RULES.get(model, {}))]:
+    for key in [*RULES, *(f"model.{k}" for k in model_rules(model))]:
         value = OmegaConf.select(cfg, key, default="<absent>")
         if value != "<absent>":
             check_value(key, value, model)
+    if model and cfg.get("train") is None:
+        raise UserError(f"model {model} has no training settings: add a train: section to "
+                        f"conf/model/{model}.yaml, or a conf/train/{model}.yaml.")
     train = cfg.get("train")
     if train is not None and train.get("momentum") and train.get("optimizer") not in ("sgd", "rmsprop"):
         raise UserError(f"train.momentum={train.momentum} has no effect with {train.optimizer}: it "

@@ -9,11 +9,11 @@ sweep's pruner sees.
 from __future__ import annotations
 
 import random
-import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -22,11 +22,36 @@ from models import metrics
 from models.errors import UserError
 from models.training import SeedRecord, SeedResult
 from sweeps import faults
-from sweeps.tracking import Tracker, flatten
+from sweeps.records import (
+    K_SEEDS_PARAM,
+    SEED_PARAM,
+    SEEDS_PARAM,
+    SEEDS_VECTORIZED,
+    SWEEP_ONLY,
+    WEIGHTS,
+    flatten,
+    mean_std,
+    weights_file,
+)
 from sweeps.workloads import Workload
 
 SEED_BITS = 31
-SWEEP_ONLY = ("search_space", "sampler", "pruner", "storage", "sweep")
+
+
+class RunLog(Protocol):
+    """What a seed group logs through: sweeps.tracking.Tracker is one. The caller opens the
+    tracker and hands it in; this module never talks to MLflow itself."""
+
+    def start_run(self, name: str, params: Any = (), tags: Any = (), parent_id: str | None = None
+                  ) -> str: ...
+
+    def set_tags(self, run_id: str, tags: Any) -> None: ...
+
+    def log_metrics(self, run_id: str, values: Any, step: int = 0, wait: bool = True) -> None: ...
+
+    def log_artifact(self, run_id: str, path: Path, folder: str) -> None: ...
+
+    def end_run(self, run_id: str, status: str) -> None: ...
 
 
 def draw_seeds(k: int, given: Sequence[int] | None = None) -> list[int]:
@@ -51,13 +76,8 @@ def run_params(cfg: DictConfig, workload: Workload, seeds: list[int]) -> dict:
     """What a configuration's parent run records as params: the training config (not the
     sweep's own settings), derived data values and the seeds."""
     training = {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in SWEEP_ONLY}
-    return {**flatten(training), **workload.info, "seeds": " ".join(map(str, seeds)),
-            "k_seeds": len(seeds)}
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return {**flatten(training), **workload.info, SEEDS_PARAM: " ".join(map(str, seeds)),
+            K_SEEDS_PARAM: len(seeds)}
 
 
 @dataclass
@@ -92,13 +112,13 @@ EpochHook = Callable[[int, float, list[SeedRecord]], bool | None]
 class SeedGroup:
     """K trainers of one workload, one nested MLflow run each under `parent_id`."""
 
-    def __init__(self, workload: Workload, seeds: Sequence[int], tracker: Tracker, parent_id: str):
+    def __init__(self, workload: Workload, seeds: Sequence[int], tracker: RunLog, parent_id: str):
         self.workload, self.tracker = workload, tracker
         self.monitor = workload.task.monitor
         self.seeds = workload.trainers(list(seeds))
         self.trainers = self.seeds.seeds
-        tracker.set_tags(parent_id, {"seeds_vectorized": str(self.seeds.vectorized).lower()})
-        self.run_ids = [tracker.start_run(f"seed {s}", {"seed": s}, parent_id=parent_id)
+        tracker.set_tags(parent_id, {SEEDS_VECTORIZED: str(self.seeds.vectorized).lower()})
+        self.run_ids = [tracker.start_run(f"seed {s}", {SEED_PARAM: s}, parent_id=parent_id)
                         for s in seeds]
         faults.point("seed_runs_started")
         self.epoch = 0
@@ -134,9 +154,9 @@ class SeedGroup:
                         metrics.best_dev(self.monitor): r.best_value,
                         metrics.BEST_EPOCH: r.best_epoch, metrics.EPOCHS_RUN: r.epochs_run})
                     if save_weights:
-                        path = Path(tmp) / f"best-{trainer.seed}.pt"
+                        path = Path(tmp) / weights_file(trainer.seed)
                         torch.save({k: v.cpu() for k, v in trainer.best_state_dict().items()}, path)
-                        self.tracker.log_artifact(run_id, path, "weights")
+                        self.tracker.log_artifact(run_id, path, WEIGHTS)
                 self.tracker.end_run(run_id, status)
         return results
 
@@ -144,7 +164,7 @@ class SeedGroup:
 def run_config(
     workload: Workload,
     seeds: Sequence[int],
-    tracker: Tracker,
+    tracker: RunLog,
     parent_id: str,
     on_epoch: EpochHook | None = None,
     keep_weights: Callable[[float], bool] | None = None,

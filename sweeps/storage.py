@@ -29,24 +29,18 @@ from optuna.trial import TrialState
 from models.errors import UserError
 from sweeps.locks import file_lock
 from sweeps.paths import RUNS_DIR
+from sweeps.records import (
+    FAIL_REASON,
+    FIXED_PARAMS,
+    INTERRUPTED,
+    RETRY_OF,
+    SEED_EPOCHS,
+    TEST_EVALUATIONS,
+    WORKER,
+)
 
 DEFAULT_DIR = RUNS_DIR / "optuna"
-# user attributes the platform sets on trials
-WORKER = "worker"  # "host:pid" of the process running the trial
-INTERRUPTED = "interrupted"  # the trial was cut short (killed worker, Ctrl-C): not in the budget
-RETRY_OF = "retry_of"  # number of the interrupted trial whose configuration this one retries
-FAIL_REASON = "fail_reason"
-MLFLOW_RUN_ID = "mlflow_run_id"  # the trial's parent run in MLflow
-INACTIVE = "inactive"  # values conditional entries took without being sampled ({key: value})
-SEED_EPOCHS = "seed_epochs"  # training compute of a trial: epochs summed over its seeds
-# user attributes the platform sets on studies
-COMMAND = "command"  # the make command that reruns (resumes) the study
-IDENTITY = "identity"  # settings, search space and metric (sweeps/identity.py)
-FINGERPRINT = "fingerprint"  # a hash of IDENTITY
-MLFLOW_EXPERIMENT = "mlflow_experiment"
-MONITOR = "monitor"  # the dev metric, e.g. "accuracy"
-PARAMS = "params"  # the search-space keys, in file order
-TEST_EVALUATIONS = "test_evaluations"  # the study's own copy of its lockbox ledger: a list
+
 
 
 def study_name(cfg: DictConfig, fingerprint: str | None = None) -> str:
@@ -174,7 +168,7 @@ def _alive(worker: str | None) -> bool:
 
 def trial_config(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The params of a trial, or for one not yet started (WAITING), those it was queued with."""
-    return dict(t.params) or dict(t.system_attrs.get("fixed_params", {}))
+    return dict(t.params) or dict(t.system_attrs.get(FIXED_PARAMS, {}))
 
 
 def retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, reason: str) -> None:

@@ -21,14 +21,29 @@ from sweeps.objective import Objective, WorkloadFactory
 from sweeps.progress import Progress, abbreviations, short_params
 from sweeps.pruning import make_pruner
 from sweeps.reconcile import reconcile
+from sweeps.records import (
+    COMMAND,
+    EPOCHS_RUN,
+    FAIL_REASON,
+    FINGERPRINT,
+    IDENTITY,
+    MLFLOW_EXPERIMENT,
+    MLFLOW_RUN_ID,
+    MONITOR,
+    PARAMS,
+    SEEDS,
+    STD,
+    TRIAL_STATE,
+    WEIGHTS,
+    WEIGHTS_DELETED,
+)
 from sweeps.search_space import check_point, config_lookup, grid_points, parse_space
-from sweeps.storage import MLFLOW_RUN_ID, ranked
-from sweeps.tracking import TRIAL_STATE, WEIGHTS, Tracker
-from sweeps.workloads import build_workload
+from sweeps.storage import ranked
+from sweeps.tracking import Tracker
+from sweeps.workloads import build_workload, metric
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
 
-WEIGHTS_DELETED = "weights_deleted"  # study attribute: trials whose seed weights are gone
 
 
 def _stream_seed(seed: int, existing: int, worker: int) -> int:
@@ -67,9 +82,8 @@ class Sweep:
                                    workload_factory, lookup, on_epoch=self.progress.epoch,
                                    stop=self.plan.stop, keep_weights=int(cfg.sweep.keep_weights))
         self.progress.say(f"loading data ({cfg.data.name}) and checking the {cfg.model.name} settings")
-        base = self.objective.workload(cfg)  # loads the data once; tells the metric
-        self.monitor = base.task.monitor
-        self.direction = "maximize" if base.task.mode == "max" else "minimize"
+        self.monitor, self.direction = metric(cfg)  # from the registry
+        self.objective.workload(cfg)  # loads the data once, checks the model's settings
         self.identity = study_identity(cfg, self.params, f"dev_{self.monitor} ({self.direction})")
         self.name = storage.study_name(cfg, self.identity.fingerprint)
         self.command = make_command(self.overrides, cfg.model.name, self.name if cfg.sweep.new else None)
@@ -106,18 +120,18 @@ class Sweep:
                                      self.worker),
                 pruner=self.plan.pruner)
             if existing is None:
-                for key, value in {storage.COMMAND: self.command, storage.MLFLOW_EXPERIMENT: self.name,
-                                   storage.MONITOR: self.monitor,
-                                   storage.PARAMS: [p.name for p in self.params],
-                                   storage.IDENTITY: self.identity.as_dict(),
-                                   storage.FINGERPRINT: self.identity.fingerprint}.items():
+                for key, value in {COMMAND: self.command, MLFLOW_EXPERIMENT: self.name,
+                                   MONITOR: self.monitor,
+                                   PARAMS: [p.name for p in self.params],
+                                   IDENTITY: self.identity.as_dict(),
+                                   FINGERPRINT: self.identity.fingerprint}.items():
                     study.set_user_attr(key, value)
             if self.grid:
                 storage.enqueue_grid(study, self.points)
         return study
 
     def _check(self, study: optuna.Study, identity: StudyIdentity) -> None:
-        recorded = study.user_attrs.get(storage.IDENTITY)
+        recorded = study.user_attrs.get(IDENTITY)
         if recorded is None:
             raise UserError(f"study {self.name!r} was made by an earlier version that recorded no "
                             "fingerprint of its settings; start a new study with sweep.new=true or "
@@ -182,10 +196,10 @@ class Sweep:
                     "counts for nothing; fix the cause (free space, release the database) and rerun "
                     f"the same command to resume: {self.command}") from e
             reason = f"{type(e).__name__}: {e}"
-            trial.set_user_attr(storage.FAIL_REASON, reason)
+            trial.set_user_attr(FAIL_REASON, reason)
             self.study.tell(trial, state=TrialState.FAIL)
             if run_id := trial.user_attrs.get(MLFLOW_RUN_ID):
-                self.tracker.set_tags(run_id, {TRIAL_STATE: "FAIL", storage.FAIL_REASON: reason[:5000]})
+                self.tracker.set_tags(run_id, {TRIAL_STATE: "FAIL", FAIL_REASON: reason[:5000]})
             self._finished(trial, "FAIL", reason, start)
         else:
             state = TrialState.PRUNED if result.pruned else TrialState.COMPLETE
@@ -250,10 +264,10 @@ def summary(study: optuna.Study, top: int) -> str:
     rows = ranked(study, trials)[:top]
     if not rows:
         return "\n".join(lines)
-    abbrev = abbreviations(list(study.user_attrs.get(storage.PARAMS, [])) or list(rows[0].params))
+    abbrev = abbreviations(list(study.user_attrs.get(PARAMS, [])) or list(rows[0].params))
     lines.append(f"{'trial':>5}  {'dev mean ± std':>17}  {'K':>2}  {'epochs':>6}  params")
     for t in rows:
-        std = t.user_attrs.get("std", math.nan)
-        lines.append(f"{t.number:>5}  {t.value:>8.4f} ± {std:.4f}  {len(t.user_attrs.get('seeds', [])):>2}"
-                     f"  {t.user_attrs.get('epochs_run', 0):>6}  {short_params(t.params, abbrev)}"[:100])
+        std = t.user_attrs.get(STD, math.nan)
+        lines.append(f"{t.number:>5}  {t.value:>8.4f} ± {std:.4f}  {len(t.user_attrs.get(SEEDS, [])):>2}"
+                     f"  {t.user_attrs.get(EPOCHS_RUN, 0):>6}  {short_params(t.params, abbrev)}"[:100])
     return "\n".join(lines)

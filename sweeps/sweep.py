@@ -57,13 +57,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         worker = int(args.pop(0).split("=", 1)[1])
     progress = Progress(tty=False, prefix=f"worker {worker}: ") if worker is not None else Progress()
     try:
+        if worker is None:  # composing checks the model's values, which loads the registry (torch)
+            progress.say("sweep: loading libraries and the config")
         cfg = compose_config(args)
         check_sweep_settings(cfg, args)
         workers = whole_number(cfg, "sweep.workers", 1)
         if worker is None:
-            progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search; "
-                         "loading libraries")
-        import torch  # the heavy imports come after the first line of output
+            progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search")
+        import torch
 
         from sweeps.study import Sweep, summary
         torch.set_num_threads(worker_threads(cfg, workers))

@@ -28,6 +28,13 @@ from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, ML
 from models.errors import UserError
 from sweeps.locks import file_lock
 from sweeps.paths import ROOT, RUNS_DIR
+from sweeps.records import (
+    COMMAND_TAG,
+    CONFIG_FILE,
+    LEDGER_EXPERIMENT,
+    TEST_EVALUATIONS_METRIC,
+    deleted_tag,
+)
 from sweeps.redact import redact
 
 _MAX_PARAM = 6000
@@ -74,22 +81,6 @@ def git_commit() -> str:
         return "unknown"
     commit = out.stdout.strip() or "unknown"
     return commit + ("-dirty" if dirty.strip() else "")
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-LEDGER_EXPERIMENT = "lockbox"  # one run per test evaluation ever made
-WEIGHTS = "weights"  # artifact folder of a seed run: best-<seed>.pt
-TRIAL_STATE = "trial_state"  # tag on a trial's parent run: RUNNING, COMPLETE, PRUNED or FAIL
 
 
 class Tracker:
@@ -169,8 +160,8 @@ class Tracker:
                          tags: Mapping[str, str] = ()) -> str:
         """A configuration's parent run: params, the resolved config, commit and command line."""
         run_id = self.start_run(name, params, {MLFLOW_GIT_COMMIT: git_commit(),
-                                               "command": command, **dict(tags)}, parent_id)
-        self.client.log_text(run_id, redact(config_yaml), "config.yaml")
+                                               COMMAND_TAG: command, **dict(tags)}, parent_id)
+        self.client.log_text(run_id, redact(config_yaml), CONFIG_FILE)
         return run_id
 
     def log_metrics(self, run_id: str, values: Mapping[str, float], step: int = 0,
@@ -211,7 +202,7 @@ class Tracker:
             repo.delete_artifacts(folder)
         except (FileNotFoundError, OSError):
             pass  # already gone
-        self.set_tags(run_id, {f"deleted.{folder}": "true"})
+        self.set_tags(run_id, {deleted_tag(folder): "true"})
 
     def end_stale(self, parent_id: str, status: str = "KILLED") -> None:
         """End a parent run and its seed runs that a killed process left RUNNING."""
@@ -252,9 +243,10 @@ class Tracker:
     def evaluations_on_runs(self) -> int:
         """Test evaluations counted on this experiment's runs (`test_evaluations`), deleted
         runs included: the second record of the ledger."""
-        runs = self.client.search_runs([self.experiment_id], filter_string="metrics.test_evaluations > 0",
+        runs = self.client.search_runs([self.experiment_id],
+                                       filter_string=f"metrics.{TEST_EVALUATIONS_METRIC} > 0",
                                        run_view_type=ViewType.ALL)
-        return int(sum(r.data.metrics["test_evaluations"] for r in runs))
+        return int(sum(r.data.metrics[TEST_EVALUATIONS_METRIC] for r in runs))
 
     def start_test_evaluation(self, entry: Mapping[str, Any]) -> str:
         """A ledger entry, written before the test split is read: a `lockbox` run left

@@ -16,12 +16,15 @@ from collections.abc import Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from models.errors import UserError
+from models.ngram import ngram_perplexities
 from models.training import SeedRecord
 from sweeps.config import check_seeds, compose_config, run_cli, wants_help
+from sweeps.records import SWEEP_ONLY, flatten
 from sweeps.redact import redact
-from sweeps.seeds import SWEEP_ONLY, ConfigResult, draw_seeds, run_config, run_params
-from sweeps.tracking import Tracker, flatten
-from sweeps.workloads import build_workload, cache_dir, ngram_perplexities, prepare_lm
+from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
+from sweeps.tracking import Tracker
+from sweeps.workloads import build_workload, data_source, prepare_task
 
 
 def command_line(overrides: Sequence[str]) -> str:
@@ -54,7 +57,9 @@ def train(cfg: DictConfig, command: str = "", quiet: bool = False) -> ConfigResu
 
 def train_ngram(cfg: DictConfig, command: str = "") -> tuple[str, dict[str, float]]:
     """The n-gram baselines of `cfg.data`: counted once (no seeds), tracked as one run."""
-    task = prepare_lm(cfg.data, cache_dir(cfg))
+    if data_source(cfg.data).kind != "lm":
+        raise UserError(f"n-gram baselines need a language-model corpus, not data={cfg.data.name}.")
+    task = prepare_task(cfg)
     tracker = Tracker(cfg.tracking.experiment, cfg.tracking.uri, cfg.tracking.artifacts)
     params = {**flatten({k: v for k, v in OmegaConf.to_container(cfg).items() if k not in SWEEP_ONLY}),
               "vocab_size": len(task.vocab), "train_tokens": task.train.targets,

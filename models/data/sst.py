@@ -14,6 +14,7 @@ from pathlib import Path
 from models.data.lockbox import unlock
 from models.data.splits import Example, TextSplits
 from models.errors import DataError
+from models.registry import DataSource, register_data
 
 FINE_LABELS = ("very negative", "negative", "neutral", "positive", "very positive")
 BINARY_LABELS = ("negative", "positive")
@@ -82,7 +83,7 @@ def sst_folder(root: str | Path | None) -> Path:
 
 def load_sst_test(root: str | Path | None, binary: bool) -> list[Example]:
     """Test sentences of SST; only the final evaluation may call this."""
-    unlock("sst2" if binary else "sst")
+    unlock("sst2" if binary else "sst", log=False)
     folder = sst_folder(root)
     if not (folder / "test.txt").is_file():
         raise DataError(f"SST test file test.txt not found in {folder}.")
@@ -97,3 +98,13 @@ def load_sst(root: str | Path | None, binary: bool, phrases: bool) -> TextSplits
         dev=_examples(read_trees(folder / "dev.txt"), binary, phrases=False),
         label_names=BINARY_LABELS if binary else FINE_LABELS,
     )
+
+
+for _binary in (False, True):
+    register_data(DataSource(
+        name="sst2" if _binary else "sst", kind="classification",
+        doc="Stanford Sentiment Treebank, " + ("binary" if _binary else "five classes") + ", your copy",
+        load=lambda data, cache, b=_binary: load_sst(data.get("root"), binary=b,
+                                                      phrases=bool(data.get("phrases", False))),
+        test=lambda data, cache, task, b=_binary: load_sst_test(data.get("root"), binary=b),
+    ))

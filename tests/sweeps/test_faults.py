@@ -15,9 +15,10 @@ from optuna.trial import TrialState
 from sweeps import faults
 from sweeps.faults import EnvironmentFailure, environment_failure
 from sweeps.reconcile import reconcile
+from sweeps.records import TRIAL_STATE
 from sweeps.study import Sweep
 from sweeps.sweep import main
-from sweeps.tracking import TRIAL_STATE, Tracker
+from sweeps.tracking import Tracker
 from tests.conftest import REPO
 from tests.sweeps.test_sweep import load, overrides
 

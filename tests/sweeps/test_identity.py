@@ -114,7 +114,8 @@ def test_progress_is_one_line_per_trial_when_not_a_terminal(tmp_path, polarity_c
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("sweep: dan on csv, random search")
+    assert lines[0] == "sweep: loading libraries and the config"  # at once, before any import
+    assert lines[1].startswith("sweep: dan on csv, random search")
     trial_lines = [line for line in lines if line.startswith("[")]
     assert [line.split("]")[0] for line in trial_lines] == ["[1/3", "[2/3", "[3/3"]
     assert all(len(line) <= 100 for line in trial_lines)

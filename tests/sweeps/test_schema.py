@@ -15,7 +15,7 @@ from sweeps import schema
 from sweeps.config import check_sweep_settings, compose_config
 from sweeps.search_space import _format, parse_space
 
-KEYS = sorted([*schema.RULES, *(f"model.{k}" for k in schema.MODEL_RULES["dan"]), "seed_list",
+KEYS = sorted([*schema.RULES, *(f"model.{k}" for k in schema.model_rules("dan")), "seed_list",
                "data.fractions", "cache_dir"])
 VALUES = st.one_of(
     st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(),

@@ -15,10 +15,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps.storage import MLFLOW_RUN_ID
+from sweeps.records import MLFLOW_RUN_ID, TRIAL_STATE
 from sweeps.study import Sweep
 from sweeps.sweep import main
-from sweeps.tracking import TRIAL_STATE
 from tests.conftest import REPO, write_polarity_csv
 from tests.sweeps.scripted import scripted_factory
 
