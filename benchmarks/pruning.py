@@ -26,14 +26,14 @@ import optuna
 from sweeps.config import compose_config
 from sweeps.records import SEED_EPOCHS
 from sweeps.storage import open_storage, ranked
-from sweeps.workloads import cache_dir, prepare_task
+from sweeps.workloads import prepare_task
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def majority_rate(overrides: list[str]) -> float:
     cfg = compose_config(["model=dan", *overrides])
-    labels = prepare_task(cfg.data, cache_dir(cfg)).dev.labels.tolist()
+    labels = prepare_task(cfg).dev.labels.tolist()
     return max(labels.count(c) for c in set(labels)) / len(labels)
 
 
