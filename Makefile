@@ -25,7 +25,7 @@ SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep final report doctor train test test-fast lint bench gpu-check bench-pruning ui clean
+.PHONY: help install sweep study worker mlflow-server final report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -41,6 +41,16 @@ install: $(VENV)/.installed ## create .venv and install the project (torch CPU b
 
 sweep: $(VENV)/.installed ## search MODEL's space: make sweep MODEL=dan [DATA=] [SAMPLER=grid|random|tpe] [TRIALS=] [SEEDS=] [WORKERS=]
 	$(PY) -m sweeps.sweep $(SWEEP_ARGS)
+
+study: $(VENV)/.installed ## create a study for workers on many hosts, queue its grid: make study MODEL=dan ARGS='storage=postgres'
+	$(PY) -m sweeps.sweep --create-only $(SWEEP_ARGS)
+
+worker: $(VENV)/.installed ## join a study from any host and run its trials: make worker STUDY=<name> ARGS='storage=postgres'
+	@test -n "$(STUDY)" || { echo "error: make worker needs STUDY=<name> (make study prints it)" >&2; exit 2; }
+	$(PY) -m sweeps.sweep --join=$(STUDY) $(ARGS)
+
+mlflow-server: $(VENV)/.installed ## MLflow tracking server on a PostgreSQL store: SEEDSWEEP_MLFLOW_DB_URL=... make mlflow-server [HOST=] [PORT=]
+	$(PY) -m sweeps.mlflow_server $(ARGS)
 
 final: $(VENV)/.installed ## test-set evaluation, once: make final MODEL=dan [STUDY=] [TRIAL=] [RUN=] [REASON=]
 	$(PY) -m sweeps.final model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
@@ -69,6 +79,9 @@ lint: $(VENV)/.installed ## ruff over the code
 
 bench: $(VENV)/.installed ## speed suite (~8 min): DAN vs plain loop, K seeds stacked vs one after another, NPLM GFLOP/s, sweep overhead
 	$(PY) -m benchmarks.suite $(ARGS)
+
+bench-workers: $(VENV)/.installed ## trials/hour with 1 and 2 workers on PostgreSQL, and a kill's retry time (~10 min)
+	$(PY) -m benchmarks.workers $(if $(TRIALS),--trials $(TRIALS)) $(ARGS)
 
 # torch alone (the lent GPU machine has no optuna/mlflow/hydra): system python unless PY_GPU=...
 PY_GPU ?= $(if $(wildcard $(VENV)/bin/python),$(PY),$(PYTHON))

@@ -39,6 +39,17 @@ def override_key(override: str) -> str | None:
     return override.split("=", 1)[0].lstrip("+")
 
 
+def joined_overrides(recorded: Sequence[str], local: Sequence[str]) -> list[str]:
+    """A worker's overrides (`make worker`): those the study was made with, then this
+    worker's own (storage, tracking, threads, device...), each replacing a recorded one
+    with the same key. The study's name comes from the worker, so `sweep.new` and
+    `sweep.study_name` are dropped."""
+    keys = {override_key(o) or o for o in local}
+    kept = [o for o in recorded if (override_key(o) or o) not in keys
+            and override_key(o) not in ("sweep.new", "sweep.study_name")]
+    return [*kept, *local]
+
+
 def fixed_values(overrides: Sequence[str], params: list[Param], cfg: DictConfig) -> dict[str, Any]:
     """Searched keys given on the command line, with their composed values."""
     names = {p.name for p in params}

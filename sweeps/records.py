@@ -36,6 +36,7 @@ FIXED_PARAMS = "fixed_params"  # Optuna's system attribute holding an enqueued t
 # ---- Optuna: user attributes of a study
 COMMAND = "command"  # the make command that reruns (resumes) the study
 IDENTITY = "identity"  # settings, search space and metric (sweeps/identity.py)
+OVERRIDES = "overrides"  # the overrides the study was made with: `make worker` joins with them
 FINGERPRINT = "fingerprint"  # a hash of IDENTITY
 MLFLOW_EXPERIMENT = "mlflow_experiment"  # the study's experiment (same name unless renamed)
 MONITOR = "monitor"  # the dev metric, e.g. "accuracy"

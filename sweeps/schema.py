@@ -18,6 +18,11 @@ def url(v: Any) -> str | None:
     return None if v is None or (isinstance(v, str) and "://" in v) else "a URL such as scheme://..."
 
 
+def env_name(v: Any) -> str | None:
+    ok = v is None or (isinstance(v, str) and v.replace("_", "a").isalnum() and not v[0].isdigit())
+    return None if ok else "the name of an environment variable, e.g. SEEDSWEEP_DB_URL"
+
+
 def device(v: Any) -> str | None:
     ok = v in ("auto", "cpu", "cuda") or (isinstance(v, str) and v.startswith("cuda:") and v[5:].isdigit())
     return None if ok else "auto, cpu, cuda or cuda:N"
@@ -39,6 +44,8 @@ RULES: dict[str, Check] = {
     "pruner.n_warmup_steps": integer(0), "pruner.prune_improving": boolean,
     "sampler.seed": integer(0), "sampler.n_startup_trials": integer(1), "sampler.multivariate": boolean,
     "sampler.shuffle": boolean, "storage.url": url, "tracking.uri": url,
+    "storage.url_env": env_name, "storage.heartbeat_interval": integer(1, optional=True),
+    "storage.grace_period": integer(1, optional=True), "storage.pool_size": integer(1),
 }
 NOT_SEARCHABLE = ("seeds", "seed_list", "sweep.", "sampler.", "pruner.", "storage.", "tracking.",
                   "threads", "cache_dir", "device", "train.vectorize_seeds")

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from models.errors import UserError
 from sweeps import faults, storage
 from sweeps.config import compose_config
-from sweeps.identity import StudyIdentity, check_resume, make_command, pin, study_identity
+from sweeps.identity import check_resume, make_command, pin, study_identity
 from sweeps.objective import Objective, WorkloadFactory
 from sweeps.progress import Progress, abbreviations, short_params
 from sweeps.pruning import make_pruner
@@ -30,6 +30,7 @@ from sweeps.records import (
     MLFLOW_EXPERIMENT,
     MLFLOW_RUN_ID,
     MONITOR,
+    OVERRIDES,
     PARAMS,
     SEEDS,
     STD,
@@ -37,6 +38,7 @@ from sweeps.records import (
     WEIGHTS,
     WEIGHTS_DELETED,
 )
+from sweeps.redact import redact
 from sweeps.search_space import check_point, config_lookup, grid_points, parse_space
 from sweeps.storage import ranked
 from sweeps.tracking import Tracker
@@ -65,7 +67,9 @@ class Sweep:
     """One worker's view of a study: opens it, claims trials, runs and records them."""
 
     def __init__(self, overrides: Sequence[str], worker: int = 0, quiet: bool = False,
-                 workload_factory: WorkloadFactory = build_workload, progress: Progress | None = None):
+                 workload_factory: WorkloadFactory = build_workload, progress: Progress | None = None,
+                 join: str | None = None):
+        """`join`: the name of an existing study to work on (`make worker`); it is not created."""
         self.overrides, self.worker = list(overrides), worker
         self.progress = progress or Progress(quiet=quiet)
         self.cfg = cfg = compose_config(self.overrides)
@@ -75,7 +79,6 @@ class Sweep:
         self.points = self._grid(cfg, lookup) if self.grid else []
         self.budget = (min(len(self.points), int(cfg.sweep.trials)) if self.grid
                        else int(cfg.sweep.trials))
-        self.folder = storage.folder_of(cfg)
         self.tracker = Tracker("", cfg.tracking.uri, cfg.tracking.artifacts)  # named once opened
         self.plan = make_pruner(cfg.pruner)
         self.objective = Objective(self.overrides, self.params, self.grid, self.tracker, "",
@@ -85,12 +88,20 @@ class Sweep:
         self.monitor, self.direction = metric(cfg)  # from the registry
         self.objective.workload(cfg)  # loads the data once, checks the model's settings
         self.identity = study_identity(cfg, self.params, f"dev_{self.monitor} ({self.direction})")
-        self.name = storage.study_name(cfg, self.identity.fingerprint)
+        self.name = join or storage.study_name(cfg, self.identity.fingerprint)
         self.command = make_command(self.overrides, cfg.model.name, self.name if cfg.sweep.new else None)
         self.tracker.experiment = self.name
         self.objective.command = self.command
         self.abbrev = abbreviations([p.name for p in self.params])
-        self.study = self._open_study()
+        self.shared = storage.SharedStudy(cfg, self.name)
+        self.created = self.shared.open(
+            self.direction, lambda n: make_sampler(cfg.sampler, n, self.worker), self.plan.pruner,
+            self._check, {COMMAND: self.command, MLFLOW_EXPERIMENT: self.name, MONITOR: self.monitor,
+                          PARAMS: [p.name for p in self.params], IDENTITY: self.identity.as_dict(),
+                          FINGERPRINT: self.identity.fingerprint,
+                          OVERRIDES: [redact(o) for o in self.overrides]},
+            self.points if self.grid else None, create=join is None)
+        self.study = self.shared.study
 
     def _grid(self, cfg: DictConfig, lookup) -> list[dict]:
         """The valid combinations of the grid values, or the explicit `sweep.grid_points`."""
@@ -104,33 +115,8 @@ class Sweep:
             pt[p.name] for pt in points if p.name in pt)) or p.grid) for p in self.params]
         return points
 
-    def _open_study(self) -> optuna.Study:
-        store = storage.open_storage(self.cfg.storage.url, self.folder)
-        with storage.study_lock(self.name, self.folder):
-            try:
-                existing = optuna.load_study(study_name=self.name, storage=store)
-            except KeyError:
-                existing = None
-            self.created = existing is None
-            if existing is not None:
-                self._check(existing, self.identity)
-            study = optuna.create_study(
-                study_name=self.name, storage=store, direction=self.direction, load_if_exists=True,
-                sampler=make_sampler(self.cfg.sampler, len(existing.trials) if existing else 0,
-                                     self.worker),
-                pruner=self.plan.pruner)
-            if existing is None:
-                for key, value in {COMMAND: self.command, MLFLOW_EXPERIMENT: self.name,
-                                   MONITOR: self.monitor,
-                                   PARAMS: [p.name for p in self.params],
-                                   IDENTITY: self.identity.as_dict(),
-                                   FINGERPRINT: self.identity.fingerprint}.items():
-                    study.set_user_attr(key, value)
-            if self.grid:
-                storage.enqueue_grid(study, self.points)
-        return study
-
-    def _check(self, study: optuna.Study, identity: StudyIdentity) -> None:
+    def _check(self, study: optuna.Study) -> None:
+        identity = self.identity
         recorded = study.user_attrs.get(IDENTITY)
         if recorded is None:
             raise UserError(f"study {self.name!r} was made by an earlier version that recorded no "
@@ -144,7 +130,7 @@ class Sweep:
             self.tracker.set_tags(run_id, {TRIAL_STATE: "FAIL"})
 
     def _reconcile(self) -> None:
-        with storage.study_lock(self.name, self.folder):
+        with self.shared.lock():
             if fixed := reconcile(self.study, self.tracker):
                 self.progress.say(f"MLflow brought in line with the study: {len(fixed)} fix(es), "
                                   f"e.g. {fixed[0]}")
@@ -171,8 +157,7 @@ class Sweep:
         self.progress.start(self.budget, done, int(self.cfg.sweep.workers))
         try:
             while True:
-                trial = storage.claim_trial(self.study, self.budget, self.grid, self.folder,
-                                            self._recovered)
+                trial = self.shared.claim(self.budget, self.grid, self._recovered, self._waiting)
                 if trial is None:
                     self._reconcile()  # trials recovered on the way may have left runs behind
                     return
@@ -181,12 +166,17 @@ class Sweep:
         finally:
             self.progress.close()
 
+    def _waiting(self, running: int) -> None:
+        self.progress.say(f"nothing left to claim; waiting for {running} trial(s) of other workers "
+                          "(one that dies is failed and run again)")
+
     def run_trial(self, trial: optuna.Trial) -> None:
         start = time.time()
         try:
-            result = self.objective(trial)
+            with self.shared.heartbeat(trial):
+                result = self.objective(trial)
         except KeyboardInterrupt:
-            self._interrupted(trial, "interrupted by the user (Ctrl-C)")
+            self._interrupted(trial, "interrupted (Ctrl-C, or SIGTERM: a scheduler's preemption)")
             raise
         except Exception as e:  # noqa: BLE001 - any failure fails this trial, not the sweep
             if cause := faults.environment_failure(e):
@@ -195,6 +185,8 @@ class Sweep:
                     f"the sweep stopped: {cause}. Trial {trial.number} goes back in the queue and "
                     "counts for nothing; fix the cause (free space, release the database) and rerun "
                     f"the same command to resume: {self.command}") from e
+            if self._lost(trial, start):
+                return
             reason = f"{type(e).__name__}: {e}"
             trial.set_user_attr(FAIL_REASON, reason)
             self.study.tell(trial, state=TrialState.FAIL)
@@ -204,6 +196,8 @@ class Sweep:
         else:
             state = TrialState.PRUNED if result.pruned else TrialState.COMPLETE
             faults.point("before_tell")
+            if self._lost(trial, start):
+                return
             if state == TrialState.PRUNED:
                 self.study.tell(trial, state=state)
             else:
@@ -220,18 +214,26 @@ class Sweep:
         """Fail the trial as interrupted (not in the budget), queue its configuration again
         and end its MLflow runs; a store that still fails is left for the next start."""
         try:
-            with storage.study_lock(self.name, self.folder):
-                frozen = self.study._storage.get_trial(trial._trial_id)
-                storage.retry(self.study, frozen, reason)
-                self._recovered(frozen)
+            self.shared.interrupt(trial, reason, self._recovered)
         except Exception:  # noqa: BLE001 - the next start recovers a trial left RUNNING
             pass
+
+    def _lost(self, trial: optuna.Trial, start: float) -> bool:
+        """Whether another worker already failed this trial (its heartbeat went stale while
+        this worker was cut off or stopped): its result is dropped, the retry counts."""
+        frozen = self.shared.finished_elsewhere(trial)
+        if frozen is None:
+            return False
+        self._recovered(frozen)
+        self._finished(trial, "LOST", "failed by another worker (stale heartbeat); its retry runs it",
+                       start)
+        return True
 
     def _keep_top_weights(self) -> None:
         """Delete the seed weights of trials outside the top-k completed (pruned and failed
         trials included): only those can still be finally evaluated."""
         k = int(self.cfg.sweep.keep_weights)
-        with storage.study_lock(self.name, self.folder):
+        with self.shared.lock():
             trials = self.study.get_trials(deepcopy=False)
             top = {t.number for t in ranked(self.study, trials)[:k]}
             deleted = set(self.study.user_attrs.get(WEIGHTS_DELETED, []))

@@ -4,6 +4,13 @@ usage: make sweep MODEL=dan [DATA=rt] [SAMPLER=grid|random|tpe] [TRIALS=N] [SEED
                   [WORKERS=W] [ARGS='<hydra overrides>']
    or: python -m sweeps.sweep model=dan sampler=grid sweep.trials=8 sweep.workers=2 [overrides]
 
+Workers on several hosts (storage=postgres; the README's "Many machines"):
+       make study MODEL=dan ARGS='storage=postgres ...'    # create it once, queue its grid
+       make worker STUDY=<name> ARGS='storage=postgres'    # on each host, as many as you like
+   or: python -m sweeps.sweep --create-only <overrides> / --join=<name> <overrides>
+A worker joins with the overrides the study was made with; its own (storage, tracking,
+threads, device) come after them.
+
 Re-running the same command resumes the study: finished trials are kept, trials a
 killed process left RUNNING are failed and their configuration tried again. A study
 keeps a fingerprint of its settings; resuming it with other settings is refused (start
@@ -14,8 +21,10 @@ command line (ARGS='train.lr=0.01') is fixed for the whole study.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import zlib
 from collections.abc import Sequence
 
 from models.errors import UserError
@@ -48,27 +57,64 @@ def worker_env(i: int, device: str) -> dict[str, str]:
     return env
 
 
+def joined_args(name: str, local: list[str]) -> list[str]:
+    """The overrides of a worker joining study `name`: the study's own, then `local`."""
+    from sweeps.identity import joined_overrides
+    from sweeps.records import OVERRIDES
+    from sweeps.storage import load_study
+    study = load_study(compose_config(local), name)
+    if study is None:
+        raise UserError(f"no study {name!r} in this storage; create it first with `make study` "
+                        "(or `make sweep`), passing the same storage settings to both.")
+    if OVERRIDES not in study.user_attrs:
+        raise UserError(f"study {name!r} was made by an earlier version that did not record its "
+                        "overrides; run `make sweep` with its overrides instead of `make worker`.")
+    return joined_overrides(study.user_attrs[OVERRIDES], [*local, f"sweep.study_name={name}"])
+
+
+def worker_args(args: list[str]) -> list[str]:
+    """The overrides a worker must repeat: where the study and its runs are stored."""
+    return [a for a in args if a.split("=", 1)[0].lstrip("+").startswith(("storage", "tracking"))]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if wants_help(args, __doc__):
         return 0
-    worker = None
+    worker, join, create_only = None, None, False
     if args and args[0].startswith("--worker="):
         worker = int(args.pop(0).split("=", 1)[1])
+    elif args and args[0].startswith("--join="):
+        join = args.pop(0).split("=", 1)[1]
+    elif args and args[0] == "--create-only":
+        create_only = True
+        args.pop(0)
     progress = Progress(tty=False, prefix=f"worker {worker}: ") if worker is not None else Progress()
     try:
         if worker is None:  # composing checks the model's values, which loads the registry (torch)
             progress.say("sweep: loading libraries and the config")
+        from sweeps.storage import worker_id  # optuna: after the first line
+        local = list(args)
+        if join is not None:
+            args = joined_args(join, args)
         cfg = compose_config(args)
         check_sweep_settings(cfg, args)
-        workers = whole_number(cfg, "sweep.workers", 1)
+        workers = 1 if join else whole_number(cfg, "sweep.workers", 1)
         if worker is None:
-            progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search")
+            progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search"
+                         + (f", joining study {join} as worker {worker_id()}" if join else ""))
         import torch
 
         from sweeps.study import Sweep, summary
         torch.set_num_threads(worker_threads(cfg, workers))
-        sweep = Sweep(args, worker or 0, progress=progress)
+        index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
+        sweep = Sweep(args, index, progress=progress, join=join)
+        if create_only:
+            print(f"study {sweep.name}: {sweep.budget} trials"
+                  + (f", {len(sweep.points)} grid points queued" if sweep.grid else "")
+                  + f"; start workers on any host with:\n  make worker STUDY={sweep.name}"
+                  + (f" ARGS='{' '.join(worker_args(args))}'" if worker_args(args) else ""), flush=True)
+            return 0
         if worker is not None or workers == 1:
             sweep.run()
             if worker is not None:
@@ -79,7 +125,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}", *args],
                                       env=worker_env(i, str(cfg.device)))
                      for i in range(workers)]
-            codes = [p.wait() for p in procs]
+            try:
+                codes = [p.wait() for p in procs]
+            except KeyboardInterrupt:  # Ctrl-C reached the workers too; a SIGTERM did not
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
+                for p in procs:
+                    p.wait()
+                raise
             if any(codes):
                 print(f"error: worker exit codes {codes}; run the same command to resume:\n"
                       f"  {sweep.command}", file=sys.stderr)
@@ -94,10 +148,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted: the study is intact; run the same command to resume.", file=sys.stderr)
         return 130
     print(summary(sweep.study, int(cfg.sweep.show_top)))
+    again = (f"make worker STUDY={join}" + (f" ARGS='{' '.join(worker_args(local))}'" if worker_args(local)
+                                            else "")) if join else sweep.command
     print(f"Optuna study and MLflow experiment {sweep.name!r} (make ui); "
-          f"rerun or resume with:\n  {sweep.command}")
+          f"rerun or resume with:\n  {again}")
     return 0
 
 
+def _terminated(signum, frame) -> None:
+    """SIGTERM (Slurm's or HTCondor's preemption, `kill`) stops like Ctrl-C: the running
+    trial goes back in the queue at once instead of waiting for its heartbeat to go stale."""
+    raise KeyboardInterrupt("SIGTERM")
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminated)
     sys.exit(main())
