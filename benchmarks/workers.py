@@ -111,6 +111,7 @@ def main() -> int:
                  *([f"storage.grace_period={args.grace}"] if args.grace else []), *args.overrides]
     with tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp:
         tmp = Path(tmp)
+        tmp.chmod(0o755)  # the server of our own runs as `postgres` when we are root
         own = not os.environ.get("SEEDSWEEP_DB_URL")
         if own:
             server = subprocess.run([str(ROOT / "cluster" / "postgres.sh"), "start", str(tmp / "pg"), "5441"],

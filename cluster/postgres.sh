@@ -24,6 +24,14 @@ as_owner() {
 }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+if [[ $(id -u) == 0 ]]; then
+  chown postgres "$dir"
+  if ! runuser -u postgres -- test -w "$dir"; then
+    echo "error: the postgres user cannot enter $dir (a parent folder is private to root);" \
+         "choose a folder it can reach, e.g. under /tmp, or chmod a+x the parents." >&2
+    exit 1
+  fi
+fi
 case $cmd in
   start)
     if [[ ! -f $dir/data/PG_VERSION ]]; then

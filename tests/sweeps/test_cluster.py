@@ -94,6 +94,12 @@ def mlflow_server(pg_server: str, tmp_path: Path) -> Iterator[str]:
     _admin(pg_server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def venv_is_made() -> bool:
+    """Whether the tests run in a .venv that `make` made and considers up to date."""
+    made = Path(sys.executable).parents[1] / ".installed"
+    return made.is_file() and made.stat().st_mtime >= (REPO / "pyproject.toml").stat().st_mtime
+
+
 def overrides(csv: Path) -> list[str]:
     return ["data=csv", f"data.path={csv}", "search_space=dan_tiny", "sampler=grid", "pruner=none",
             "model.embed_dim=16", "model.num_layers=1", "model.hidden_dim=16", "seeds=2",
@@ -116,10 +122,15 @@ def test_a_worker_killed_on_one_host_has_its_trial_retried_by_another(
     workers, logs = {}, {}
     for host in ("host-a", "host-b", "host-c"):  # distinct identities, as on three machines
         logs[host] = tmp_path / f"{host}.log"
+        # host-c starts as a Slurm array task would: through the launchers' cluster/worker.sh
+        # (`make worker`), where make would not rebuild the venv the tests run in
+        cmd = ([str(REPO / "cluster" / "worker.sh")] if host == "host-c" and venv_is_made() else
+               [sys.executable, "-m", "sweeps.sweep", "--join=dan-csv-grid", "storage=postgres", "threads=1"])
+        job = {"STUDY": "dan-csv-grid", "SLURM_ARRAY_JOB_ID": "7", "SLURM_ARRAY_TASK_ID": "2",
+               "SLURM_CPUS_PER_TASK": "1", "VENV": str(Path(sys.executable).parents[1])}
         workers[host] = subprocess.Popen(
-            [sys.executable, "-m", "sweeps.sweep", "--join=dan-csv-grid", "storage=postgres", "threads=1"],
-            cwd=REPO, env=dict(env, SEEDSWEEP_HOST=host), start_new_session=True,
-            stdout=open(logs[host], "w"), stderr=subprocess.STDOUT)
+            cmd, cwd=REPO, env=dict(env, SEEDSWEEP_HOST=host, **(job if host == "host-c" else {})),
+            start_new_session=True, stdout=open(logs[host], "w"), stderr=subprocess.STDOUT)
 
     store = storage.open_storage(database, tmp_path)
     victim, killed_at = None, None
@@ -141,6 +152,8 @@ def test_a_worker_killed_on_one_host_has_its_trial_retried_by_another(
     output = {h: logs[h].read_text() for h in workers}
     assert codes["host-b"] == -signal.SIGKILL
     assert codes["host-a"] == 0 and codes["host-c"] == 0, output
+    if venv_is_made():
+        assert "make worker STUDY=dan-csv-grid" in output["host-c"] and "threads=1" in output["host-c"]
 
     study = optuna.load_study(study_name="dan-csv-grid", storage=store)
     trials = study.get_trials(deepcopy=False)
