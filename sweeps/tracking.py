@@ -39,6 +39,7 @@ from sweeps.redact import redact
 
 _MAX_PARAM = 6000
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in our output
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # nor a server's run links
 
 
 def resolve_uri(uri: str | None = None) -> str:
