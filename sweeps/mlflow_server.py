@@ -21,13 +21,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from sweeps.config import wants_help
 from sweeps.paths import RUNS_DIR
 from sweeps.redact import redact
-from sweeps.ui import answers
+from sweeps.ui import port_taken, wait_until_up
 
 DB_ENV = "SEEDSWEEP_MLFLOW_DB_URL"
 
@@ -57,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     if not port.isdigit() or not 0 < int(port) < 65536:
         print(f"error: PORT must be a port number, not {port!r}.", file=sys.stderr)
         return 2
+    if port_taken(host, int(port)):
+        print(f"error: port {port} on {host} is taken (another server?); try PORT=<another port>.",
+              file=sys.stderr)
+        return 1
     artifacts = Path(os.environ.get("ARTIFACTS") or RUNS_DIR / "mlflow-artifacts").resolve()
     print(f"mlflow-server: preparing the backend store {redact(uri)}", flush=True)
     try:
@@ -83,17 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     try:
-        deadline = time.time() + 120
-        while not answers(f"{url}/health"):
-            if server.poll() is not None:
-                print(f"error: mlflow server exited (code {server.returncode}); is port {port} taken? "
-                      "Try PORT=<another port>.", file=sys.stderr)
-                return 1
-            if time.time() > deadline:
-                print(f"error: mlflow server did not answer on {url} within 120 s.", file=sys.stderr)
-                stop()
-                return 1
-            time.sleep(0.5)
+        if not wait_until_up(server, url, "mlflow server", "Try PORT=<another port>.", stop):
+            return 1
         shown = url if host not in ("0.0.0.0", "::") else f"http://<this host>:{port}"
         print(f"MLflow tracking server on {host}:{port}, artifacts in {artifacts}\n"
               f"workers: export MLFLOW_TRACKING_URI={shown}\n(Ctrl-C stops it)", flush=True)

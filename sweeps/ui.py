@@ -7,11 +7,13 @@ The address is printed once the server answers; Ctrl-C stops it.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 from sweeps.config import wants_help
 from sweeps.paths import RUNS_DIR
@@ -31,6 +33,31 @@ def answers(url: str) -> bool:
         return False
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on host:port (whose /health would answer for us)."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1" if host in ("0.0.0.0", "::") else host, port)) == 0
+
+
+def wait_until_up(server: subprocess.Popen, url: str, what: str, retry: str,
+                  stop: Callable[[], None], seconds: float = 120) -> bool:
+    """Whether the `server` process answers on `url`/health within `seconds`; if it
+    exits or times out first, one line on stderr (`retry`: what to try) and False."""
+    deadline = time.time() + seconds
+    while not answers(f"{url}/health"):
+        if server.poll() is not None:
+            print(f"error: {what} exited (code {server.returncode}); is the port taken? {retry}",
+                  file=sys.stderr)
+            return False
+        if time.time() > deadline:
+            print(f"error: {what} did not answer on {url} within {seconds:.0f} s.", file=sys.stderr)
+            stop()
+            return False
+        time.sleep(0.5)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     if wants_help(sys.argv[1:] if argv is None else argv, __doc__):
         return 0
@@ -39,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if not port.isdigit() or not 0 < int(port) < 65536:
         print(f"error: PORT must be a port number, not {port!r}.", file=sys.stderr)
         return 2
+    if port_taken("127.0.0.1", int(port)):
+        print(f"error: port {port} is taken (another MLflow UI?); try make ui PORT=<another port>.",
+              file=sys.stderr)
+        return 1
     args = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
             "--host", "127.0.0.1", "--port", port]
     if uri.startswith("sqlite:///"):
@@ -47,17 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     server = subprocess.Popen(args)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while not answers(f"{url}/health"):
-            if server.poll() is not None:
-                print(f"error: the MLflow UI exited (code {server.returncode}); is port {port} taken? "
-                      "Try make ui PORT=<another port>.", file=sys.stderr)
-                return 1
-            if time.time() > deadline:
-                print(f"error: the MLflow UI did not answer on {url} within 120 s.", file=sys.stderr)
-                server.terminate()
-                return 1
-            time.sleep(0.5)
+        if not wait_until_up(server, url, "the MLflow UI", "Try make ui PORT=<another port>.",
+                             server.terminate):
+            return 1
         print(f"MLflow UI: {url} (Ctrl-C stops it)\n{GUIDE}", flush=True)
         return server.wait()
     except KeyboardInterrupt:

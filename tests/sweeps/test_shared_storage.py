@@ -138,3 +138,19 @@ def test_a_worker_joins_with_the_study_s_overrides_then_its_own():
 def test_make_worker_on_a_missing_study_says_how_to_create_it(tmp_path, capsys):
     code = main(["--join=nope", f"storage.dir={tmp_path}"])
     assert code == 2 and "no study 'nope'" in capsys.readouterr().err
+
+
+def test_mlflow_server_refuses_a_taken_port_instead_of_trusting_another_server(monkeypatch, capsys):
+    import socket
+
+    from sweeps import mlflow_server
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        monkeypatch.setenv("SEEDSWEEP_MLFLOW_DB_URL", "postgresql://me:hunter2@127.0.0.1:9/mlflow")
+        monkeypatch.setenv("PORT", str(busy.getsockname()[1]))
+        assert mlflow_server.main([]) == 1
+    assert "is taken" in capsys.readouterr().err
+    monkeypatch.delenv("SEEDSWEEP_MLFLOW_DB_URL")
+    assert mlflow_server.main([]) == 2
+    assert "set SEEDSWEEP_MLFLOW_DB_URL" in capsys.readouterr().err
