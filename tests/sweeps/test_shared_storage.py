@@ -43,7 +43,7 @@ def _worker(cfg_yaml: str, budget: int, grid: bool, out) -> None:
     out.put(mine)
 
 
-def race(cfg, budget: int, grid: bool, processes: int = 6) -> list[int]:
+def race(cfg, budget: int, grid: bool, processes: int = 4) -> list[int]:
     """`processes` workers claim and finish trials as fast as they can."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
