@@ -72,9 +72,11 @@ def joined_args(name: str, local: list[str]) -> list[str]:
     return joined_overrides(study.user_attrs[OVERRIDES], [*local, f"sweep.study_name={name}"])
 
 
-def worker_args(args: list[str]) -> list[str]:
-    """The overrides a worker must repeat: where the study and its runs are stored."""
-    return [a for a in args if a.split("=", 1)[0].lstrip("+").startswith(("storage", "tracking"))]
+def worker_command(name: str, args: list[str]) -> str:
+    """`make worker` for study `name`, repeating the overrides that say where the study and
+    its runs are stored."""
+    where = [a for a in args if a.split("=", 1)[0].lstrip("+").startswith(("storage", "tracking"))]
+    return f"make worker STUDY={name}" + (f" ARGS='{' '.join(where)}'" if where else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,8 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if create_only:
             print(f"study {sweep.name}: {sweep.budget} trials"
                   + (f", {len(sweep.points)} grid points queued" if sweep.grid else "")
-                  + f"; start workers on any host with:\n  make worker STUDY={sweep.name}"
-                  + (f" ARGS='{' '.join(worker_args(args))}'" if worker_args(args) else ""), flush=True)
+                  + f"; start workers on any host with:\n  {worker_command(sweep.name, args)}", flush=True)
             return 0
         if worker is not None or workers == 1:
             sweep.run()
@@ -148,8 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\ninterrupted: the study is intact; run the same command to resume.", file=sys.stderr)
         return 130
     print(summary(sweep.study, int(cfg.sweep.show_top)))
-    again = (f"make worker STUDY={join}" + (f" ARGS='{' '.join(worker_args(local))}'" if worker_args(local)
-                                            else "")) if join else sweep.command
+    again = worker_command(join, local) if join else sweep.command
     print(f"Optuna study and MLflow experiment {sweep.name!r} (make ui); "
           f"rerun or resume with:\n  {again}")
     return 0
