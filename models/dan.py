@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.checks import PROBABILITY, boolean, integer, one_of
+from models.checks import PROBABILITY, boolean, integer, number, one_of
 from models.noise import dropout
 from models.registry import BuildContext, Built, ModelSpec, register_model
 
@@ -37,6 +37,7 @@ class DAN(nn.Module):
         sparse: bool = False,
         embeddings: torch.Tensor | None = None,
         freeze_embeddings: bool = False,
+        init_range: float = 0.1,
     ) -> None:
         super().__init__()
         if vocab_size <= padding_idx or num_classes < 2 or embed_dim < 1:
@@ -60,7 +61,7 @@ class DAN(nn.Module):
             if embeddings is not None:
                 self.embed.weight.copy_(embeddings)
             else:
-                nn.init.uniform_(self.embed.weight, -0.1, 0.1)
+                nn.init.uniform_(self.embed.weight, -init_range, init_range)
             self.embed.weight[padding_idx].zero_()
         self.embed.weight.requires_grad_(not freeze_embeddings)
         layers: list[nn.Module] = []
@@ -108,7 +109,7 @@ def build(m: Mapping[str, Any], task: Any, ctx: BuildContext) -> Built:
     embeddings, info = None, {}
     if m.get("embeddings", "random") == "glove":
         from models.embeddings import glove_50d
-        embeddings, coverage = glove_50d(task.vocab.itos)
+        embeddings, coverage = glove_50d(task.vocab.itos, scale=float(m.get("init_range", 0.1)))
         if int(m["embed_dim"]) != embeddings.shape[1]:
             raise ValueError(f"GloVe 6B vectors are {embeddings.shape[1]}-d: set "
                              f"model.embed_dim={embeddings.shape[1]}")
@@ -118,6 +119,7 @@ def build(m: Mapping[str, Any], task: Any, ctx: BuildContext) -> Built:
         hidden_dims=hidden, activation=m["activation"], word_dropout=float(m["word_dropout"]),
         dropout=float(m["dropout"]), padding_idx=task.vocab.pad_index, sparse=sparse,
         embeddings=embeddings, freeze_embeddings=bool(m.get("freeze_embeddings", False)),
+        init_range=float(m.get("init_range", 0.1)),
     )
     info = {"vocab_size": len(task.vocab), "num_classes": task.num_classes, "n_train": len(task.train),
             "n_dev": len(task.dev), "sparse_embeddings": sparse, **info}
@@ -134,5 +136,6 @@ register_model(ModelSpec(
     doc="Deep Averaging Network (Iyyer et al. 2015); num_layers=0 gives NBOW",
     checks={"embed_dim": integer(1), "num_layers": integer(0), "hidden_dim": integer(1),
             "activation": one_of(*ACTIVATIONS), "word_dropout": PROBABILITY, "dropout": PROBABILITY,
-            "embeddings": one_of("random", "glove"), "freeze_embeddings": boolean},
+            "embeddings": one_of("random", "glove"), "freeze_embeddings": boolean,
+            "init_range": number(0.0, low_open=True)},
 ))

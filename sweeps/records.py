@@ -54,6 +54,8 @@ CONFIG_FILE = "config.yaml"  # artifact: the resolved config
 TRIAL_PARAM = "trial"  # param: the trial number
 SEEDS_PARAM, K_SEEDS_PARAM = "seeds", "k_seeds"  # params: the seeds (space-separated), K
 TEST_EVALUATIONS_METRIC = "test_evaluations"  # metric: how often its test split was read
+PAPER_CELL = "paper_cell"  # tag: <table>/<row>/<column> of a paper table (make paper)
+HARDWARE = "hardware"  # tag: CPU or GPU, cores and torch threads, torch version
 # ---- MLflow: a seed's run
 SEED_PARAM = "seed"  # param
 WEIGHTS = "weights"  # artifact folder: best-<seed>.pt

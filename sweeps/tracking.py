@@ -196,6 +196,16 @@ class Tracker:
         return self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'")
 
+    def config_runs(self) -> list:
+        """The experiment's configuration (parent) runs, newest first; none, and no
+        experiment created, when it does not exist yet."""
+        exp = self.client.get_experiment_by_name(self.experiment)
+        if exp is None:
+            return []
+        runs = self.client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"],
+                                       max_results=1000)
+        return [r for r in runs if MLFLOW_PARENT_RUN_ID not in r.data.tags]
+
     def delete_artifacts(self, run_id: str, folder: str) -> None:
         """Remove one artifact folder of a run (saved weights that can no longer matter)."""
         repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri)

@@ -1,0 +1,118 @@
+"""`make paper TABLE=iyyer2015`: a paper's table, cell by cell, each over K seeds, each
+cell's test split read once at the end.
+
+usage: python -m sweeps.paper TABLE [--rows a,b] [--columns x,y] [--list] [overrides...]
+
+For every cell of conf/paper/<TABLE>.yaml (a row's overrides plus a column's) it trains
+the configuration over the table's K seeds, like `make train`, into its own MLflow
+experiment `paper-<table>-<row>-<column>`, then evaluates the seeds' best weights on the
+test split with `make final`'s evaluation. It resumes: a cell already evaluated is left
+alone, one trained but not evaluated is evaluated, and one a kill cut off is trained
+again. A cell whose data is missing (SST without SST_ROOT) is skipped with the reason.
+`python -m analysis.paper` then writes docs/results.md from what MLflow holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+
+import torch
+from omegaconf import DictConfig
+
+from models import metrics
+from models.errors import UserError
+from sweeps import final, storage
+from sweeps.config import check_seeds, compose_config, run_cli
+from sweeps.paper_spec import Cell, load_table, select, tables
+from sweeps.records import HARDWARE, PAPER_CELL
+from sweeps.tracking import Tracker
+from sweeps.train import train
+
+
+def hardware(cfg: DictConfig) -> str:
+    """What trained a cell, for the results page: the device, cores, threads and torch."""
+    if str(cfg.device).startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()):
+        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads "
+            f"(torch {torch.__version__})")
+
+
+def cell_config(cell: Cell, extra: Sequence[str], seeds: int) -> DictConfig:
+    return compose_config([*cell.overrides, f"seeds={seeds}", *extra,
+                           f"tracking.experiment={cell.experiment}"])
+
+
+def status(cell: Cell, cfg: DictConfig) -> tuple[str, str | None]:
+    """("tested" | "trained" | "todo", the run to evaluate) of a cell, from MLflow."""
+    tracker = Tracker(cell.experiment, cfg.tracking.uri)
+    runs = [r for r in tracker.config_runs() if r.info.status == "FINISHED"]
+    test_key = metrics.seed_mean(metrics.TEST_PREFIX + cfg_monitor(cfg))
+    if any(test_key in r.data.metrics for r in runs):
+        return "tested", None
+    if runs:
+        return "trained", runs[0].info.run_id
+    for r in tracker.config_runs():  # a kill left it RUNNING: end it, train again
+        if r.info.status == "RUNNING":
+            tracker.end_stale(r.info.run_id)
+    return "todo", None
+
+
+def cfg_monitor(cfg: DictConfig) -> str:
+    return metrics.PERPLEXITY if cfg.model.name in ("nplm", "ngram") else metrics.ACCURACY
+
+
+def run_cell(cell: Cell, extra: Sequence[str], seeds: int) -> str:
+    if (why := cell.missing()) is not None:
+        return f"{cell.row}/{cell.column}: skipped, {why}"
+    cfg = cell_config(cell, extra, seeds)
+    check_seeds(cfg)
+    state, run_id = status(cell, cfg)
+    if state == "tested":
+        return f"{cell.row}/{cell.column}: done (test evaluated), nothing to do"
+    started = time.monotonic()
+    if state == "todo":
+        print(f"{cell.row}/{cell.column}: training {' '.join(cell.overrides)} over {seeds} seeds", flush=True)
+        result = train(cfg, f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}")
+        run_id = result.run_id
+        Tracker(cell.experiment, cfg.tracking.uri).set_tags(run_id, {
+            PAPER_CELL: f"{cell.table}/{cell.row}/{cell.column}", HARDWARE: hardware(cfg)})
+    out = final.evaluate(final.resolve(cfg, None, None, run_id), None, storage.folder_of(cfg))
+    return (f"{cell.row}/{cell.column}: {time.monotonic() - started:.0f} s\n" + final.report(out))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m sweeps.paper", description=__doc__.splitlines()[0])
+    ap.add_argument("table", nargs="?")
+    ap.add_argument("--rows")
+    ap.add_argument("--columns")
+    ap.add_argument("--list", action="store_true", help="list the cells and their state, train nothing")
+    args, extra = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+
+    def body() -> str:
+        if not args.table:
+            raise UserError(f"name a table: TABLE=<one of {', '.join(tables())}>")
+        table = load_table(args.table)
+        cells = select(table, args.rows, args.columns)
+        if args.list:
+            return "\n".join(f"{c.row}/{c.column}: " + (c.missing() or
+                             status(c, cell_config(c, extra, table.seeds))[0]) for c in cells)
+        for cell in cells:
+            print(run_cell(cell, extra, table.seeds), flush=True)
+        return f"{table.name}: {len(cells)} cell(s) looked at; docs/results.md: python -m analysis.paper"
+
+    return run_cli(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The papers' tables as data: conf/paper/<table>.yaml names its rows and columns, the
+overrides of each cell and the paper's own figures. Plain values, no torch: the training
+driver (sweeps/paper.py) and the report (analysis/paper.py) both read it.
+
+A cell is trained as its own MLflow experiment, `paper-<table>-<row>-<column>`, so the
+lockbox counts the test evaluations of each cell on its own: one, at the end.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from models.errors import UserError
+from sweeps.paths import CONF_DIR
+
+PAPER_DIR = CONF_DIR / "paper"
+NEEDS = {"sst": "SST_ROOT"}  # a column's `needs:` -> the environment variable that provides it
+
+
+@dataclass(frozen=True)
+class Cell:
+    table: str
+    row: str
+    column: str
+    overrides: tuple[str, ...]
+    paper: float | None  # the paper's figure, None where it has none
+    needs: str | None = None  # what the cell's data needs that a fresh clone may lack
+
+    @property
+    def experiment(self) -> str:
+        return f"paper-{self.table}-{self.row}-{self.column}"
+
+    def missing(self) -> str | None:
+        """Why this cell cannot run here, or None."""
+        var = NEEDS.get(self.needs or "")
+        if var and not os.environ.get(var):
+            return (f"needs {var}=<folder with train.txt, dev.txt, test.txt> (the Stanford Sentiment "
+                    "Treebank in PTB-tree format)")
+        return None
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    metric: str
+    scale: float
+    lower_is_better: bool
+    seeds: int
+    rows: dict[str, dict[str, Any]]
+    columns: dict[str, dict[str, Any]]
+    notes: str = ""
+    cells: list[Cell] = field(default_factory=list)
+
+    def label(self, row: str, paper: bool = False) -> str:
+        r = self.rows[row]
+        return str(r.get("paper_label", r["label"]) if paper else r["label"])
+
+
+def tables() -> list[str]:
+    return sorted(p.stem for p in PAPER_DIR.glob("*.yaml"))
+
+
+def load_table(name: str) -> Table:
+    path = PAPER_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"unknown paper table {name!r}; choose one of: {', '.join(tables())}.")
+    spec = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    try:
+        t = Table(name, spec["title"], spec["metric"], float(spec.get("scale", 1)),
+                  bool(spec.get("lower_is_better", False)), int(spec.get("seeds", 3)),
+                  spec["rows"], spec["columns"], spec.get("notes", ""))
+    except KeyError as e:
+        raise UserError(f"{path}: missing key {e}") from None
+    for row, r in t.rows.items():
+        for col, c in t.columns.items():
+            paper = (r.get("paper") or {}).get(col)
+            t.cells.append(Cell(name, row, col, (*r.get("overrides", ()), *c.get("overrides", ())),
+                                None if paper is None else float(paper), c.get("needs")))
+    return t
+
+
+def select(table: Table, rows: str | None = None, columns: str | None = None) -> list[Cell]:
+    """The cells of the comma-separated `rows` and `columns` (all when None)."""
+    def names(given: str | None, known: dict) -> list[str]:
+        if not given:
+            return list(known)
+        out = [n.strip() for n in given.split(",") if n.strip()]
+        bad = [n for n in out if n not in known]
+        if bad:
+            raise UserError(f"{table.name} has no {bad[0]!r}; it has: {', '.join(known)}.")
+        return out
+    rs, cs = names(rows, table.rows), names(columns, table.columns)
+    return [c for c in table.cells if c.row in rs and c.column in cs]
