@@ -20,12 +20,15 @@ STUDY ?=
 TRIAL ?=
 RUN ?=
 REASON ?=
+TABLE ?=
+ROWS ?=
+COLUMNS ?=
 SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 	$(if $(TRIALS),sweep.trials=$(TRIALS)) $(if $(SEEDS),seeds=$(SEEDS)) \
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep study worker mlflow-server final report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning ui clean
+.PHONY: help install sweep study worker mlflow-server final paper report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning ui clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,8 +60,14 @@ final: $(VENV)/.installed ## test-set evaluation, once: make final MODEL=dan [ST
 		$(if $(STUDY),--study=$(STUDY)) $(if $(TRIAL),--trial=$(TRIAL)) $(if $(RUN),--run=$(RUN)) \
 		$(if $(REASON),--reason="$(REASON)") $(ARGS)
 
-report: $(VENV)/.installed ## tables, plots and report.md of a study under reports/<study>/: make report MODEL=dan [STUDY=]
-	$(PY) -m analysis.report model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+paper: $(VENV)/.installed ## a paper's table, cell by cell over 3 seeds, then docs/results.md: make paper TABLE=iyyer2015 [ROWS=] [COLUMNS=] [SST_ROOT=]
+	@test -n "$(TABLE)" || { echo "error: make paper needs TABLE=<$$(ls conf/paper | sed 's/.yaml//' | paste -sd'|')>" >&2; exit 2; }
+	$(PY) -m sweeps.paper $(TABLE) $(if $(ROWS),--rows=$(ROWS)) $(if $(COLUMNS),--columns=$(COLUMNS)) \
+		$(if $(REASON),--reason="$(REASON)") $(ARGS)
+	$(PY) -m analysis.paper $(ARGS)
+
+report: $(VENV)/.installed ## tables, plots and report.md of a study under reports/<study>/: make report MODEL=dan [STUDY=]; make report TABLE=all: docs/results.md, every paper table
+	$(if $(TABLE),$(PY) -m analysis.paper $(ARGS) && exit 0;) $(PY) -m analysis.report model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 		$(if $(STUDY),--study=$(STUDY)) $(ARGS)
 
 doctor: $(VENV)/.installed ## check a study against MLflow and repair disagreements: make doctor MODEL=dan [STUDY=] [ARGS=--dry-run]

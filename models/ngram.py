@@ -150,8 +150,10 @@ def trigram_of(task) -> Trigram:
     return task.cache["trigram"]
 
 
-def ngram_perplexities(task, kind: str) -> dict[str, float]:
-    """Valid perplexity of the interpolated trigram and/or Kneser-Ney, in the NPLM's tokens."""
+def ngram_perplexities(task, kind: str, split=None) -> dict[str, float]:
+    """Perplexity of the interpolated trigram and/or Kneser-Ney, in the NPLM's tokens: on
+    valid as `dev_*` metrics with the interpolation weights, or on `split` (the final
+    evaluation's test split) as plain `perplexity`, `<kind>_perplexity`."""
     from models import metrics
     from models.data.lm import EOS
     from models.errors import UserError
@@ -159,14 +161,15 @@ def ngram_perplexities(task, kind: str) -> dict[str, float]:
     if any(k not in ("interpolated", "kneser_ney") for k in kinds):
         raise UserError(f"model.kind must be interpolated, kneser_ney or both, not {kind!r}.")
     eos = task.vocab.stoi[EOS]
-    valid = task.dev.tokens.numpy()
+    tokens = (task.dev if split is None else split).tokens.numpy()
+    name = metrics.dev if split is None else (lambda k: k)
     out = {}
     for k in kinds:
         model = trigram_of(task) if k == "interpolated" else Trigram(task.train.tokens.numpy(),
                                                                       len(task.vocab), k)
-        out[metrics.dev(f"{k}_perplexity")] = model.perplexity(valid, pad=eos)
-        if k == "interpolated":
+        out[name(f"{k}_perplexity")] = model.perplexity(tokens, pad=eos)
+        if k == "interpolated" and split is None:
             out |= {f"lambda_{order}": float(v) for order, v in
                     zip(("trigram", "bigram", "unigram", "uniform"), model.lambdas)}
-    out[metrics.dev(metrics.PERPLEXITY)] = out[metrics.dev(f"{kinds[0]}_perplexity")]
+    out[name(metrics.PERPLEXITY)] = out[name(f"{kinds[0]}_perplexity")]
     return out

@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 
 from models import metrics
 from models.errors import UserError
+from models.ngram import ngram_perplexities
 from sweeps import storage
 from sweeps.config import compose_config, run_cli
 from sweeps.locks import file_lock
@@ -45,7 +46,7 @@ from sweeps.records import (
 )
 from sweeps.storage import ranked
 from sweeps.tracking import Tracker, git_commit
-from sweeps.workloads import build_workload, test_split
+from sweeps.workloads import COUNTED, build_workload, prepare_task, test_split
 
 
 @dataclass
@@ -131,10 +132,11 @@ def evaluate(target: Target, reason: str | None, lock_folder: Path) -> FinalResu
 def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
     tracker = target.tracker
     cfg = OmegaConf.create(tracker.load_text(target.run_id, CONFIG_FILE))
-    workload = build_workload(cfg, device="cpu")  # one pass over test: the CPU, weights as saved
-    task = workload.task
+    counted = cfg.model.name in COUNTED  # n-gram baselines: no seeds, no weights, counted again
+    workload = None if counted else build_workload(cfg, device="cpu")  # the CPU, weights as saved
+    task = prepare_task(cfg) if counted else workload.task
     children = sorted(tracker.child_runs(target.run_id), key=lambda r: seed_of(r.data.params))
-    if not children:
+    if not children and not counted:
         raise UserError(f"run {target.run_id} has no seed runs to evaluate.")
     seeds = [seed_of(c.data.params) for c in children]
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,8 +162,10 @@ def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
         tracker.log_metrics(target.run_id, {TEST_EVALUATIONS_METRIC: on_run + 1}, step=step)
         ledger_run = tracker.start_test_evaluation(entry)
 
-        test, extra = test_split(cfg, workload)  # the lockbox opens here, and only here
-        dev, test_metrics = [], []
+        test, extra = test_split(cfg, task, None if counted else workload.built)  # the lockbox opens
+        dev, test_metrics = [], []  # here, and only here
+        if counted:
+            test_metrics.append(ngram_perplexities(task, cfg.model.kind, test))
         for child, path in zip(children, weights):
             model = workload.build_model()
             model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
@@ -184,14 +188,17 @@ def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
 
 def report(r: FinalResult) -> str:
     m = r.monitor
+    which = f"trial {r.target.trial} of " if r.target.trial is not None else ""
+    where = (f"{which}{r.target.scope} (MLflow run {r.target.run_id}); test evaluations of "
+             f"{r.target.scope}: {r.evaluations}" + (" (a repeat)" if r.repeat else ""))
+    if not r.seeds:  # a counted n-gram model: its values, no seeds
+        return "\n".join([*(f"{'test ' + k:>32}  {v:.4f}" for k, v in r.test[0].items()), where])
     lines = [f"{'seed':>12}  {'dev ' + m:>14}  {'test ' + m:>14}"]
     lines += [f"{s:>12}  {d:>14.4f}  {t[m]:>14.4f}" for s, d, t in zip(r.seeds, r.dev, r.test)]
     dm, ds = mean_std(r.dev)
     tm, ts = mean_std([t[m] for t in r.test])
     lines.append(f"{'mean ± std':>12}  {dm:.4f} ± {ds:.4f}  {tm:.4f} ± {ts:.4f}")
-    which = f"trial {r.target.trial} of " if r.target.trial is not None else ""
-    lines.append(f"{which}{r.target.scope} (MLflow run {r.target.run_id}); test evaluations of "
-                 f"{r.target.scope}: {r.evaluations}" + (" (a repeat)" if r.repeat else ""))
+    lines.append(where)
     return "\n".join(lines)
 
 

@@ -8,7 +8,9 @@ the configuration over the table's K seeds, like `make train`, into its own MLfl
 experiment `paper-<table>-<row>-<column>`, then evaluates the seeds' best weights on the
 test split with `make final`'s evaluation. It resumes: a cell already evaluated is left
 alone, one trained but not evaluated is evaluated, and one a kill cut off is trained
-again. A cell whose data is missing (SST without SST_ROOT) is skipped with the reason.
+again; a cell whose test split an earlier run already read needs --reason (REASON=), which
+the lockbox ledger records as a repeat. A cell whose data is missing (SST without
+SST_ROOT) is skipped with the reason.
 `python -m analysis.paper` then writes docs/results.md from what MLflow holds.
 """
 
@@ -31,7 +33,7 @@ from sweeps.config import check_seeds, compose_config, run_cli
 from sweeps.paper_spec import Cell, load_table, select, tables
 from sweeps.records import HARDWARE, PAPER_CELL
 from sweeps.tracking import Tracker
-from sweeps.train import train
+from sweeps.train import train, train_ngram
 
 
 def hardware(cfg: DictConfig) -> str:
@@ -72,7 +74,7 @@ def cfg_monitor(cfg: DictConfig) -> str:
     return metrics.PERPLEXITY if cfg.model.name in ("nplm", "ngram") else metrics.ACCURACY
 
 
-def run_cell(cell: Cell, extra: Sequence[str], seeds: int) -> str:
+def run_cell(cell: Cell, extra: Sequence[str], seeds: int, reason: str | None = None) -> str:
     if (why := cell.missing()) is not None:
         return f"{cell.row}/{cell.column}: skipped, {why}"
     cfg = cell_config(cell, extra, seeds)
@@ -82,12 +84,13 @@ def run_cell(cell: Cell, extra: Sequence[str], seeds: int) -> str:
         return f"{cell.row}/{cell.column}: done (test evaluated), nothing to do"
     started = time.monotonic()
     if state == "todo":
-        print(f"{cell.row}/{cell.column}: training {' '.join(cell.overrides)} over {seeds} seeds", flush=True)
-        result = train(cfg, f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}")
-        run_id = result.run_id
+        print(f"{cell.row}/{cell.column}: training {' '.join(cell.overrides)}"
+              + ("" if cfg.model.name == "ngram" else f" over {seeds} seeds"), flush=True)
+        command = f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}"
+        run_id = train_ngram(cfg, command)[0] if cfg.model.name == "ngram" else train(cfg, command).run_id
         Tracker(cell.experiment, cfg.tracking.uri).set_tags(run_id, {
             PAPER_CELL: f"{cell.table}/{cell.row}/{cell.column}", HARDWARE: hardware(cfg)})
-    out = final.evaluate(final.resolve(cfg, None, None, run_id), None, storage.folder_of(cfg))
+    out = final.evaluate(final.resolve(cfg, None, None, run_id), reason, storage.folder_of(cfg))
     return (f"{cell.row}/{cell.column}: {time.monotonic() - started:.0f} s\n" + final.report(out))
 
 
@@ -97,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rows")
     ap.add_argument("--columns")
     ap.add_argument("--list", action="store_true", help="list the cells and their state, train nothing")
+    ap.add_argument("--reason", help="why a cell's test split is read again (recorded as a repeat)")
     args, extra = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
 
     def body() -> str:
@@ -108,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return "\n".join(f"{c.row}/{c.column}: " + (c.missing() or
                              status(c, cell_config(c, extra, table.seeds))[0]) for c in cells)
         for cell in cells:
-            print(run_cell(cell, extra, table.seeds), flush=True)
+            print(run_cell(cell, extra, table.seeds, args.reason), flush=True)
         return f"{table.name}: {len(cells)} cell(s) looked at; docs/results.md: python -m analysis.paper"
 
     return run_cli(body)

@@ -54,7 +54,11 @@ class Table:
     rows: dict[str, dict[str, Any]]
     columns: dict[str, dict[str, Any]]
     notes: str = ""
+    ordering: list[str] = field(default_factory=list)  # rows the paper ranks, worst first
     cells: list[Cell] = field(default_factory=list)
+
+    def cell(self, row: str, column: str) -> Cell:
+        return next(c for c in self.cells if c.row == row and c.column == column)
 
     def label(self, row: str, paper: bool = False) -> str:
         r = self.rows[row]
@@ -73,9 +77,11 @@ def load_table(name: str) -> Table:
     try:
         t = Table(name, spec["title"], spec["metric"], float(spec.get("scale", 1)),
                   bool(spec.get("lower_is_better", False)), int(spec.get("seeds", 3)),
-                  spec["rows"], spec["columns"], spec.get("notes", ""))
+                  spec["rows"], spec["columns"], spec.get("notes", ""), list(spec.get("ordering", ())))
     except KeyError as e:
         raise UserError(f"{path}: missing key {e}") from None
+    if bad := [r for r in t.ordering if r not in t.rows]:
+        raise UserError(f"{path}: ordering names {bad[0]!r}, which is not a row")
     for row, r in t.rows.items():
         for col, c in t.columns.items():
             paper = (r.get("paper") or {}).get(col)
@@ -85,7 +91,7 @@ def load_table(name: str) -> Table:
 
 
 def select(table: Table, rows: str | None = None, columns: str | None = None) -> list[Cell]:
-    """The cells of the comma-separated `rows` and `columns` (all when None)."""
+    """The cells of the comma-separated `rows` and `columns` (all when None), row by row."""
     def names(given: str | None, known: dict) -> list[str]:
         if not given:
             return list(known)
@@ -95,4 +101,4 @@ def select(table: Table, rows: str | None = None, columns: str | None = None) ->
             raise UserError(f"{table.name} has no {bad[0]!r}; it has: {', '.join(known)}.")
         return out
     rs, cs = names(rows, table.rows), names(columns, table.columns)
-    return [c for c in table.cells if c.row in rs and c.column in cs]
+    return [table.cell(r, c) for r in rs for c in cs]  # in the order given

@@ -111,9 +111,9 @@ def build_workload(cfg: DictConfig, task: Any | None = None, device: str | None 
                     str(cfg.train.get("vectorize_seeds", "auto")).lower(), task, spec, built)
 
 
-def test_split(cfg: DictConfig, workload: Workload) -> tuple[Any, dict[str, Any]]:
-    """The test split of `cfg.data` encoded with the workload's vocabulary, and the extra
-    arguments its model's evaluation takes. Locked to all but the final evaluation."""
-    built = workload.built
-    split = registry.test_split(data_source(cfg.data), values(cfg.data), cache_dir(cfg), built.task)
-    return split, (built.test_extras(split) if built.test_extras else {})
+def test_split(cfg: DictConfig, task: Any, built: Built | None = None) -> tuple[Any, dict[str, Any]]:
+    """The test split of `cfg.data` encoded with the vocabulary of `task` (a workload's
+    `built.task`, or a counted model's prepared task), and the extra arguments its model's
+    evaluation takes. Locked to all but the final evaluation."""
+    split = registry.test_split(data_source(cfg.data), values(cfg.data), cache_dir(cfg), task)
+    return split, (built.test_extras(split) if built is not None and built.test_extras else {})

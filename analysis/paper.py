@@ -1,0 +1,204 @@
+"""docs/results.md: the papers' tables as this platform reproduced them, beside the papers'.
+
+    python -m analysis.paper [TABLE ...] [--out docs/results.md] [tracking.uri=...]
+
+Reads every cell of conf/paper/<table>.yaml from MLflow (the experiment
+`paper-<table>-<row>-<column>` that `make paper` trains into) and writes, for each table:
+the table itself (test mean ± std over seeds, the paper's figure beside it), a line per
+cell with its dev and test figures, seeds, best epochs, wall time, hardware and the
+commands that reproduce it, whether the paper's ordering of rows holds, and a note on
+every gap to the paper larger than the seed std. Also <table>.md/.tex/.csv under
+docs/results/. Reads only; trains nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.tables import write_all
+from models import metrics
+from sweeps.config import run_cli
+from sweeps.paper_spec import Cell, Table, load_table, tables
+from sweeps.paths import ROOT
+from sweeps.records import HARDWARE, SEEDS_PARAM
+from sweeps.tracking import Tracker
+
+DOCS = ROOT / "docs"
+
+
+@dataclass
+class Found:
+    """One cell as MLflow holds it (test figures already scaled)."""
+    run_id: str
+    test: tuple[float, float] | None
+    dev: tuple[float, float]
+    seeds: str
+    best_epochs: list[int]
+    wall_s: float
+    hardware: str
+    values: list[float]  # each seed's test figure
+    repeats: list[str]  # reasons of the test evaluations after the first (the lockbox ledger)
+
+
+def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
+    tracker = Tracker(cell.experiment, uri)
+    runs = [r for r in tracker.config_runs() if r.info.status == "FINISHED"]
+    if not runs:
+        return None
+    test_key = metrics.TEST_PREFIX + table.metric
+    run = next((r for r in runs if metrics.seed_mean(test_key) in r.data.metrics), runs[0])
+    m, s = run.data.metrics, table.scale
+    test = ((m[metrics.seed_mean(test_key)] * s, m[metrics.seed_std(test_key)] * s)
+            if metrics.seed_mean(test_key) in m else None)
+    children = tracker.child_runs(run.info.run_id)
+    dev_values = [c.data.metrics.get(metrics.best_dev(table.metric), float("nan")) * s for c in children]
+    dev = pd.Series(dev_values, dtype=float)
+    return Found(
+        run.info.run_id, test, (dev.mean(), dev.std(ddof=1) if len(dev) > 1 else 0.0),
+        run.data.params.get(SEEDS_PARAM, ""),
+        sorted(int(c.data.metrics.get(metrics.BEST_EPOCH, 0)) for c in children),
+        ((run.info.end_time or run.info.start_time) - run.info.start_time) / 1000,
+        run.data.tags.get(HARDWARE, "not recorded"),
+        [c.data.metrics[test_key] * s for c in children if test_key in c.data.metrics],
+        [e.get("reason", "") for e in tracker.ledger(cell.experiment)[1:]],
+    )
+
+
+def fmt(x: tuple[float, float] | None, digits: int = 1) -> str:
+    return "–" if x is None else f"{x[0]:.{digits}f} ± {x[1]:.{digits}f}"
+
+
+def commands(cell: Cell, found: Found | None, seeds: int) -> str:
+    paper = f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}"
+    env = "SST_ROOT=<sst folder> " if cell.needs == "sst" else ""
+    if found is None:
+        return f"`{env}{paper}`"
+    args = " ".join(o for o in cell.overrides if not o.startswith("model=")) + f" seeds={seeds}"
+    model = next((o.split("=", 1)[1] for o in cell.overrides if o.startswith("model=")), "dan")
+    return (f"`{env}{paper}`, or by hand "
+            f"`{env}make train MODEL={model} ARGS='{args} tracking.experiment={cell.experiment}'` then "
+            f"`make final MODEL={model} RUN={found.run_id}`")
+
+
+def frame(table: Table, found: dict[Cell, Found | None]) -> pd.DataFrame:
+    """Rows × columns, ours (mean, std) and the paper's figure: for the .csv/.tex/.md files."""
+    out = []
+    for row in table.rows:
+        r: dict[str, object] = {"model": table.label(row)}
+        for col, c in table.columns.items():
+            cell, f = table.cell(row, col), found[table.cell(row, col)]
+            r[f"{c['label']} mean"] = f.test[0] if f and f.test else float("nan")
+            r[f"{c['label']} std"] = f.test[1] if f and f.test else float("nan")
+            r[f"{c['label']} (paper)"] = cell.paper if cell.paper is not None else float("nan")
+        out.append(r)
+    return pd.DataFrame(out)
+
+
+def ordering(table: Table, found: dict[Cell, Found | None]) -> list[str]:
+    """Whether the paper's ranking of rows holds, column by column, on the test means."""
+    if len(table.ordering) < 2:
+        return []
+    lines = []
+    sign = -1 if table.lower_is_better else 1
+    for col, c in table.columns.items():
+        means = [found[table.cell(r, col)] for r in table.ordering]
+        if any(f is None or f.test is None for f in means):
+            lines.append(f"- {c['label']}: not all of {', '.join(table.label(r) for r in table.ordering)} "
+                         "evaluated yet.")
+            continue
+        values = [sign * f.test[0] for f in means]
+        holds = all(a < b for a, b in zip(values, values[1:]))
+        chain = (" > " if table.lower_is_better else " < ").join(
+            f"{table.label(r)} {f.test[0]:.1f}" for r, f in zip(table.ordering, means))
+        verdict = "holds" if holds else "does not hold"
+        lines.append(f"- {c['label']}: {chain}: the paper's ordering **{verdict}**.")
+    return lines
+
+
+def gaps(table: Table, found: dict[Cell, Found | None]) -> list[str]:
+    """A line for every evaluated cell whose gap to the paper is larger than its seed std."""
+    lines = []
+    for cell, f in found.items():
+        if f is None or f.test is None or cell.paper is None:
+            continue
+        gap = f.test[0] - cell.paper
+        if abs(gap) > f.test[1]:
+            better = (gap < 0) if table.lower_is_better else (gap > 0)
+            lines.append(f"- {table.label(cell.row)}, {table.columns[cell.column]['label']}: "
+                         f"{f.test[0]:.1f} against the paper's {cell.paper:.1f} "
+                         f"({'+' if gap > 0 else ''}{gap:.1f}, {'better' if better else 'worse'}; "
+                         f"seed std {f.test[1]:.1f}).")
+    return lines
+
+
+def section(table: Table, uri: str | None, files: Path) -> str:
+    found = {c: read_cell(c, table, uri) for c in table.cells}
+    head = "| model | " + " | ".join(c["label"] for c in table.columns.values()) + " |"
+    lines = [f"## {table.title}", "",
+             f"Ours: test mean ± std over {table.seeds} seeds, each cell's test split evaluated once; "
+             "the paper's figure in brackets. – : not run yet.", "", head,
+             "|---|" + "---|" * len(table.columns)]
+    for row in table.rows:
+        cells = []
+        for col in table.columns:
+            cell = table.cell(row, col)
+            f = found[cell]
+            paper = "" if cell.paper is None else f" ({cell.paper:.1f})"
+            cells.append(f"{fmt(f.test if f else None)}{paper}")
+        label = table.label(row)
+        if table.label(row, paper=True) != label:
+            label += f" [paper: {table.label(row, paper=True)}]"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "**Ordering of the rows**", "", *(ordering(table, found) or ["- (none given)"]), ""]
+    lines += ["**Gaps larger than the seed std**", "",
+              *(gaps(table, found) or ["- none among the cells evaluated."]), ""]
+    if table.notes:
+        lines += ["**Notes**", "", table.notes.strip(), ""]
+    lines += ["**Each cell**", ""]
+    for cell, f in found.items():
+        name = f"{table.label(cell.row)}, {table.columns[cell.column]['label']}"
+        if f is None:
+            why = "needs the SST (SST_ROOT)" if cell.missing() else "not run yet"
+            lines.append(f"- {name}: {why}: {commands(cell, f, table.seeds)}.")
+            continue
+        lines.append(
+            f"- {name}: test {fmt(f.test, 2)} (seeds: {', '.join(f'{v:.2f}' for v in f.values) or '–'}), "
+            f"dev {fmt(f.dev, 2)}; seeds {f.seeds}; best epochs {f.best_epochs}; "
+            f"training {f.wall_s / 60:.1f} min on {f.hardware}; MLflow run `{f.run_id}`. "
+            + "".join(f"**Test split read again** (lockbox ledger): {r}. " for r in f.repeats) +
+            f"{commands(cell, f, table.seeds)}.")
+    paths = write_all(frame(table, found), files, table.name, table.title)
+    links = ", ".join(f"[{p.name}]({p.relative_to(files.parent)})" for p in paths)
+    lines += ["", f"Also as {links}.", ""]
+    return "\n".join(lines)
+
+
+def write(names: Sequence[str], out: Path, uri: str | None) -> Path:
+    parts = ["# Results: the papers' tables on this platform", "",
+             f"Generated by `make paper` (`python -m analysis.paper`) on "
+             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC from the MLflow store; "
+             "do not edit by hand: edit conf/paper/<table>.yaml and rerun.", ""]
+    parts += [section(load_table(n), uri, out.parent / out.stem) for n in names]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts))
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m analysis.paper", description=__doc__.splitlines()[0])
+    ap.add_argument("tables", nargs="*")
+    ap.add_argument("--out", default=str(DOCS / "results.md"))
+    args, extra = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    uri = next((o.split("=", 1)[1] for o in extra if o.startswith("tracking.uri=")), None)
+    return run_cli(lambda: f"wrote {write(args.tables or tables(), Path(args.out), uri)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""make paper: a paper's table trained cell by cell, each test split read once, and
+docs/results.md written from MLflow beside the paper's figures."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from analysis import paper as paper_report
+from models.errors import UserError
+from sweeps import paper, paper_spec
+from sweeps.config import compose_config
+from sweeps.tracking import Tracker
+
+
+def test_every_cell_of_every_table_composes():
+    """A typo in a table's overrides fails here, not hours into `make paper`."""
+    assert {"iyyer2015", "bengio2003_ptb"} <= set(paper_spec.tables())
+    for name in paper_spec.tables():
+        table = paper_spec.load_table(name)
+        assert len(table.cells) == len(table.rows) * len(table.columns)
+        for cell in table.cells:
+            cfg = compose_config([*cell.overrides, f"tracking.experiment={cell.experiment}"])
+            assert cfg.tracking.experiment == f"paper-{name}-{cell.row}-{cell.column}"
+
+
+def test_iyyer_table_follows_the_paper_code():
+    table = paper_spec.load_table("iyyer2015")
+    cfg = compose_config(list(table.cell("dan_rand", "sst2").overrides))
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, cfg.train.weight_decay) == \
+        ("adagrad", 0.005, 15, 1e-4)
+    assert cfg.model.init_range == 0.08 and cfg.data.phrases and cfg.data.name == "sst2"
+    assert compose_config(list(table.cell("nbow_rand", "rt").overrides)).model.num_layers == 0
+    assert table.cell("dan_rand", "sst2").paper == 83.2
+    assert table.ordering == ["nbow_rand", "dan_rand", "dan_glove"]
+
+
+def test_unknown_table_row_or_column_is_one_sentence():
+    with pytest.raises(UserError, match="unknown paper table 'nope'; choose one of"):
+        paper_spec.load_table("nope")
+    table = paper_spec.load_table("iyyer2015")
+    with pytest.raises(UserError, match="has no 'dan_bogus'"):
+        paper_spec.select(table, rows="dan_bogus")
+    assert [c.column for c in paper_spec.select(table, rows="dan_rand", columns="rt,sst2")] == ["rt", "sst2"]
+
+
+def test_sst_cells_are_skipped_with_the_reason_when_sst_is_absent(monkeypatch):
+    monkeypatch.delenv("SST_ROOT", raising=False)
+    cell = paper_spec.load_table("iyyer2015").cell("dan_rand", "sst")
+    assert "SST_ROOT" in paper.run_cell(cell, [], 3)
+
+
+def write_text_corpus(folder: Path) -> dict[str, Path]:
+    """A tiny corpus with a learnable structure for the n-gram rows."""
+    rng = random.Random(0)
+    words = ["the", "cat", "dog", "sat", "ran", "on", "mat", "fast", "a", "big"]
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for split, n in (("train", 300), ("valid", 60), ("test", 60)):
+        lines = [" ".join(rng.choice(words[i % 3::3]) for i in range(6)) for _ in range(n)]
+        out[split] = folder / f"{split}.txt"
+        out[split].write_text("\n".join(lines) + "\n")
+    return out
+
+
+@pytest.fixture
+def tiny_table(tmp_path, monkeypatch, polarity_csv):
+    """A two-row table on the synthetic CSV, and an n-gram table on a tiny corpus."""
+    folder = tmp_path / "paper"
+    folder.mkdir()
+    corpus = write_text_corpus(tmp_path / "corpus")
+    (folder / "tiny.yaml").write_text(f"""
+title: "Tiny: test accuracy (%)"
+metric: accuracy
+scale: 100
+seeds: 2
+columns:
+  csv: {{label: "CSV", overrides: [data=csv, data.path={polarity_csv}]}}
+rows:
+  nbow:
+    label: NBOW
+    overrides: [model=dan, model.num_layers=0, model.embed_dim=8, train.max_epochs=3, train.lr=0.1, threads=1]
+    paper: {{csv: 10.0}}
+  dan:
+    label: DAN
+    overrides: [model=dan, model.num_layers=1, model.hidden_dim=8, model.embed_dim=8,
+                train.max_epochs=3, train.lr=0.1, threads=1]
+ordering: [nbow, dan]
+notes: "a hand-written note"
+""")
+    (folder / "lm.yaml").write_text(f"""
+title: "Tiny LM: test perplexity"
+metric: perplexity
+lower_is_better: true
+columns:
+  text: {{label: "text", overrides: [data=text, data.train={corpus['train']},
+          data.valid={corpus['valid']}, data.test={corpus['test']}]}}
+rows:
+  trigram: {{label: trigram, overrides: [model=ngram, model.kind=interpolated]}}
+""")
+    monkeypatch.setattr(paper_spec, "PAPER_DIR", folder)
+    return folder
+
+
+def test_make_paper_trains_each_cell_once_reads_test_once_and_writes_the_results(
+        tiny_table, tmp_path, tracking_uri, capsys):
+    extra = [f"tracking.uri={tracking_uri}", f"tracking.artifacts={tmp_path / 'artifacts'}",
+             f"storage.dir={tmp_path / 'optuna'}"]
+    assert paper.main(["tiny", *extra]) == 0
+    out = capsys.readouterr().out
+    assert out.count("training model=dan") == 2 and "test evaluations of paper-tiny-nbow-csv: 1" in out
+
+    # a second run finds every cell done: nothing trained, no second look at the test split
+    assert paper.main(["tiny", *extra]) == 0
+    out = capsys.readouterr().out
+    assert "training" not in out and out.count("done (test evaluated)") == 2
+    for row in ("nbow", "dan"):
+        tracker = Tracker(f"paper-tiny-{row}-csv", tracking_uri)
+        assert len(tracker.ledger(f"paper-tiny-{row}-csv")) == 1
+        assert len(tracker.config_runs()) == 1
+
+    # the n-gram row: counted, then its test perplexity through the same lockbox
+    assert paper.main(["lm", *extra]) == 0
+    assert "test interpolated_perplexity" in capsys.readouterr().out
+
+    results = paper_report.write(["tiny", "lm"], tmp_path / "docs" / "results.md", tracking_uri)
+    text = results.read_text()
+    run = Tracker("paper-tiny-nbow-csv", tracking_uri).config_runs()[0]
+    mean = run.data.metrics["test_accuracy_mean"] * 100
+    assert f"| NBOW | {mean:.1f} ± " in text and "(10.0)" in text
+    assert "NBOW, CSV: " in text and "against the paper's 10.0" in text  # the gap is named
+    assert "the paper's ordering **" in text and "a hand-written note" in text
+    assert "make paper TABLE=tiny ROWS=dan COLUMNS=csv" in text
+    assert "| trigram | " in text and "± 0.0" in text
+    assert (tmp_path / "docs" / "results" / "tiny.csv").is_file()
+
+
+def test_a_cell_whose_test_was_read_needs_a_reason_to_be_read_again(tiny_table, tmp_path, tracking_uri):
+    extra = [f"tracking.uri={tracking_uri}", f"tracking.artifacts={tmp_path / 'artifacts'}",
+             f"storage.dir={tmp_path / 'optuna'}"]
+    assert paper.main(["tiny", "--rows", "nbow", *extra]) == 0
+    tracker = Tracker("paper-tiny-nbow-csv", tracking_uri)
+    tracker.client.rename_experiment(tracker.experiment_id, "paper-tiny-nbow-csv-old")
+    assert paper.main(["tiny", "--rows", "nbow", *extra]) == 2  # the ledger remembers the scope
+    assert paper.main(["tiny", "--rows", "nbow", "--reason", "a longer budget", *extra]) == 0
+    text = paper_report.write(["tiny"], tmp_path / "results.md", tracking_uri).read_text()
+    assert "Test split read again** (lockbox ledger): a longer budget" in text
