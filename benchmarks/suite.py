@@ -279,12 +279,9 @@ RUN = {"dan_epoch": row_dan_epoch, "dan_seeds": row_dan_seeds, "nplm_seeds": row
 
 def header() -> dict:
     import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+
+    from models.training import cpu_name
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"when": dt.datetime.now().isoformat(timespec="seconds"), "torch": torch.__version__,
             "cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(), "gpu": gpu,

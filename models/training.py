@@ -156,6 +156,16 @@ def device_name(device: torch.device) -> str:
     return "cpu"
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch's global generators."""
     random.seed(seed)

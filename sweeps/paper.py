@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -28,6 +27,7 @@ from omegaconf import DictConfig
 
 from models import metrics
 from models.errors import UserError
+from models.training import cpu_name
 from sweeps import final, storage
 from sweeps.config import check_seeds, compose_config, run_cli
 from sweeps.paper_spec import Cell, load_table, select, tables
@@ -40,13 +40,7 @@ def hardware(cfg: DictConfig) -> str:
     """What trained a cell, for the results page: the device, cores, threads and torch."""
     if str(cfg.device).startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()):
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads "
+    return (f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads "
             f"(torch {torch.__version__})")
 
 
