@@ -55,6 +55,7 @@ class Table:
     columns: dict[str, dict[str, Any]]
     notes: str = ""
     ordering: list[str] = field(default_factory=list)  # rows the paper ranks, worst first
+    position: int = 0  # where the table stands in docs/results.md
     cells: list[Cell] = field(default_factory=list)
 
     def cell(self, row: str, column: str) -> Cell:
@@ -77,7 +78,8 @@ def load_table(name: str) -> Table:
     try:
         t = Table(name, spec["title"], spec["metric"], float(spec.get("scale", 1)),
                   bool(spec.get("lower_is_better", False)), int(spec.get("seeds", 3)),
-                  spec["rows"], spec["columns"], spec.get("notes", ""), list(spec.get("ordering", ())))
+                  spec["rows"], spec["columns"], spec.get("notes", ""), list(spec.get("ordering", ())),
+                  int(spec.get("position", 0)))
     except KeyError as e:
         raise UserError(f"{path}: missing key {e}") from None
     if bad := [r for r in t.ordering if r not in t.rows]:
