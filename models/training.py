@@ -11,10 +11,12 @@ No module-level state: a worker process may hold many trainers, one after anothe
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -115,6 +117,7 @@ def build_optimizer(dense: list[nn.Parameter], biases: list[nn.Parameter], spars
         if s.weight_decay > 0:
             for w in sparse:
                 w.register_hook(_lazy_l2(w, s.weight_decay))
+                w.lazy_l2 = s.weight_decay  # pickled with the weight (hooks are not): see load_trainers
     if s.optimizer == "adagrad":
         return torch.optim.Adagrad(groups, lr=s.lr)
     if s.optimizer == "sgd":
@@ -439,6 +442,44 @@ class Stacked:
                     name: select(v, k, shapes[attr], index)
                     if torch.is_tensor(v) and v.shape == old.shape else v
                     for name, v in state[old].items()}
+
+
+def _holders(trainers: SeedTrainers) -> list[Any]:
+    """Every object of `trainers` that holds the task (the data): the seeds, and the stack."""
+    return [*trainers.seeds, *([trainers] if hasattr(trainers, "task") else [])]
+
+
+def save_trainers(trainers: SeedTrainers, path: Path, extra: dict[str, Any] | None = None) -> None:
+    """Everything K seeds need to go on after their last epoch (weights, optimizer state,
+    noise and batch-order generators, histories, best weights, early-stopping counts), but
+    not the data. Written to a temporary file and renamed, so a kill leaves the previous
+    checkpoint whole."""
+    holders = _holders(trainers)
+    tasks = [h.task for h in holders]
+    for h in holders:
+        h.task = None
+    try:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save({"trainers": trainers, "extra": extra or {}}, tmp)
+        os.replace(tmp, path)
+    finally:
+        for h, task in zip(holders, tasks):
+            h.task = task
+
+
+def load_trainers(path: Path, task: Task) -> tuple[SeedTrainers, dict[str, Any]]:
+    """The trainers `save_trainers` wrote, given the task back; training goes on exactly as
+    if it had never stopped."""
+    saved = torch.load(path, weights_only=False)
+    trainers = saved["trainers"]
+    for h in _holders(trainers):
+        h.task = task
+    models = [getattr(t, "model", None) for t in trainers.seeds] + [getattr(trainers, "stack", None)]
+    for model in filter(None, models):
+        for w in model.parameters():
+            if getattr(w, "lazy_l2", 0):  # torch.save keeps no hooks: the lazy L2 goes back on
+                w.register_hook(_lazy_l2(w, w.lazy_l2))
+    return trainers, saved["extra"]
 
 
 VECTORIZE = ("auto", "true", "false")

@@ -7,11 +7,11 @@ For every cell of conf/paper/<TABLE>.yaml (a row's overrides plus a column's) it
 the configuration over the table's K seeds, like `make train`, into its own MLflow
 experiment `paper-<table>-<row>-<column>`, then evaluates the seeds' best weights on the
 test split with `make final`'s evaluation. It resumes: a cell already evaluated is left
-alone, one trained but not evaluated is evaluated, and one a kill cut off is trained
-again; a cell whose test split an earlier run already read needs --reason (REASON=), which
-the lockbox ledger records as a repeat. A cell whose data is missing (SST without
-SST_ROOT) is skipped with the reason.
-`python -m analysis.paper` then writes docs/results.md from what MLflow holds.
+alone, one trained but not evaluated is evaluated, and one a kill cut off goes on from its
+last epoch (a checkpoint under runs/checkpoints/ after every epoch). A cell whose test
+split an earlier run already read needs --reason (REASON=), which the lockbox ledger
+records as a repeat. A cell whose data is missing (SST without SST_ROOT) is skipped with
+the reason. `python -m analysis.paper` then writes docs/results.md from what MLflow holds.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from models import metrics
 from models.errors import UserError
@@ -31,7 +31,8 @@ from models.training import cpu_name
 from sweeps import final, storage
 from sweeps.config import check_seeds, compose_config, run_cli
 from sweeps.paper_spec import Cell, load_table, select, tables
-from sweeps.records import HARDWARE, PAPER_CELL
+from sweeps.paths import RUNS_DIR
+from sweeps.records import CONFIG_FILE, HARDWARE, PAPER_CELL, SWEEP_ONLY
 from sweeps.tracking import Tracker
 from sweeps.train import train, train_ngram
 
@@ -49,16 +50,34 @@ def cell_config(cell: Cell, extra: Sequence[str], seeds: int) -> DictConfig:
                            f"tracking.experiment={cell.experiment}"])
 
 
+CHECKPOINTS = RUNS_DIR / "checkpoints"  # a cell's checkpoint after every epoch, until it ends
+MACHINE_KEYS = ("threads", "device", "cache_dir", "tracking")  # may differ when a run goes on
+
+
+def training_values(cfg: DictConfig) -> dict:
+    values = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in values.items() if k not in (*SWEEP_ONLY, *MACHINE_KEYS)}
+
+
 def status(cell: Cell, cfg: DictConfig) -> tuple[str, str | None]:
-    """("tested" | "trained" | "todo", the run to evaluate) of a cell, from MLflow."""
+    """("tested" | "trained" | "resume" | "todo", the run to evaluate or go on with), from
+    MLflow and the checkpoints folder. A run a kill cut off goes on from its checkpoint if
+    it has one and its settings are this cell's; otherwise it is ended and trained anew."""
     tracker = Tracker(cell.experiment, cfg.tracking.uri)
-    runs = [r for r in tracker.config_runs() if r.info.status == "FINISHED"]
+    runs = tracker.config_runs()
+    finished = [r for r in runs if r.info.status == "FINISHED"]
     test_key = metrics.seed_mean(metrics.TEST_PREFIX + cfg_monitor(cfg))
-    if any(test_key in r.data.metrics for r in runs):
+    if any(test_key in r.data.metrics for r in finished):
         return "tested", None
-    if runs:
-        return "trained", runs[0].info.run_id
-    for r in tracker.config_runs():  # a kill left it RUNNING: end it, train again
+    if finished:
+        return "trained", finished[0].info.run_id
+    for r in runs:
+        if r.info.status not in ("RUNNING", "KILLED"):
+            continue
+        saved = CHECKPOINTS / f"{r.info.run_id}.pt"
+        if saved.exists() and training_values(
+                OmegaConf.create(tracker.load_text(r.info.run_id, CONFIG_FILE))) == training_values(cfg):
+            return "resume", r.info.run_id
         if r.info.status == "RUNNING":
             tracker.end_stale(r.info.run_id)
     return "todo", None
@@ -77,11 +96,13 @@ def run_cell(cell: Cell, extra: Sequence[str], seeds: int, reason: str | None = 
     if state == "tested":
         return f"{cell.row}/{cell.column}: done (test evaluated), nothing to do"
     started = time.monotonic()
-    if state == "todo":
-        print(f"{cell.row}/{cell.column}: training {' '.join(cell.overrides)}"
+    if state in ("todo", "resume"):
+        doing = "going on with run " + str(run_id) if state == "resume" else "training"
+        print(f"{cell.row}/{cell.column}: {doing} {' '.join(cell.overrides)}"
               + ("" if cfg.model.name == "ngram" else f" over {seeds} seeds"), flush=True)
         command = f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}"
-        run_id = train_ngram(cfg, command)[0] if cfg.model.name == "ngram" else train(cfg, command).run_id
+        run_id = (train_ngram(cfg, command)[0] if cfg.model.name == "ngram"
+                  else train(cfg, command, checkpoints=CHECKPOINTS, resume=run_id).run_id)
         Tracker(cell.experiment, cfg.tracking.uri).set_tags(run_id, {
             PAPER_CELL: f"{cell.table}/{cell.row}/{cell.column}", HARDWARE: hardware(cfg)})
     out = final.evaluate(final.resolve(cfg, None, None, run_id), reason, storage.folder_of(cfg))

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from models import metrics
 from models.errors import UserError
-from models.training import SeedRecord, SeedResult
+from models.training import SeedRecord, SeedResult, load_trainers, save_trainers
 from sweeps import faults
 from sweeps.records import (
     K_SEEDS_PARAM,
@@ -52,6 +52,8 @@ class RunLog(Protocol):
     def log_artifact(self, run_id: str, path: Path, folder: str) -> None: ...
 
     def end_run(self, run_id: str, status: str) -> None: ...
+
+    def reopen(self, run_id: str) -> None: ...
 
 
 def draw_seeds(k: int, given: Sequence[int] | None = None) -> list[int]:
@@ -112,9 +114,20 @@ EpochHook = Callable[[int, float, list[SeedRecord]], bool | None]
 class SeedGroup:
     """K trainers of one workload, one nested MLflow run each under `parent_id`."""
 
-    def __init__(self, workload: Workload, seeds: Sequence[int], tracker: RunLog, parent_id: str):
-        self.workload, self.tracker = workload, tracker
+    def __init__(self, workload: Workload, seeds: Sequence[int], tracker: RunLog, parent_id: str,
+                 checkpoint: Path | None = None):
+        self.workload, self.tracker, self.checkpoint = workload, tracker, checkpoint
         self.monitor = workload.task.monitor
+        if checkpoint is not None and checkpoint.exists():  # go on where a killed run stopped
+            self.seeds, saved = load_trainers(checkpoint, workload.task)
+            self.trainers = self.seeds.seeds
+            if [t.seed for t in self.trainers] != list(seeds):
+                raise UserError(f"checkpoint {checkpoint} holds seeds {[t.seed for t in self.trainers]}, "
+                                f"not {list(seeds)}: delete it to train anew.")
+            self.run_ids, self.epoch = list(saved["run_ids"]), int(saved["epoch"])
+            for run_id in [parent_id, *self.run_ids]:
+                tracker.reopen(run_id)
+            return
         self.seeds = workload.trainers(list(seeds))
         self.trainers = self.seeds.seeds
         tracker.set_tags(parent_id, {SEEDS_VECTORIZED: str(self.seeds.vectorized).lower()})
@@ -122,6 +135,12 @@ class SeedGroup:
                         for s in seeds]
         faults.point("seed_runs_started")
         self.epoch = 0
+
+    def save(self) -> None:
+        """A checkpoint after the epoch just logged (when the group has a checkpoint file)."""
+        if self.checkpoint is not None:
+            self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            save_trainers(self.seeds, self.checkpoint, {"run_ids": self.run_ids, "epoch": self.epoch})
 
     @property
     def done(self) -> bool:
@@ -168,15 +187,18 @@ def run_config(
     parent_id: str,
     on_epoch: EpochHook | None = None,
     keep_weights: Callable[[float], bool] | None = None,
+    checkpoint: Path | None = None,
 ) -> ConfigResult:
     """Train every seed to its early stop, tracking into `parent_id`, and end that run.
 
     `on_epoch(epoch, seed_mean, trainers)` returning True stops every seed there (a sweep
     prunes so). `keep_weights(seed mean)` False: the seeds' weights are not saved (a sweep
     keeps them only for trials that can still be among its best). An exception propagates
-    after every run is closed with what it logged.
+    after every run is closed with what it logged. `checkpoint`: a file written after every
+    epoch and kept when the run is killed; a run started again with it (and its parent run
+    id) goes on from the last epoch as if it had never stopped.
     """
-    group = SeedGroup(workload, seeds, tracker, parent_id)
+    group = SeedGroup(workload, seeds, tracker, parent_id, checkpoint)
     monitor = group.monitor
     status, stopped = "FAILED", False
     try:
@@ -184,6 +206,7 @@ def run_config(
             mean = group.step()
             tracker.log_metrics(parent_id, {metrics.seed_mean(metrics.dev(monitor)): mean},
                                 step=group.epoch, wait=False)
+            group.save()
             if on_epoch is not None:
                 stopped = bool(on_epoch(group.epoch, mean, group.trainers)) and not group.done
         status = "FINISHED"
@@ -203,4 +226,6 @@ def run_config(
             tracker.log_metrics(parent_id, {metrics.seed_mean(best): mean,
                                             metrics.seed_std(best): std})
         tracker.end_run(parent_id, status)
+        if checkpoint is not None and status != "KILLED":
+            checkpoint.unlink(missing_ok=True)
     return ConfigResult(parent_id, monitor, results, stopped)

@@ -273,6 +273,10 @@ class Tracker:
         self.log_metrics(ledger_run, test_metrics)
         self.end_run(ledger_run)
 
+    def reopen(self, run_id: str) -> None:
+        """A run ended KILLED (or left RUNNING by a kill) marked RUNNING again: it goes on."""
+        self.client.update_run(run_id, status="RUNNING")
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         """status: FINISHED, FAILED or KILLED. The run's pending writes are stored first."""
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -20,7 +21,7 @@ from models.errors import UserError
 from models.ngram import ngram_perplexities
 from models.training import SeedRecord
 from sweeps.config import check_seeds, compose_config, run_cli, wants_help
-from sweeps.records import SWEEP_ONLY, flatten
+from sweeps.records import SEEDS_PARAM, SWEEP_ONLY, flatten
 from sweeps.redact import redact
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
 from sweeps.tracking import Tracker
@@ -43,16 +44,24 @@ def print_epoch(epoch: int, mean: float, trainers: list[SeedRecord]) -> bool:
     return False
 
 
-def train(cfg: DictConfig, command: str = "", quiet: bool = False) -> ConfigResult:
-    """Train `cfg` over its seeds with tracking; re-entrant, no module-level state."""
+def train(cfg: DictConfig, command: str = "", quiet: bool = False, checkpoints: Path | None = None,
+          resume: str | None = None) -> ConfigResult:
+    """Train `cfg` over its seeds with tracking; re-entrant, no module-level state.
+    `checkpoints`: a folder for a checkpoint after every epoch (`<parent run id>.pt`, kept
+    if the run is killed); `resume`: the parent run id of such a killed run, to go on with it."""
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
     workload = build_workload(cfg)
     tracker = Tracker(cfg.tracking.experiment, cfg.tracking.uri, cfg.tracking.artifacts)
-    parent = tracker.start_config_run(f"{cfg.model.name}-{cfg.data.name}",
-                                      run_params(cfg, workload, seeds), OmegaConf.to_yaml(cfg), command)
-    return run_config(workload, seeds, tracker, parent, on_epoch=None if quiet else print_epoch)
+    if resume:
+        parent = resume
+        seeds = [int(s) for s in tracker.get_run(resume).data.params[SEEDS_PARAM].split()]
+    else:
+        seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
+        parent = tracker.start_config_run(f"{cfg.model.name}-{cfg.data.name}",
+                                          run_params(cfg, workload, seeds), OmegaConf.to_yaml(cfg), command)
+    return run_config(workload, seeds, tracker, parent, on_epoch=None if quiet else print_epoch,
+                      checkpoint=checkpoints / f"{parent}.pt" if checkpoints else None)
 
 
 def train_ngram(cfg: DictConfig, command: str = "") -> tuple[str, dict[str, float]]:

@@ -147,3 +147,44 @@ def test_a_cell_whose_test_was_read_needs_a_reason_to_be_read_again(tiny_table, 
     assert paper.main(["tiny", "--rows", "nbow", "--reason", "a longer budget", *extra]) == 0
     text = paper_report.write(["tiny"], tmp_path / "results.md", tracking_uri).read_text()
     assert "Test split read again** (lockbox ledger): a longer budget" in text
+
+
+def test_a_cell_cut_off_goes_on_from_its_last_epoch(tiny_table, tmp_path, tracking_uri, monkeypatch, capsys):
+    """Ctrl-C (or a scheduler's SIGTERM) after epoch 1: the next `make paper` goes on with the
+    same run and seeds from the checkpoint, and ends where an uninterrupted run ends."""
+    from sweeps import train as train_module
+    monkeypatch.setattr(paper, "CHECKPOINTS", tmp_path / "checkpoints")
+    extra = [f"tracking.uri={tracking_uri}", f"tracking.artifacts={tmp_path / 'artifacts'}",
+             f"storage.dir={tmp_path / 'optuna'}", "seed_list=[3,8]"]
+    real = train_module.print_epoch
+
+    def interrupt(epoch, mean, trainers):
+        real(epoch, mean, trainers)
+        if epoch == 1:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(train_module, "print_epoch", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        paper.main(["tiny", "--rows", "dan", *extra])
+    tracker = Tracker("paper-tiny-dan-csv", tracking_uri)
+    (cut,) = tracker.config_runs()
+    assert cut.info.status == "KILLED" and (tmp_path / "checkpoints" / f"{cut.info.run_id}.pt").exists()
+
+    monkeypatch.setattr(train_module, "print_epoch", real)
+    assert paper.main(["tiny", "--rows", "dan", *extra]) == 0
+    assert f"going on with run {cut.info.run_id}" in capsys.readouterr().out
+    (run,) = tracker.config_runs()
+    assert run.info.run_id == cut.info.run_id and run.info.status == "FINISHED"
+    assert not list((tmp_path / "checkpoints").iterdir())  # removed once the run ended
+    resumed = {c.data.params["seed"]: [v for _, v in tracker.metric_history(c.info.run_id, "dev_loss")]
+               for c in tracker.child_runs(run.info.run_id)}
+
+    # the same cell and seeds, never interrupted, in another experiment
+    straight = Tracker("straight", tracking_uri)
+    from sweeps.train import train
+    cell = paper_spec.load_table("tiny").cell("dan", "csv")
+    cfg = compose_config([*cell.overrides, "seeds=2", *extra, "tracking.experiment=straight"])
+    train(cfg, quiet=True)
+    (other,) = straight.config_runs()
+    alone = {c.data.params["seed"]: [v for _, v in straight.metric_history(c.info.run_id, "dev_loss")]
+             for c in straight.child_runs(other.info.run_id)}
+    assert resumed == alone and all(len(v) == 3 for v in alone.values())

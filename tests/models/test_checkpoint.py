@@ -1,0 +1,50 @@
+"""K seeds saved after an epoch and loaded again train on exactly as if never stopped."""
+
+import pytest
+import torch
+
+from models.dan import DAN
+from models.nplm import NPLM
+from models.training import TrainSettings, load_trainers, make_trainers, save_trainers
+from tests.models.test_stack import lm_task, per_epoch, ragged_task
+
+SEEDS = [5, 17, 2]
+
+
+def run(trainers, epochs=None):
+    n = 0
+    while any(not r.done for r in trainers.seeds) and (epochs is None or n < epochs):
+        trainers.step()
+        n += 1
+    return trainers
+
+
+@pytest.mark.parametrize("vectorize", ["true", "false"])
+@pytest.mark.parametrize("model", ["dan", "nplm"])
+def test_resumed_trainers_match_uninterrupted_ones(tmp_path, vectorize, model):
+    torch.set_num_threads(1)
+    if model == "dan":
+        task = ragged_task()
+        build = lambda: DAN(len(task.vocab), 2, embed_dim=8, hidden_dims=[8], word_dropout=0.3,  # noqa: E731
+                            dropout=0.2, sparse=True)
+        settings = TrainSettings(optimizer="adagrad", lr=0.1, weight_decay=1e-4, batch_size=16,
+                                 max_epochs=5, patience=1)
+    else:
+        task = lm_task()
+        build = lambda: NPLM(len(task.vocab), 3, embed_dim=6, hidden_dim=5, direct=True)  # noqa: E731
+        settings = TrainSettings(optimizer="sgd", lr=0.5, lr_decay=1e-3, weight_decay=1e-4,
+                                 batch_size=16, max_epochs=4, patience=2, decay_biases=False)
+    straight = run(make_trainers(build, task, settings, SEEDS, vectorize=vectorize))
+
+    first = run(make_trainers(build, task, settings, SEEDS, vectorize=vectorize), epochs=2)
+    path = tmp_path / "ck.pt"
+    save_trainers(first, path, {"epoch": 2})
+    assert all(getattr(h, "task", task) is task for h in first.seeds)  # given back after saving
+    resumed, extra = load_trainers(path, task)
+    assert extra == {"epoch": 2} and resumed is not first
+    run(resumed)
+    for a, b in zip(straight.seeds, resumed.seeds):
+        assert per_epoch(a) == per_epoch(b), a.seed
+        assert a.best_epoch == b.best_epoch
+        for k, v in a.best_state_dict().items():
+            assert torch.equal(v, b.best_state_dict()[k]), k
