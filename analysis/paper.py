@@ -83,7 +83,7 @@ def fmt(x: tuple[float, float] | None, digits: int = 1) -> str:
 
 def commands(cell: Cell, found: Found | None, seeds: int) -> str:
     paper = f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}"
-    env = "SST_ROOT=<sst folder> " if cell.needs == "sst" else ""
+    env = "SST_ROOT=<sst folder> " if "sst" in cell.needs else ""
     if found is None:
         return f"`{env}{paper}`"
     args = " ".join(o for o in cell.overrides if not o.startswith("model=")) + f" seeds={seeds}"
@@ -171,7 +171,7 @@ def section(table: Table, uri: str | None, files: Path) -> str:
     for cell, f in found.items():
         name = f"{table.label(cell.row)}, {table.columns[cell.column]['label']}"
         if f is None:
-            why = "needs the SST (SST_ROOT)" if cell.missing() else "not run yet"
+            why = cell.missing() or "not run yet"
             lines.append(f"- {name}: {why}: {commands(cell, f, table.seeds)}.")
             continue
         trained = (f"test {fmt(f.test, 2)} (per seed: {', '.join(f'{v:.2f}' for v in f.values)}), "

