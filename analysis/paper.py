@@ -121,10 +121,15 @@ def ordering(table: Table, found: dict[Cell, Found | None]) -> list[str]:
             continue
         values = [sign * f.test[0] for f in means]
         holds = all(a < b for a, b in zip(values, values[1:]))
-        chain = (" > " if table.lower_is_better else " < ").join(
-            f"{table.label(r)} {f.test[0]:.1f}" for r, f in zip(table.ordering, means))
+        chain = []  # each neighbouring pair with the sign that is true of our figures
+        for (r, f), (_, g) in zip(zip(table.ordering, means), zip(table.ordering[1:], means[1:])):
+            chain.append(f"{table.label(r)} {f.test[0]:.1f}")
+            chain.append("<" if f.test[0] < g.test[0] else ">" if f.test[0] > g.test[0] else "=")
+        chain.append(f"{table.label(table.ordering[-1])} {means[-1].test[0]:.1f}")
         verdict = "holds" if holds else "does not hold"
-        lines.append(f"- {c['label']}: {chain}: the paper's ordering **{verdict}**.")
+        claimed = (" > " if table.lower_is_better else " < ").join(table.label(r) for r in table.ordering)
+        lines.append(f"- {c['label']}: {' '.join(chain)}: the paper's ordering ({claimed} in "
+                     f"{table.metric}) **{verdict}**.")
     return lines
 
 

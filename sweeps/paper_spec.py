@@ -92,9 +92,14 @@ def load_table(name: str) -> Table:
     if unknown:
         raise UserError(f"{path}: needs {unknown.pop()!r} is not one of {', '.join(NEEDS)}")
     for row, r in t.rows.items():
+        # a row's own overrides for some columns, after the column's: {column: [overrides]}
+        own = r.get("cell_overrides") or {}
+        if bad := [c for c in own if c not in t.columns]:
+            raise UserError(f"{path}: row {row!r} has cell_overrides for {bad[0]!r}, which is not a column")
         for col, c in t.columns.items():
             paper = (r.get("paper") or {}).get(col)
-            t.cells.append(Cell(name, row, col, (*r.get("overrides", ()), *c.get("overrides", ())),
+            t.cells.append(Cell(name, row, col, (*r.get("overrides", ()), *c.get("overrides", ()),
+                                                 *own.get(col, ())),
                                 None if paper is None else float(paper),
                                 tuple(n for n in (r.get("needs"), c.get("needs")) if n)))
     return t

@@ -34,12 +34,22 @@ def test_iyyer_table_follows_the_paper_code():
     assert cfg.model.init_range == 0.08 and cfg.data.phrases and cfg.data.name == "sst2"
     assert compose_config(list(table.cell("nbow_rand", "rt").overrides)).model.num_layers == 0
     assert table.cell("dan_rand", "sst2").paper == 83.2
+    # a row's cell_overrides reach its one column only, after the column's own
+    assert compose_config(list(table.cell("nbow_rand", "sst").overrides)).data.phrases is False
+    assert compose_config(list(table.cell("nbow_rand", "sst2").overrides)).data.phrases is True
     assert table.ordering == ["nbow_rand", "dan_rand", "dan_glove"]
 
 
-def test_unknown_table_row_or_column_is_one_sentence():
+def test_unknown_table_row_or_column_is_one_sentence(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="unknown paper table 'nope'; choose one of"):
         paper_spec.load_table("nope")
+    (tmp_path / "bad.yaml").write_text(
+        "title: t\nmetric: accuracy\ncolumns: {rt: {label: RT, overrides: [data=rt]}}\n"
+        "rows: {r: {label: R, overrides: [model=dan], cell_overrides: {sst: [data.phrases=false]}}}\n")
+    monkeypatch.setattr(paper_spec, "PAPER_DIR", tmp_path)
+    with pytest.raises(UserError, match="cell_overrides for 'sst', which is not a column"):
+        paper_spec.load_table("bad")
+    monkeypatch.undo()
     table = paper_spec.load_table("iyyer2015")
     with pytest.raises(UserError, match="has no 'dan_bogus'"):
         paper_spec.select(table, rows="dan_bogus")
@@ -136,7 +146,7 @@ def test_make_paper_trains_each_cell_once_reads_test_once_and_writes_the_results
     mean = run.data.metrics["test_accuracy_mean"] * 100
     assert f"| NBOW | {mean:.1f} ± " in text and "(10.0)" in text
     assert "NBOW, CSV: " in text and "against the paper's 10.0" in text  # the gap is named
-    assert "the paper's ordering **" in text and "a hand-written note" in text
+    assert "the paper's ordering (NBOW < DAN in accuracy) **" in text and "a hand-written note" in text
     assert "make paper TABLE=tiny ROWS=dan COLUMNS=csv" in text
     assert "| trigram | " in text and "± 0.0" in text
     assert (tmp_path / "docs" / "results" / "tiny.csv").is_file()
