@@ -152,3 +152,31 @@ def test_a_password_in_a_url_never_leaves_the_process(tmp_path, polarity_csv, ca
     assert any(p.name == "config.yaml" for p in stored) and any(p.suffix == ".db" for p in stored)
     leaks = [str(p) for p in stored if secret.encode() in p.read_bytes()]
     assert leaks == []
+
+
+# --- a new MLflow store from the empty template ----------------------------------------
+
+def test_a_new_mlflow_store_is_a_copy_of_the_empty_one_and_works_alike(tmp_path, monkeypatch):
+    """The first new store runs MLflow's migrations and leaves an empty copy in the cache;
+    a later new store is that copy (no migrations), with its own Default experiment folder,
+    and takes runs like the first."""
+    from sweeps import tracking
+    monkeypatch.setenv("SEEDSWEEP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    template = tracking._empty_store()
+    assert not template.exists()
+    first = tracking.open_client(f"sqlite:///{tmp_path / 'a' / 'mlflow.db'}")
+    assert template.is_file()
+    made = template.stat().st_mtime_ns
+
+    def no_migrations(*a, **k):
+        raise AssertionError("a store copied from the template ran MLflow's migrations")
+    monkeypatch.setattr("mlflow.store.db.utils._initialize_tables", no_migrations)
+    second = tracking.open_client(f"sqlite:///{tmp_path / 'b' / 'mlflow.db'}")
+    assert template.stat().st_mtime_ns == made
+    assert second.get_experiment("0").artifact_location == str(tmp_path / "mlruns" / "0")
+    for client in (first, second):
+        run = client.create_run(client.create_experiment("x")).info.run_id
+        client.log_metric(run, "dev_accuracy", 0.5, step=1)
+        assert client.get_run(run).data.metrics == {"dev_accuracy": 0.5}
+        assert [e.name for e in client.search_experiments()] == ["x", "Default"]
