@@ -367,7 +367,8 @@ class Stacked:
         if stack is None:
             raise ValueError(f"{type(plain[0]).__name__} has no stacked form")
         self.stack = stack.to(device)
-        self.by_hand = getattr(self.stack, "update_rows_by_hand", lambda _: False)(settings.optimizer)
+        self.by_hand = settings.sparse_ok and getattr(self.stack, "update_rows_by_hand",
+                                                      lambda _: False)(settings.optimizer)
         self.shadows = [m.to(device) for m in plain]  # plain models, for dev evaluation only
         self.order = [torch.Generator().manual_seed(s) for s in seeds]
         self.noise = [noise_generator(s, device) for s in seeds]
@@ -489,7 +490,8 @@ def make_trainers(build_model: Callable[[], nn.Module], task: Task, settings: Tr
                   seeds: list[int], device: torch.device | str = "cpu",
                   vectorize: str = "auto", stack_fn: StackFn | None = None) -> SeedTrainers:
     """K seeds of one configuration: stacked where the model has a stacked form and more than
-    one seed trains (`vectorize=auto`), or as asked (`true`, `false`). `stack_fn` makes the
+    one seed trains, or one seed whose stacked form is the faster (`vectorize=auto`: the
+    stack's `faster_alone`), or as asked (`true`, `false`). `stack_fn` makes the
     stacked form of K models, or None where there is none (the registry's `ModelSpec.stack`;
     by default models/stack.py's forms of DAN and the NPLM)."""
     if stack_fn is None:
@@ -497,10 +499,15 @@ def make_trainers(build_model: Callable[[], nn.Module], task: Task, settings: Tr
     vectorize = str(vectorize).lower()
     if vectorize not in VECTORIZE:
         raise UserError(f"train.vectorize_seeds must be auto, true or false, not {vectorize!r}.")
-    if vectorize == "false" or (vectorize == "auto" and len(seeds) < 2):
+    if vectorize == "false":
         return OneAfterAnother(build_model, task, settings, seeds, device)
     probe = build_seeded(build_model, 0)
-    if not hasattr(task, "stack_batches") or stack_fn([probe]) is None:
+    stack = stack_fn([probe]) if hasattr(task, "stack_batches") else None
+    if vectorize == "auto" and len(seeds) < 2 and not (
+            stack is not None and settings.sparse_ok and getattr(stack, "faster_alone", lambda *a: False)(
+                settings.optimizer, torch.device(device))):
+        return OneAfterAnother(build_model, task, settings, seeds, device)
+    if stack is None:
         if vectorize == "true":
             raise UserError(f"train.vectorize_seeds=true, but {type(probe).__name__} has no stacked form "
                             "(models/stack.py): use train.vectorize_seeds=auto or false.")

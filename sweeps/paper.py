@@ -30,6 +30,7 @@ from models.errors import UserError
 from models.training import cpu_name
 from sweeps import final, storage
 from sweeps.config import check_seeds, compose_config, run_cli
+from sweeps.locks import Busy, file_lock
 from sweeps.paper_spec import Cell, load_table, select, tables
 from sweeps.paths import RUNS_DIR
 from sweeps.records import CONFIG_FILE, HARDWARE, PAPER_CELL, SWEEP_ONLY
@@ -92,6 +93,15 @@ def run_cell(cell: Cell, extra: Sequence[str], seeds: int, reason: str | None = 
         return f"{cell.row}/{cell.column}: skipped, {why}"
     cfg = cell_config(cell, extra, seeds)
     check_seeds(cfg)
+    try:  # one process a cell: a second would take the first's live run for a killed one
+        with file_lock(storage.folder_of(cfg) / f"train-{cell.experiment}.lock", wait=False):
+            return _run_cell(cell, cfg, seeds, reason)
+    except Busy:
+        raise UserError(f"{cell.row}/{cell.column} is being trained by another `make paper` on this "
+                        "machine; let it finish, or stop it (it goes on from its checkpoint).") from None
+
+
+def _run_cell(cell: Cell, cfg: DictConfig, seeds: int, reason: str | None) -> str:
     state, run_id = status(cell, cfg)
     if state == "tested":
         return f"{cell.row}/{cell.column}: done (test evaluated), nothing to do"

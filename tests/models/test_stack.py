@@ -11,7 +11,7 @@ from models.data.lm import LMTask, build_lm_vocab, encode_split
 from models.data.splits import Example, TextSplits
 from models.errors import UserError
 from models.nplm import NPLM
-from models.stack import StackedDAN, StackedNPLM
+from models.stack import StackedDAN, StackedNPLM, stack_models
 from models.training import OneAfterAnother, SeedTrainer, Stacked, TrainSettings, make_trainers
 
 SEEDS = [11, 3, 2024, 7, 99]
@@ -125,6 +125,15 @@ def test_vectorize_choice():
         return DAN(len(task.vocab), 2, embed_dim=4, hidden_dims=())
     assert isinstance(make_trainers(build, task, settings, [1, 2]), Stacked)
     assert isinstance(make_trainers(build, task, settings, [1]), OneAfterAnother)
+    # one seed: stacked only where that is the faster (sparse rows updated by hand, on the CPU)
+    adagrad = TrainSettings(max_epochs=1, optimizer="adagrad")
+
+    def build_sparse():
+        return DAN(len(task.vocab), 2, embed_dim=4, hidden_dims=(), sparse=True)
+    assert isinstance(make_trainers(build_sparse, task, adagrad, [1]), Stacked)
+    assert not stack_models([build_sparse()]).faster_alone("adam", torch.device("cpu"))
+    assert not stack_models([build_sparse()]).faster_alone("adagrad", torch.device("meta"))
+    assert isinstance(make_trainers(build_sparse, task, adagrad, [1], vectorize="false"), OneAfterAnother)
     assert isinstance(make_trainers(build, task, settings, [1, 2], vectorize="false"), OneAfterAnother)
     modern = lm_task()
 

@@ -203,3 +203,17 @@ def test_a_cell_cut_off_goes_on_from_its_last_epoch(tiny_table, tmp_path, tracki
     alone = {c.data.params["seed"]: [v for _, v in straight.metric_history(c.info.run_id, "dev_loss")]
              for c in straight.child_runs(other.info.run_id)}
     assert resumed == alone and all(len(v) == 3 for v in alone.values())
+
+
+def test_a_cell_another_process_is_training_is_left_alone(tiny_table, tmp_path, tracking_uri):
+    """A second `make paper` on a cell in training would end the first's live run as one a
+    kill left behind: it stops with one sentence instead, and touches nothing."""
+    import fcntl
+    extra = [f"tracking.uri={tracking_uri}", f"storage.dir={tmp_path / 'optuna'}"]
+    cell = paper_spec.load_table("tiny").cell("dan", "csv")
+    (tmp_path / "optuna").mkdir()
+    with open(tmp_path / "optuna" / f"train-{cell.experiment}.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the first process holds it
+        with pytest.raises(UserError, match="being trained by another `make paper`"):
+            paper.run_cell(cell, extra, 2)
+    assert Tracker(cell.experiment, tracking_uri).config_runs() == []
