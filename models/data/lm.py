@@ -159,7 +159,10 @@ def perplexity(mean_nll: float) -> float:
 def prepare_lm(data: Mapping[str, Any], splits: tuple[list[list[str]], list[list[str]]]) -> LMTask:
     """Train and valid token tensors of a corpus, with its vocabulary (context set per model)."""
     train, valid = splits
-    vocab = build_lm_vocab(train, int(data.get("rare_max_count", 0)), data.get("max_vocab"))
+    counted = {"train": train, "train_valid": train + valid}.get(str(data.get("vocab_from", "train")))
+    if counted is None:
+        raise DataError(f"data.vocab_from={data.get('vocab_from')!r}: train or train_valid (never test).")
+    vocab = build_lm_vocab(counted, int(data.get("rare_max_count", 0)), data.get("max_vocab"))
     return LMTask(encode_split(train, vocab), encode_split(valid, vocab), vocab, context=1,
                   cross_sentences=bool(data.get("cross_sentences", True)),
                   tokens_per_epoch=data.get("tokens_per_epoch"))

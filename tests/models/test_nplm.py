@@ -116,7 +116,21 @@ def test_brown_split_sizes():
     assert sum(map(len, valid)) == BROWN_SPLIT[1] == 200_000
     assert train[0][:4] == ["The", "Fulton", "County", "Grand"]  # "The/at Fulton/np-tl ...": tags stripped
     vocab = build_lm_vocab(train, rare_max_count=3)
-    assert 10_000 < len(vocab) < 20_000
+    assert len(vocab) == 14_115
+    # Bengio et al.'s |V| = 16,383 comes near with counts over train + valid (conf/data/brown.yaml)
+    from models.data.lm import prepare_lm
+    task = prepare_lm({"rare_max_count": 3, "vocab_from": "train_valid"}, (train, valid))
+    assert len(task.vocab) == 16_418  # 16,416 words, <eos> and <unk>
+
+
+def test_the_vocabulary_counts_train_or_train_and_valid_never_test():
+    from models.data.lm import prepare_lm
+    from models.errors import DataError
+    train, valid = [["a", "a", "b"]], [["c", "c", "a"]]
+    assert "c" not in prepare_lm({"rare_max_count": 1}, (train, valid)).vocab.stoi
+    assert "c" in prepare_lm({"rare_max_count": 1, "vocab_from": "train_valid"}, (train, valid)).vocab.stoi
+    with pytest.raises(DataError, match="train or train_valid"):
+        prepare_lm({"vocab_from": "test"}, (train, valid))
 
 
 def test_perplexity_is_exp_of_mean_nll():
