@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,11 +99,22 @@ def load_table(name: str) -> Table:
             raise UserError(f"{path}: row {row!r} has cell_overrides for {bad[0]!r}, which is not a column")
         for col, c in t.columns.items():
             paper = (r.get("paper") or {}).get(col)
-            t.cells.append(Cell(name, row, col, (*r.get("overrides", ()), *c.get("overrides", ()),
-                                                 *own.get(col, ())),
+            t.cells.append(Cell(name, row, col, merged(r.get("overrides", ()), c.get("overrides", ()),
+                                                       own.get(col, ())),
                                 None if paper is None else float(paper),
                                 tuple(n for n in (r.get("needs"), c.get("needs")) if n)))
     return t
+
+
+def merged(*lists: Sequence[str]) -> tuple[str, ...]:
+    """The overrides of `lists` in order, a later value of a key replacing an earlier one
+    (as Hydra would), so the command a cell shows names each key once."""
+    out: dict[str, str] = {}
+    for o in (o for overrides in lists for o in overrides):
+        key = o.split("=", 1)[0]
+        out.pop(key, None)
+        out[key] = o
+    return tuple(out.values())
 
 
 def select(table: Table, rows: str | None = None, columns: str | None = None) -> list[Cell]:

@@ -36,6 +36,8 @@ def test_iyyer_table_follows_the_paper_code():
     assert table.cell("dan_rand", "sst2").paper == 83.2
     # a row's cell_overrides reach its one column only, after the column's own
     assert compose_config(list(table.cell("nbow_rand", "sst").overrides)).data.phrases is False
+    assert [o for o in table.cell("nbow_rand", "sst").overrides if o.startswith("data.phrases")] == \
+        ["data.phrases=false"]  # each key once, the later value
     assert compose_config(list(table.cell("nbow_rand", "sst2").overrides)).data.phrases is True
     assert table.ordering == ["nbow_rand", "dan_rand", "dan_glove"]
 
