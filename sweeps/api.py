@@ -78,7 +78,7 @@ def sweep(model: str = "dan", *, data: str | None = None, sampler: str | None = 
                                if quiet and proc.stderr.strip() else "")
                             + "; call again to resume.")
         return Sweep(args, quiet=True).name if cfg.sweep.new else storage.study_name(cfg)
-    s = Sweep(args, progress=Progress(tty=False, quiet=quiet))
+    s = Sweep(args, progress=Progress(tty=False, quiet=quiet), cfg=cfg)
     s.run()
     return s.name
 

@@ -39,14 +39,15 @@ class Objective:
     def __init__(self, base_overrides: Sequence[str], params: list[Param], grid: bool,
                  tracker: Tracker, command: str, workload_factory: WorkloadFactory = build_workload,
                  lookup: Lookup = lambda key: None, on_epoch: EpochProgress | None = None,
-                 stop: SeedMeanPatience | None = None, keep_weights: int | None = None):
+                 stop: SeedMeanPatience | None = None, keep_weights: int | None = None,
+                 base: DictConfig | None = None):
         self.base_overrides = list(base_overrides)
         self.params, self.grid, self.tracker, self.command = params, grid, tracker, command
         self.workload_factory, self.lookup, self.on_epoch = workload_factory, lookup, on_epoch
         self.stop = stop  # ends a trial whose seed mean stagnated (sweeps/pruning.py)
         self.keep_weights = keep_weights  # weights saved only for trials that may be in this top k
         self._tasks: dict[str, Any] = {}  # data config (yaml) -> prepared task
-        self._base: DictConfig | None = None
+        self._base = base  # the config composed from `base_overrides`, when the caller has it
 
     def config(self, values: dict[str, Any]) -> DictConfig:
         """The trial's config: the sweep's config (composed once) with `values` set, checked

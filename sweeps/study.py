@@ -68,11 +68,12 @@ class Sweep:
 
     def __init__(self, overrides: Sequence[str], worker: int = 0, quiet: bool = False,
                  workload_factory: WorkloadFactory = build_workload, progress: Progress | None = None,
-                 join: str | None = None):
-        """`join`: the name of an existing study to work on (`make worker`); it is not created."""
+                 join: str | None = None, cfg: DictConfig | None = None):
+        """`join`: the name of an existing study to work on (`make worker`); it is not created.
+        `cfg`: the config the caller already composed from `overrides` (composing is ~0.3 s)."""
         self.overrides, self.worker = list(overrides), worker
         self.progress = progress or Progress(quiet=quiet)
-        self.cfg = cfg = compose_config(self.overrides)
+        self.cfg = cfg = compose_config(self.overrides) if cfg is None else cfg
         lookup = config_lookup(cfg)
         self.params = pin(parse_space(cfg.search_space, cfg), self.overrides, cfg)
         self.grid = cfg.sampler.name == "grid"
@@ -83,7 +84,8 @@ class Sweep:
         self.plan = make_pruner(cfg.pruner)
         self.objective = Objective(self.overrides, self.params, self.grid, self.tracker, "",
                                    workload_factory, lookup, on_epoch=self.progress.epoch,
-                                   stop=self.plan.stop, keep_weights=int(cfg.sweep.keep_weights))
+                                   stop=self.plan.stop, keep_weights=int(cfg.sweep.keep_weights),
+                                   base=cfg)
         self.progress.say(f"loading data ({cfg.data.name}) and checking the {cfg.model.name} settings")
         self.monitor, self.direction = metric(cfg)  # from the registry
         self.objective.workload(cfg)  # loads the data once, checks the model's settings

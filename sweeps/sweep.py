@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sweeps.study import Sweep, summary
         torch.set_num_threads(worker_threads(cfg, workers))
         index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
-        sweep = Sweep(args, index, progress=progress, join=join)
+        sweep = Sweep(args, index, progress=progress, join=join, cfg=cfg)
         if create_only:
             print(f"study {sweep.name}: {sweep.budget} trials"
                   + (f", {len(sweep.points)} grid points queued" if sweep.grid else "")
