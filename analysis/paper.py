@@ -72,8 +72,9 @@ def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
         run.data.tags.get(HARDWARE, "not recorded"),
         [c.data.metrics[test_key] * s for c in children if test_key in c.data.metrics],
         [e.get("reason", "") for e in tracker.ledger(cell.experiment)[1:]],
-        train_perplexity(tracker, run.info.run_id) if children and table.metric == metrics.PERPLEXITY
-        else None,
+        # a mixing cell has no training of its own (its networks' is the row it mixes)
+        train_perplexity(tracker, run.info.run_id)
+        if children and table.metric == metrics.PERPLEXITY and not cell.mixes else None,
     )
 
 
@@ -86,6 +87,9 @@ def commands(cell: Cell, found: Found | None, seeds: int) -> str:
     env = "SST_ROOT=<sst folder> " if "sst" in cell.needs else ""
     if found is None:
         return f"`{env}{paper}`"
+    if cell.mixes:
+        return (f"`{env}{paper}` (after row {cell.mixes}), which mixes the trained networks of row "
+                f"{cell.mixes} with the trigram and trains nothing")
     args = " ".join(o for o in cell.overrides if not o.startswith("model=")) + f" seeds={seeds}"
     model = next((o.split("=", 1)[1] for o in cell.overrides if o.startswith("model=")), "dan")
     return (f"`{env}{paper}`, or by hand "

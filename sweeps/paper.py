@@ -19,8 +19,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -33,9 +35,22 @@ from sweeps.config import check_seeds, compose_config, run_cli
 from sweeps.locks import Busy, file_lock
 from sweeps.paper_spec import Cell, load_table, select, tables
 from sweeps.paths import RUNS_DIR
-from sweeps.records import CONFIG_FILE, HARDWARE, PAPER_CELL, SWEEP_ONLY
+from sweeps.records import (
+    CONFIG_FILE,
+    HARDWARE,
+    MIXED_FROM,
+    PAPER_CELL,
+    SEED_PARAM,
+    SWEEP_ONLY,
+    WEIGHTS,
+    mean_std,
+    seed_of,
+    weights_artifact,
+)
+from sweeps.seeds import run_params
 from sweeps.tracking import Tracker
 from sweeps.train import train, train_ngram
+from sweeps.workloads import build_workload
 
 
 def hardware(cfg: DictConfig) -> str:
@@ -61,15 +76,16 @@ def training_values(cfg: DictConfig) -> dict:
 
 
 def status(cell: Cell, cfg: DictConfig) -> tuple[str, str | None]:
-    """("tested" | "trained" | "resume" | "todo", the run to evaluate or go on with), from
-    MLflow and the checkpoints folder. A run a kill cut off goes on from its checkpoint if
-    it has one and its settings are this cell's; otherwise it is ended and trained anew."""
+    """("tested" | "trained" | "resume" | "todo", the run evaluated, to evaluate or to go on
+    with), from MLflow and the checkpoints folder. A run a kill cut off goes on from its
+    checkpoint if it has one and its settings are this cell's; otherwise it is ended and
+    trained anew."""
     tracker = Tracker(cell.experiment, cfg.tracking.uri)
     runs = tracker.config_runs()
     finished = [r for r in runs if r.info.status == "FINISHED"]
     test_key = metrics.seed_mean(metrics.TEST_PREFIX + cfg_monitor(cfg))
-    if any(test_key in r.data.metrics for r in finished):
-        return "tested", None
+    if tested := [r for r in finished if test_key in r.data.metrics]:
+        return "tested", tested[0].info.run_id
     if finished:
         return "trained", finished[0].info.run_id
     for r in runs:
@@ -95,18 +111,20 @@ def run_cell(cell: Cell, extra: Sequence[str], seeds: int, reason: str | None = 
     check_seeds(cfg)
     try:  # one process a cell: a second would take the first's live run for a killed one
         with file_lock(storage.folder_of(cfg) / f"train-{cell.experiment}.lock", wait=False):
-            return _run_cell(cell, cfg, seeds, reason)
+            return _run_cell(cell, cfg, seeds, reason, extra)
     except Busy:
         raise UserError(f"{cell.row}/{cell.column} is being trained by another `make paper` on this "
                         "machine; let it finish, or stop it (it goes on from its checkpoint).") from None
 
 
-def _run_cell(cell: Cell, cfg: DictConfig, seeds: int, reason: str | None) -> str:
+def _run_cell(cell: Cell, cfg: DictConfig, seeds: int, reason: str | None, extra: Sequence[str]) -> str:
     state, run_id = status(cell, cfg)
     if state == "tested":
         return f"{cell.row}/{cell.column}: done (test evaluated), nothing to do"
     started = time.monotonic()
-    if state in ("todo", "resume"):
+    if state == "todo" and cell.mixes:
+        run_id = mix_cell(cell, cfg, cell_config(source_of(cell), extra, seeds))
+    elif state in ("todo", "resume"):
         doing = "going on with run " + str(run_id) if state == "resume" else "training"
         print(f"{cell.row}/{cell.column}: {doing} {' '.join(cell.overrides)}"
               + ("" if cfg.model.name == "ngram" else f" over {seeds} seeds"), flush=True)
@@ -117,6 +135,73 @@ def _run_cell(cell: Cell, cfg: DictConfig, seeds: int, reason: str | None) -> st
             PAPER_CELL: f"{cell.table}/{cell.row}/{cell.column}", HARDWARE: hardware(cfg)})
     out = final.evaluate(final.resolve(cfg, None, None, run_id), reason, storage.folder_of(cfg))
     return (f"{cell.row}/{cell.column}: {time.monotonic() - started:.0f} s\n" + final.report(out))
+
+
+def source_of(cell: Cell) -> Cell:
+    """The cell whose networks `cell` mixes: row `cell.mixes`, same column."""
+    return load_table(cell.table).cell(str(cell.mixes), cell.column)
+
+
+def without_mix(values: dict) -> dict:
+    model = {k: v for k, v in values["model"].items() if k not in ("mix", "mix_weight")}
+    return {**values, "model": model}
+
+
+def mix_cell(cell: Cell, cfg: DictConfig, source_cfg: DictConfig) -> str:
+    """A cell that trains nothing: the networks of its source cell (each seed's best epoch by
+    the network's own valid perplexity), mixed with the trigram as `cfg.model` says and
+    evaluated on valid, tracked as this cell's own run and seed runs (weights included), so
+    that `make final` reads the test split for it once like any cell. Bengio et al. mix the
+    trained network's output probabilities with the trigram's; training the same network
+    again would cost the same hours for the same weights. Returns the new parent run."""
+    source = source_of(cell)
+    state, src_run = status(source, source_cfg)
+    if state not in ("trained", "tested"):
+        raise UserError(f"{cell.row}/{cell.column} mixes the networks of {source.row}/{source.column}, "
+                        f"which are not trained yet ({state}): make paper TABLE={cell.table} "
+                        f"ROWS={source.row} COLUMNS={cell.column} first.")
+    src = Tracker(source.experiment, cfg.tracking.uri)
+    trained = OmegaConf.create(src.load_text(src_run, CONFIG_FILE))
+    if without_mix(training_values(trained)) != without_mix(training_values(cfg)):
+        raise UserError(f"{cell.row}/{cell.column} and {source.row}/{source.column} differ in more than "
+                        "model.mix and model.mix_weight, so the trained networks are not this cell's.")
+    print(f"{cell.row}/{cell.column}: mixing the networks of {source.row}/{source.column} "
+          f"(run {src_run}) with the trigram", flush=True)
+    workload = build_workload(cfg)
+    task, monitor = workload.task, workload.task.monitor
+    children = sorted(src.child_runs(src_run), key=lambda r: seed_of(r.data.params))
+    seeds = [seed_of(c.data.params) for c in children]
+    tracker = Tracker(cell.experiment, cfg.tracking.uri, cfg.tracking.artifacts)
+    command = f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}"
+    parent = tracker.start_config_run(f"{cfg.model.name}-{cfg.data.name}", run_params(cfg, workload, seeds),
+                                      OmegaConf.to_yaml(cfg), command)
+    tracker.set_tags(parent, {MIXED_FROM: src_run})
+    status_, values = "FAILED", []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for child, seed in zip(children, seeds):
+                path = src.download(child.info.run_id, weights_artifact(seed), Path(tmp))
+                if path is None:
+                    raise UserError(f"seed {seed} of run {src_run} has no saved weights to mix.")
+                model = workload.build_model()
+                model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+                model.to(workload.device)
+                dev = task.evaluate(model)
+                values.append(dev[monitor])
+                run = tracker.start_run(f"seed {seed}", {SEED_PARAM: seed}, parent_id=parent)
+                epochs = {k: child.data.metrics[k] for k in (metrics.BEST_EPOCH, metrics.EPOCHS_RUN)
+                          if k in child.data.metrics}
+                tracker.log_metrics(run, {metrics.best_dev(monitor): dev[monitor], **epochs,
+                                          **{metrics.best_dev(k): v for k, v in dev.items() if k != monitor}})
+                tracker.log_artifact(run, path, WEIGHTS)
+                tracker.end_run(run)
+        mean, std = mean_std(values)
+        tracker.log_metrics(parent, {metrics.seed_mean(metrics.best_dev(monitor)): mean,
+                                     metrics.seed_std(metrics.best_dev(monitor)): std})
+        status_ = "FINISHED"
+    finally:
+        tracker.end_run(parent, status_)
+    return parent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = select(table, args.rows, args.columns)
         if args.list:
             return "\n".join(f"{c.row}/{c.column}: " + (c.missing() or
-                             status(c, cell_config(c, extra, table.seeds))[0]) for c in cells)
+                             status(c, cell_config(c, extra, table.seeds))[0]
+                             + (f" (mixes the networks of {c.mixes})" if c.mixes else "")) for c in cells)
         for cell in cells:
             print(run_cell(cell, extra, table.seeds, args.reason), flush=True)
         return f"{table.name}: {len(cells)} cell(s) looked at; docs/results.md: python -m analysis.paper"

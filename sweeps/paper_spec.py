@@ -38,6 +38,7 @@ class Cell:
     overrides: tuple[str, ...]
     paper: float | None  # the paper's figure, None where it has none
     needs: tuple[str, ...] = ()  # what the cell needs that a fresh clone may lack (NEEDS)
+    mixes: str | None = None  # the row whose trained networks this cell mixes with the trigram
 
     @property
     def experiment(self) -> str:
@@ -93,6 +94,8 @@ def load_table(name: str) -> Table:
     if unknown:
         raise UserError(f"{path}: needs {unknown.pop()!r} is not one of {', '.join(NEEDS)}")
     for row, r in t.rows.items():
+        if (src := r.get("mixes")) is not None and (src not in t.rows or t.rows[src].get("mixes")):
+            raise UserError(f"{path}: row {row!r} mixes {src!r}, which is not a row that trains its networks")
         # a row's own overrides for some columns, after the column's: {column: [overrides]}
         own = r.get("cell_overrides") or {}
         if bad := [c for c in own if c not in t.columns]:
@@ -102,7 +105,7 @@ def load_table(name: str) -> Table:
             t.cells.append(Cell(name, row, col, merged(r.get("overrides", ()), c.get("overrides", ()),
                                                        own.get(col, ())),
                                 None if paper is None else float(paper),
-                                tuple(n for n in (r.get("needs"), c.get("needs")) if n)))
+                                tuple(n for n in (r.get("needs"), c.get("needs")) if n), r.get("mixes")))
     return t
 
 

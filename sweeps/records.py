@@ -55,6 +55,7 @@ TRIAL_PARAM = "trial"  # param: the trial number
 SEEDS_PARAM, K_SEEDS_PARAM = "seeds", "k_seeds"  # params: the seeds (space-separated), K
 TEST_EVALUATIONS_METRIC = "test_evaluations"  # metric: how often its test split was read
 PAPER_CELL = "paper_cell"  # tag: <table>/<row>/<column> of a paper table (make paper)
+MIXED_FROM = "mixed_from"  # tag: the run whose networks a paper cell mixes with the trigram
 HARDWARE = "hardware"  # tag: CPU or GPU, cores and torch threads, torch version
 # ---- MLflow: a seed's run
 SEED_PARAM = "seed"  # param

@@ -219,3 +219,56 @@ def test_a_cell_another_process_is_training_is_left_alone(tiny_table, tmp_path, 
         with pytest.raises(UserError, match="being trained by another `make paper`"):
             paper.run_cell(cell, extra, 2)
     assert Tracker(cell.experiment, tracking_uri).config_runs() == []
+
+
+def test_a_mixture_row_mixes_the_trained_networks_of_its_row_and_trains_nothing(
+        tiny_table, tmp_path, tracking_uri, capsys):
+    """Bengio et al.'s mixture rows: the networks of the row named by `mixes`, mixed 50/50
+    with the trigram, tracked and test-evaluated as a cell of their own."""
+    corpus = write_text_corpus(tmp_path / "corpus")
+    net = ("[model=nplm, model.n=3, model.embed_dim=4, model.hidden_dim=4, train.max_epochs=2, "
+           "train.batch_size=32, threads=1")
+    (tiny_table / "mix.yaml").write_text(f"""
+title: "Tiny mixture: test perplexity"
+metric: perplexity
+lower_is_better: true
+seeds: 2
+columns:
+  text: {{label: "text", overrides: [data=text, data.train={corpus['train']},
+          data.valid={corpus['valid']}, data.test={corpus['test']}]}}
+rows:
+  net: {{label: net, overrides: {net}]}}
+  net_mix: {{label: net + trigram, overrides: {net}, model.mix=true], mixes: net}}
+  other_mix: {{label: other, overrides: {net}, model.embed_dim=5, model.mix=true], mixes: net}}
+""")
+    extra = [f"tracking.uri={tracking_uri}", f"tracking.artifacts={tmp_path / 'artifacts'}",
+             f"storage.dir={tmp_path / 'optuna'}"]
+    assert paper.main(["mix", "--rows", "net_mix", *extra]) == 2  # its networks are not trained yet
+    assert "which are not trained yet (todo): make paper TABLE=mix ROWS=net" in capsys.readouterr().err
+    assert paper.main(["mix", "--rows", "net,net_mix", *extra]) == 0
+    out = capsys.readouterr().out
+    assert out.count("training model=nplm") == 1 and "net_mix/text: mixing the networks of net/text" in out
+
+    def seeds_of(row):
+        tracker = Tracker(f"paper-mix-{row}-text", tracking_uri)
+        (run,) = tracker.config_runs()
+        assert run.info.status == "FINISHED" and len(tracker.ledger(f"paper-mix-{row}-text")) == 1
+        return run, {c.data.params["seed"]: c.data.metrics for c in tracker.child_runs(run.info.run_id)}
+    net_run, nets = seeds_of("net")
+    mix_run, mixes = seeds_of("net_mix")
+    assert mix_run.data.tags["mixed_from"] == net_run.info.run_id and nets.keys() == mixes.keys()
+    for seed, m in mixes.items():  # the same weights: the network's own valid perplexity is the net's
+        assert m["best_dev_nplm_perplexity"] == pytest.approx(nets[seed]["best_dev_perplexity"])
+        assert m["best_dev_perplexity"] != pytest.approx(nets[seed]["best_dev_perplexity"])
+        assert m["best_epoch"] == nets[seed]["best_epoch"] and "test_perplexity" in m
+    # networks of other settings are not this row's
+    assert paper.main(["mix", "--rows", "other_mix", *extra]) == 2
+    assert "differ in more than model.mix" in capsys.readouterr().err
+    text = paper_report.write(["mix"], tmp_path / "results.md", tracking_uri).read_text()
+    assert "mixes the trained networks of row net" in text
+
+    (tiny_table / "bad.yaml").write_text(
+        "title: t\nmetric: perplexity\ncolumns: {c: {label: C, overrides: [data=text]}}\n"
+        "rows: {m: {label: M, overrides: [model=nplm], mixes: nope}}\n")
+    with pytest.raises(UserError, match="row 'm' mixes 'nope', which is not a row that trains"):
+        paper_spec.load_table("bad")
