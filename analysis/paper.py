@@ -78,6 +78,24 @@ def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
     )
 
 
+def in_training(cell: Cell, table: Table, uri: str | None) -> str | None:
+    """A cell whose training has started and not finished (running now, or cut off and
+    waiting to go on from its checkpoint): how far it got, from its seed-mean dev history."""
+    tracker = Tracker(cell.experiment, uri)
+    runs = [r for r in tracker.config_runs() if r.info.status in ("RUNNING", "KILLED")]
+    if not runs:
+        return None
+    run = runs[0]  # the newest
+    history = tracker.metric_history(run.info.run_id, metrics.seed_mean(metrics.dev(table.metric)))
+    if not history:
+        return None
+    epoch, value = history[-1]  # the mean over seeds of each seed's best so far
+    state = ("running when this page was generated" if run.info.status == "RUNNING"
+             else "stopped; it goes on from its checkpoint")
+    return (f"in training ({state}; MLflow run `{run.info.run_id}`): {epoch} epoch(s), dev seed mean "
+            f"{value * table.scale:.2f} so far; `make paper` goes on with it")
+
+
 def fmt(x: tuple[float, float] | None, digits: int = 1) -> str:
     return "–" if x is None else f"{x[0]:.{digits}f} ± {x[1]:.{digits}f}"
 
@@ -180,7 +198,7 @@ def section(table: Table, uri: str | None, files: Path) -> str:
     for cell, f in found.items():
         name = f"{table.label(cell.row)}, {table.columns[cell.column]['label']}"
         if f is None:
-            why = cell.missing() or "not run yet"
+            why = cell.missing() or in_training(cell, table, uri) or "not run yet"
             lines.append(f"- {name}: {why}: {commands(cell, f, table.seeds)}.")
             continue
         trained = (f"test {fmt(f.test, 2)} (per seed: {', '.join(f'{v:.2f}' for v in f.values)}), "

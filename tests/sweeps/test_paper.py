@@ -185,6 +185,10 @@ def test_a_cell_cut_off_goes_on_from_its_last_epoch(tiny_table, tmp_path, tracki
     tracker = Tracker("paper-tiny-dan-csv", tracking_uri)
     (cut,) = tracker.config_runs()
     assert cut.info.status == "KILLED" and (tmp_path / "checkpoints" / f"{cut.info.run_id}.pt").exists()
+    text = paper_report.write(["tiny"], tmp_path / "results.md", tracking_uri).read_text()
+    assert ("DAN, CSV: in training (stopped; it goes on from its checkpoint; "
+            f"MLflow run `{cut.info.run_id}`): 1 epoch(s), dev seed mean") in text
+    assert "NBOW, CSV: not run yet" in text
 
     monkeypatch.setattr(train_module, "print_epoch", real)
     assert paper.main(["tiny", "--rows", "dan", *extra]) == 0
