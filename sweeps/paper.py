@@ -175,7 +175,8 @@ def mix_cell(cell: Cell, cfg: DictConfig, source_cfg: DictConfig) -> str:
     command = f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}"
     parent = tracker.start_config_run(f"{cfg.model.name}-{cfg.data.name}", run_params(cfg, workload, seeds),
                                       OmegaConf.to_yaml(cfg), command)
-    tracker.set_tags(parent, {MIXED_FROM: src_run})
+    tracker.set_tags(parent, {MIXED_FROM: src_run, PAPER_CELL: f"{cell.table}/{cell.row}/{cell.column}",
+                              HARDWARE: src.get_run(src_run).data.tags.get(HARDWARE, hardware(cfg))})
     status_, values = "FAILED", []
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -261,6 +261,8 @@ rows:
     net_run, nets = seeds_of("net")
     mix_run, mixes = seeds_of("net_mix")
     assert mix_run.data.tags["mixed_from"] == net_run.info.run_id and nets.keys() == mixes.keys()
+    assert mix_run.data.tags["paper_cell"] == "mix/net_mix/text"
+    assert mix_run.data.tags["hardware"] == net_run.data.tags["hardware"]  # what trained the networks
     for seed, m in mixes.items():  # the same weights: the network's own valid perplexity is the net's
         assert m["best_dev_nplm_perplexity"] == pytest.approx(nets[seed]["best_dev_perplexity"])
         assert m["best_dev_perplexity"] != pytest.approx(nets[seed]["best_dev_perplexity"])
