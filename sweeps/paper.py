@@ -75,11 +75,11 @@ def training_values(cfg: DictConfig) -> dict:
     return {k: v for k, v in values.items() if k not in (*SWEEP_ONLY, *MACHINE_KEYS)}
 
 
-def status(cell: Cell, cfg: DictConfig) -> tuple[str, str | None]:
+def status(cell: Cell, cfg: DictConfig, end_stale: bool = True) -> tuple[str, str | None]:
     """("tested" | "trained" | "resume" | "todo", the run evaluated, to evaluate or to go on
     with), from MLflow and the checkpoints folder. A run a kill cut off goes on from its
-    checkpoint if it has one and its settings are this cell's; otherwise it is ended and
-    trained anew."""
+    checkpoint if it has one and its settings are this cell's; otherwise it is ended (unless
+    not `end_stale`) and trained anew."""
     tracker = Tracker(cell.experiment, cfg.tracking.uri)
     runs = tracker.config_runs()
     finished = [r for r in runs if r.info.status == "FINISHED"]
@@ -95,9 +95,25 @@ def status(cell: Cell, cfg: DictConfig) -> tuple[str, str | None]:
         if saved.exists() and training_values(
                 OmegaConf.create(tracker.load_text(r.info.run_id, CONFIG_FILE))) == training_values(cfg):
             return "resume", r.info.run_id
-        if r.info.status == "RUNNING":
+        if r.info.status == "RUNNING" and end_stale:
             tracker.end_stale(r.info.run_id)
     return "todo", None
+
+
+def listed(cell: Cell, extra: Sequence[str], seeds: int) -> str:
+    """A cell's state for --list, changing nothing: a cell another `make paper` is training
+    says so (status would take its live run for one a kill left behind)."""
+    cfg = cell_config(cell, extra, seeds)
+    try:
+        with file_lock(cell_lock(cell, cfg), wait=False):
+            state = status(cell, cfg, end_stale=False)[0]
+    except Busy:
+        state = "training now (another make paper)"
+    return state + (f" (mixes the networks of {cell.mixes})" if cell.mixes else "")
+
+
+def cell_lock(cell: Cell, cfg: DictConfig) -> Path:
+    return storage.folder_of(cfg) / f"train-{cell.experiment}.lock"
 
 
 def cfg_monitor(cfg: DictConfig) -> str:
@@ -110,7 +126,7 @@ def run_cell(cell: Cell, extra: Sequence[str], seeds: int, reason: str | None = 
     cfg = cell_config(cell, extra, seeds)
     check_seeds(cfg)
     try:  # one process a cell: a second would take the first's live run for a killed one
-        with file_lock(storage.folder_of(cfg) / f"train-{cell.experiment}.lock", wait=False):
+        with file_lock(cell_lock(cell, cfg), wait=False):
             return _run_cell(cell, cfg, seeds, reason, extra)
     except Busy:
         raise UserError(f"{cell.row}/{cell.column} is being trained by another `make paper` on this "
@@ -220,9 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = load_table(args.table)
         cells = select(table, args.rows, args.columns)
         if args.list:
-            return "\n".join(f"{c.row}/{c.column}: " + (c.missing() or
-                             status(c, cell_config(c, extra, table.seeds))[0]
-                             + (f" (mixes the networks of {c.mixes})" if c.mixes else "")) for c in cells)
+            return "\n".join(f"{c.row}/{c.column}: " + (c.missing() or listed(c, extra, table.seeds))
+                             for c in cells)
         for cell in cells:
             print(run_cell(cell, extra, table.seeds, args.reason), flush=True)
         return f"{table.name}: {len(cells)} cell(s) looked at; docs/results.md: python -m analysis.paper"

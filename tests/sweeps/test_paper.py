@@ -218,11 +218,16 @@ def test_a_cell_another_process_is_training_is_left_alone(tiny_table, tmp_path, 
     extra = [f"tracking.uri={tracking_uri}", f"storage.dir={tmp_path / 'optuna'}"]
     cell = paper_spec.load_table("tiny").cell("dan", "csv")
     (tmp_path / "optuna").mkdir()
+    tracker = Tracker(cell.experiment, tracking_uri)
     with open(tmp_path / "optuna" / f"train-{cell.experiment}.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # as the first process holds it
         with pytest.raises(UserError, match="being trained by another `make paper`"):
             paper.run_cell(cell, extra, 2)
-    assert Tracker(cell.experiment, tracking_uri).config_runs() == []
+        assert tracker.config_runs() == []
+        live = tracker.start_config_run("dan-csv", {}, "{}", "")  # its first epoch not yet done
+        assert paper.listed(cell, extra, 2) == "training now (another make paper)"
+    assert paper.listed(cell, extra, 2) == "todo"  # --list changes nothing, even then
+    assert tracker.get_run(live).info.status == "RUNNING"
 
 
 def test_a_mixture_row_mixes_the_trained_networks_of_its_row_and_trains_nothing(
