@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 
@@ -38,6 +39,17 @@ def _explain(err: Exception) -> str:
         return (f"bad override {key!r}: {first}. Check the key's spelling against the config "
                 "(python -m sweeps.train --cfg prints it).")
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def _terminated(signum, frame) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (Slurm's or HTCondor's preemption, `kill`) stops a command like Ctrl-C: a
+    sweep's running trial goes back in the queue at once instead of waiting for its
+    heartbeat to go stale, and a training run ends as KILLED, keeping its checkpoint."""
+    signal.signal(signal.SIGTERM, _terminated)
 
 
 def run_cli(body: Callable[[], str]) -> int:

@@ -31,7 +31,7 @@ from models import metrics
 from models.errors import UserError
 from models.training import cpu_name
 from sweeps import final, storage
-from sweeps.config import check_seeds, compose_config, run_cli
+from sweeps.config import check_seeds, compose_config, run_cli, stop_on_sigterm
 from sweeps.locks import Busy, file_lock
 from sweeps.paper_spec import Cell, load_table, select, tables
 from sweeps.paths import RUNS_DIR
@@ -246,4 +246,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

@@ -28,7 +28,7 @@ import zlib
 from collections.abc import Sequence
 
 from models.errors import UserError
-from sweeps.config import check_sweep_settings, compose_config, wants_help, whole_number
+from sweeps.config import check_sweep_settings, compose_config, stop_on_sigterm, wants_help, whole_number
 from sweeps.faults import EnvironmentFailure
 from sweeps.progress import Progress
 
@@ -155,12 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _terminated(signum, frame) -> None:
-    """SIGTERM (Slurm's or HTCondor's preemption, `kill`) stops like Ctrl-C: the running
-    trial goes back in the queue at once instead of waiting for its heartbeat to go stale."""
-    raise KeyboardInterrupt("SIGTERM")
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, _terminated)
+    stop_on_sigterm()
     sys.exit(main())

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from models.errors import UserError
 from models.ngram import ngram_perplexities
 from models.training import SeedRecord
-from sweeps.config import check_seeds, compose_config, run_cli, wants_help
+from sweeps.config import check_seeds, compose_config, run_cli, stop_on_sigterm, wants_help
 from sweeps.records import SEEDS_PARAM, SWEEP_ONLY, flatten
 from sweeps.redact import redact
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
@@ -114,4 +114,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()
     sys.exit(main())

@@ -70,3 +70,20 @@ def test_a_trial_config_equals_the_composed_one():
         assert OmegaConf.is_readonly(fast)
     with pytest.raises(UserError, match="train.lr"):
         objective.config({"train.lr": -1.0})
+
+
+def test_sigterm_stops_a_command_like_ctrl_c():
+    """`kill` (a scheduler's preemption) raises KeyboardInterrupt, so make train, make paper
+    and make sweep end their runs as KILLED (a paper cell keeping its checkpoint)."""
+    import os
+    import signal
+
+    from sweeps.config import stop_on_sigterm
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        stop_on_sigterm()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0.5)  # let the handler run before leaving the block
+    finally:
+        signal.signal(signal.SIGTERM, before)
