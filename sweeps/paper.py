@@ -171,7 +171,7 @@ def mix_cell(cell: Cell, cfg: DictConfig, source_cfg: DictConfig) -> str:
     trained network's output probabilities with the trigram's; training the same network
     again would cost the same hours for the same weights. Returns the new parent run."""
     source = source_of(cell)
-    state, src_run = status(source, source_cfg)
+    state, src_run = status(source, source_cfg, end_stale=False)  # reads only: it may be training
     if state not in ("trained", "tested"):
         raise UserError(f"{cell.row}/{cell.column} mixes the networks of {source.row}/{source.column}, "
                         f"which are not trained yet ({state}): make paper TABLE={cell.table} "
