@@ -71,33 +71,70 @@ MACHINE_KEYS = ("threads", "device", "cache_dir", "tracking")  # may differ when
 
 
 def training_values(cfg: DictConfig) -> dict:
+    """The settings that make a cell's result: not where its data lies (`data.root`, a
+    user's own SST copy), nor the machine's threads, device and stores."""
     values = OmegaConf.to_container(cfg, resolve=True)
-    return {k: v for k, v in values.items() if k not in (*SWEEP_ONLY, *MACHINE_KEYS)}
+    out = {k: v for k, v in values.items() if k not in (*SWEEP_ONLY, *MACHINE_KEYS)}
+    if isinstance(out.get("data"), dict):
+        out["data"] = {k: v for k, v in out["data"].items() if k != "root"}
+    return out
+
+
+def settings_of(tracker: Tracker, run_id: str) -> dict | None:
+    """The training settings a run recorded (its config artifact), or None if it has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tracker.download(run_id, CONFIG_FILE, Path(tmp))
+        return None if path is None else training_values(OmegaConf.create(path.read_text()))
+
+
+def differences(old: dict | None, new: dict, shown: int = 4) -> str:
+    """`key: old -> new` for the settings that differ, the first `shown` of them."""
+    if old is None:
+        return "its settings were not recorded"
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
+        return out
+
+    a, b = flat(old), flat(new)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, "unset") != b.get(k, "unset"))
+    told = [f"{k}: {a.get(k, 'unset')} -> {b.get(k, 'unset')}" for k in keys[:shown]]
+    return ", ".join(told) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+
+
+def changed_since(cell: Cell, cfg: DictConfig, run_id: str) -> str:
+    """How the cell's settings differ from those run `run_id` recorded."""
+    return differences(settings_of(Tracker(cell.experiment, cfg.tracking.uri), run_id), training_values(cfg))
 
 
 def status(cell: Cell, cfg: DictConfig, end_stale: bool = True) -> tuple[str, str | None]:
-    """("tested" | "trained" | "resume" | "todo", the run evaluated, to evaluate or to go on
-    with), from MLflow and the checkpoints folder. A run a kill cut off goes on from its
-    checkpoint if it has one and its settings are this cell's; otherwise it is ended (unless
-    not `end_stale`) and trained anew."""
+    """("tested" | "trained" | "resume" | "todo" | "changed", the run evaluated, to evaluate
+    or to go on with), from MLflow and the checkpoints folder. Only runs with this cell's
+    settings count: "changed" names the newest run whose test split was read with other
+    settings (reading it again for these needs a reason). A run a kill cut off goes on from
+    its checkpoint if it has one and its settings are this cell's; otherwise it is ended
+    (unless not `end_stale`) and trained anew."""
     tracker = Tracker(cell.experiment, cfg.tracking.uri)
     runs = tracker.config_runs()
-    finished = [r for r in runs if r.info.status == "FINISHED"]
+    wanted = training_values(cfg)
     test_key = metrics.seed_mean(metrics.TEST_PREFIX + cfg_monitor(cfg))
-    if tested := [r for r in finished if test_key in r.data.metrics]:
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    same = [r for r in finished if settings_of(tracker, r.info.run_id) == wanted]
+    if tested := [r for r in same if test_key in r.data.metrics]:
         return "tested", tested[0].info.run_id
-    if finished:
-        return "trained", finished[0].info.run_id
+    if same:
+        return "trained", same[0].info.run_id
+    changed = next((r.info.run_id for r in finished if test_key in r.data.metrics), None)
     for r in runs:
         if r.info.status not in ("RUNNING", "KILLED"):
             continue
-        saved = CHECKPOINTS / f"{r.info.run_id}.pt"
-        if saved.exists() and training_values(
-                OmegaConf.create(tracker.load_text(r.info.run_id, CONFIG_FILE))) == training_values(cfg):
+        if (CHECKPOINTS / f"{r.info.run_id}.pt").exists() and settings_of(tracker, r.info.run_id) == wanted:
             return "resume", r.info.run_id
         if r.info.status == "RUNNING" and end_stale:
             tracker.end_stale(r.info.run_id)
-    return "todo", None
+    return ("changed", changed) if changed else ("todo", None)
 
 
 def listed(cell: Cell, extra: Sequence[str], seeds: int) -> str:
@@ -106,7 +143,11 @@ def listed(cell: Cell, extra: Sequence[str], seeds: int) -> str:
     cfg = cell_config(cell, extra, seeds)
     try:
         with file_lock(cell_lock(cell, cfg), wait=False):
-            state = status(cell, cfg, end_stale=False)[0]
+            state, run_id = status(cell, cfg, end_stale=False)
+        if state == "changed":
+            state = (f"changed: tested with other settings (run {run_id}: "
+                     f"{changed_since(cell, cfg, run_id)}); "
+                     "REASON='<why>' trains it anew and reads its test split again")
     except Busy:
         state = "training now (another make paper)"
     return state + (f" (mixes the networks of {cell.mixes})" if cell.mixes else "")
@@ -137,6 +178,15 @@ def _run_cell(cell: Cell, cfg: DictConfig, seeds: int, reason: str | None, extra
     state, run_id = status(cell, cfg)
     if state == "tested":
         return f"{cell.row}/{cell.column}: done (test evaluated), nothing to do"
+    if state == "changed":
+        was = changed_since(cell, cfg, run_id)
+        if not reason:
+            raise UserError(f"{cell.row}/{cell.column} was tested with other settings (run {run_id}: {was}). "
+                            "Training it with these reads its test split again: pass REASON='<why>' "
+                            "(recorded as a repeat), or undo the change.")
+        print(f"{cell.row}/{cell.column}: settings changed since run {run_id} ({was}); training anew",
+              flush=True)
+        state, run_id = "todo", None
     started = time.monotonic()
     if state == "todo" and cell.mixes:
         run_id = mix_cell(cell, cfg, cell_config(source_of(cell), extra, seeds))
