@@ -174,8 +174,11 @@ def gaps(table: Table, found: dict[Cell, Found | None]) -> list[str]:
 def section(table: Table, uri: str | None, files: Path) -> str:
     found = {c: read_cell(c, table, uri) for c in table.cells}
     head = "| model | " + " | ".join(c["label"] for c in table.columns.values()) + " |"
+    again = [c for c, f in found.items() if f is not None and f.repeats]
+    once = ("each cell's test split evaluated once" if not again else
+            f"each cell's test split evaluated once, except {len(again)} read again (each says why below)")
     lines = [f"## {table.title}", "",
-             f"Ours: test mean ± std over {table.seeds} seeds, each cell's test split evaluated once; "
+             f"Ours: test mean ± std over {table.seeds} seeds, {once}; "
              "the paper's figure in brackets. – : not run yet.", "", head,
              "|---|" + "---|" * len(table.columns)]
     for row in table.rows:

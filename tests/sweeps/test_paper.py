@@ -164,6 +164,7 @@ def test_a_cell_whose_test_was_read_needs_a_reason_to_be_read_again(tiny_table, 
     assert paper.main(["tiny", "--rows", "nbow", "--reason", "a longer budget", *extra]) == 0
     text = paper_report.write(["tiny"], tmp_path / "results.md", tracking_uri).read_text()
     assert "Test split read again** (lockbox ledger): a longer budget" in text
+    assert "each cell's test split evaluated once, except 1 read again (each says why below)" in text
 
 
 def test_a_cell_tested_with_other_settings_is_not_done(tiny_table, tmp_path, tracking_uri, capsys):
