@@ -57,13 +57,15 @@ class TrainSettings:
     min_delta: float = 0.0  # smallest change that counts as an improvement
     lr_decay: float = 0.0  # r in Bengio et al.'s schedule lr_t = lr / (1 + r t), t = updates
     decay_biases: bool = True  # False: no weight decay on biases (1-d parameters)
+    adagrad_eps: float = 1e-10  # Adagrad's w -= lr g / (sqrt(sum g^2) + eps): torch's default
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; one of {', '.join(OPTIMIZERS)}")
         if (self.lr <= 0 or self.weight_decay < 0 or self.momentum < 0 or self.min_delta < 0
-                or self.lr_decay < 0):
-            raise ValueError("lr must be positive and weight_decay, momentum, min_delta, lr_decay >= 0")
+                or self.lr_decay < 0 or self.adagrad_eps <= 0):
+            raise ValueError("lr and adagrad_eps must be positive and weight_decay, momentum, min_delta, "
+                             "lr_decay >= 0")
         if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError("batch_size, max_epochs and patience must be at least 1")
 
@@ -119,7 +121,7 @@ def build_optimizer(dense: list[nn.Parameter], biases: list[nn.Parameter], spars
                 w.register_hook(_lazy_l2(w, s.weight_decay))
                 w.lazy_l2 = s.weight_decay  # pickled with the weight (hooks are not): see load_trainers
     if s.optimizer == "adagrad":
-        return torch.optim.Adagrad(groups, lr=s.lr)
+        return torch.optim.Adagrad(groups, lr=s.lr, eps=s.adagrad_eps)
     if s.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum)
     if s.optimizer == "adam":
@@ -400,7 +402,7 @@ class Stacked:
             losses.sum().backward()
             self.optimizer.step()
             if self.by_hand:
-                self.stack.row_step(decayed_lr(s, self.updates), s.weight_decay)
+                self.stack.row_step(decayed_lr(s, self.updates), s.weight_decay, s.adagrad_eps)
             self.updates += 1
             if s.lr_decay:
                 for g in self.optimizer.param_groups:

@@ -83,6 +83,22 @@ def test_dan_seeds_stacked_equal_alone(optimizer, sparse, layers):
     assert len(set(epochs)) > 1 or layers != (16, 16), f"every seed ran {epochs} epochs"
 
 
+def test_adagrad_eps_reaches_the_stacked_rows_and_torch_alike():
+    """Iyyer et al.'s code divides by sqrt(sum g^2) + 1e-3, not torch's 1e-10: the stack's
+    hand-made embedding-row update and torch's sparse Adagrad must both take it."""
+    task = ragged_task()
+    build = lambda: DAN(len(task.vocab), 2, embed_dim=12, hidden_dims=(16,), word_dropout=0.3, sparse=True)  # noqa: E731
+    runs = {}
+    for eps in (1e-10, 1e-3):
+        settings = TrainSettings(optimizer="adagrad", lr=0.05, batch_size=16, max_epochs=2, patience=2,
+                                 weight_decay=1e-3, adagrad_eps=eps)
+        assert_parity(build, task, settings, seeds=SEEDS[:2])
+        alone = SeedTrainer(build, task, settings, SEEDS[0])
+        alone.fit()
+        runs[eps] = alone.best_state_dict()
+    assert not torch.allclose(runs[1e-10]["embed.weight"], runs[1e-3]["embed.weight"])
+
+
 @pytest.mark.parametrize("h, direct", [(10, True), (0, True), (10, False)])
 def test_nplm_seeds_stacked_equal_alone(h, direct):
     task = lm_task()
