@@ -29,8 +29,10 @@ def test_every_cell_of_every_table_composes():
 def test_iyyer_table_follows_the_paper_code():
     table = paper_spec.load_table("iyyer2015")
     cfg = compose_config(list(table.cell("dan_rand", "sst2").overrides))
-    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, cfg.train.weight_decay) == \
-        ("adagrad", 0.005, 15, 1e-4)
+    assert (cfg.train.optimizer, cfg.train.lr, cfg.train.batch_size, cfg.train.adagrad_eps) == \
+        ("adagrad", 0.005, 15, 1e-3)
+    # the code's L2 rho 1e-4 is added to a batch's summed gradient, then divided by the 15
+    assert cfg.train.weight_decay == pytest.approx(1e-4 / 15, rel=1e-3)
     assert cfg.model.init_range == 0.08 and cfg.data.phrases and cfg.data.name == "sst2"
     assert compose_config(list(table.cell("nbow_rand", "rt").overrides)).model.num_layers == 0
     assert table.cell("dan_rand", "sst2").paper == 83.2
