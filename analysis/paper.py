@@ -26,6 +26,7 @@ from analysis.results import train_perplexity
 from analysis.tables import write_all
 from models import metrics
 from sweeps.config import run_cli
+from sweeps.paper import cell_config, differences, settings_of, training_values
 from sweeps.paper_spec import Cell, Table, load_table, tables
 from sweeps.paths import ROOT
 from sweeps.records import HARDWARE, SEEDS_PARAM
@@ -47,6 +48,7 @@ class Found:
     values: list[float]  # each seed's test figure
     repeats: list[str]  # reasons of the test evaluations after the first (the lockbox ledger)
     train: float | None = None  # language models: training perplexity at the best epochs
+    changed: str | None = None  # how the table's configuration of the cell differs from the run's
 
 
 def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
@@ -75,7 +77,16 @@ def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
         # a mixing cell has no training of its own (its networks' is the row it mixes)
         train_perplexity(tracker, run.info.run_id)
         if children and table.metric == metrics.PERPLEXITY and not cell.mixes else None,
+        settings_changed(cell, table, tracker, run.info.run_id),
     )
+
+
+def settings_changed(cell: Cell, table: Table, tracker: Tracker, run_id: str) -> str | None:
+    """How the cell as conf/ configures it now differs from what the shown run was trained
+    with (None when they agree): a table edited since its cells ran shows stale figures."""
+    wanted = training_values(cell_config(cell, [], table.seeds))
+    had = settings_of(tracker, run_id)
+    return None if had == wanted else differences(had, wanted)
 
 
 def in_training(cell: Cell, table: Table, uri: str | None) -> str | None:
@@ -177,9 +188,12 @@ def section(table: Table, uri: str | None, files: Path) -> str:
     again = [c for c, f in found.items() if f is not None and f.repeats]
     once = ("each cell's test split evaluated once" if not again else
             f"each cell's test split evaluated once, except {len(again)} read again (each says why below)")
+    stale = [c for c, f in found.items() if f is not None and f.changed]
+    dagger = ("" if not stale else f" †: trained with settings other than this table's now ({len(stale)} "
+              "cell(s); each says which below), so not the table's current recipe.")
     lines = [f"## {table.title}", "",
              f"Ours: test mean ± std over {table.seeds} seeds, {once}; "
-             "the paper's figure in brackets. – : not run yet.", "", head,
+             f"the paper's figure in brackets. – : not run yet.{dagger}", "", head,
              "|---|" + "---|" * len(table.columns)]
     for row in table.rows:
         cells = []
@@ -187,7 +201,7 @@ def section(table: Table, uri: str | None, files: Path) -> str:
             cell = table.cell(row, col)
             f = found[cell]
             paper = "" if cell.paper is None else f" ({cell.paper:.1f})"
-            cells.append(f"{fmt(f.test if f else None)}{paper}")
+            cells.append(f"{fmt(f.test if f else None)}{' †' if f and f.changed else ''}{paper}")
         label = table.label(row)
         if table.label(row, paper=True) != label:
             label += f" [paper: {table.label(row, paper=True)}]"
@@ -211,8 +225,10 @@ def section(table: Table, uri: str | None, files: Path) -> str:
                    f"(counted, no seeds; {f.wall_s / 60:.1f} min)")
         lines.append(
             f"- {name}: {trained} on {f.hardware}; MLflow run `{f.run_id}`. "
-            + "".join(f"**Test split read again** (lockbox ledger): {r}. " for r in f.repeats) +
-            f"{commands(cell, f, table.seeds)}.")
+            + "".join(f"**Test split read again** (lockbox ledger): {r}. " for r in f.repeats)
+            + (f"**† Trained with other settings than the table's now** ({f.changed}): `make paper` with "
+               "REASON= trains it anew. " if f.changed else "")
+            + f"{commands(cell, f, table.seeds)}.")
     paths = write_all(frame(table, found), files, table.name, table.title)
     links = ", ".join(f"[{p.name}]({p.relative_to(files.parent)})" for p in paths)
     lines += ["", f"Also as {links}.", ""]

@@ -170,25 +170,37 @@ def test_a_cell_whose_test_was_read_needs_a_reason_to_be_read_again(tiny_table, 
 
 
 def test_a_cell_tested_with_other_settings_is_not_done(tiny_table, tmp_path, tracking_uri, capsys):
-    """A changed setting (here data.lowercase, as a changed conf/data file would be) makes a
-    tested cell neither "done" nor silently trained anew: reading its test split again for
-    the new settings needs a reason, and the old settings' run still counts as theirs."""
+    """A table edited after its cell was tested (here data.lowercase) makes the cell neither
+    "done" nor silently trained anew: reading its test split again for the new settings
+    needs a reason, results.md marks the stale figure, and each settings' run stays theirs."""
     extra = [f"tracking.uri={tracking_uri}", f"tracking.artifacts={tmp_path / 'artifacts'}",
              f"storage.dir={tmp_path / 'optuna'}"]
+    results = tmp_path / "results.md"
     assert paper.main(["lm", *extra]) == 0
+    assert "†" not in paper_report.write(["lm"], results, tracking_uri).read_text()
+    spec = tiny_table / "lm.yaml"
+    spec.write_text(spec.read_text().replace("model.kind=interpolated]", "model.kind=interpolated, "
+                                                                         "data.lowercase=true]"))
     capsys.readouterr()
-    assert paper.main(["lm", "data.lowercase=true", *extra]) == 2
+    assert paper.main(["lm", *extra]) == 2
     err = capsys.readouterr().err
     assert "trigram/text was tested with other settings" in err and "data.lowercase: False -> True" in err
-    assert paper.main(["lm", "--list", "data.lowercase=true", *extra]) == 0
+    assert paper.main(["lm", "--list", *extra]) == 0
     assert "trigram/text: changed: tested with other settings" in capsys.readouterr().out
-    assert paper.main(["lm", "data.lowercase=true", "--reason", "lowercased", *extra]) == 0
+    text = paper_report.write(["lm"], results, tracking_uri).read_text()
+    assert "± 0.0 † |" in text
+    assert "Trained with other settings than the table's now** (data.lowercase" in text
+
+    assert paper.main(["lm", "--reason", "lowercased", *extra]) == 0
     assert "settings changed since run" in capsys.readouterr().out
     tracker = Tracker("paper-lm-trigram-text", tracking_uri)
     assert len(tracker.config_runs()) == 2 and len(tracker.ledger("paper-lm-trigram-text")) == 2
-    for settings in ([], ["data.lowercase=true"]):  # each settings' run is found again
-        assert paper.main(["lm", *settings, *extra]) == 0
-        assert "done (test evaluated)" in capsys.readouterr().out
+    assert "†" not in paper_report.write(["lm"], results, tracking_uri).read_text()
+    assert paper.main(["lm", *extra]) == 0
+    assert "done (test evaluated)" in capsys.readouterr().out
+    # the first settings find their own run again: tested, nothing trained
+    assert paper.main(["lm", "data.lowercase=false", *extra]) == 0
+    assert "done (test evaluated)" in capsys.readouterr().out
 
 
 def test_a_cell_cut_off_goes_on_from_its_last_epoch(tiny_table, tmp_path, tracking_uri, monkeypatch, capsys):
