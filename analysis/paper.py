@@ -26,8 +26,16 @@ from analysis.results import train_perplexity
 from analysis.tables import write_all
 from models import metrics
 from sweeps.config import run_cli
-from sweeps.paper import cell_config, differences, settings_of, training_values
-from sweeps.paper_spec import Cell, Table, load_table, tables
+from sweeps.paper_spec import (
+    Cell,
+    Table,
+    cell_config,
+    differences,
+    load_table,
+    settings_of,
+    tables,
+    training_values,
+)
 from sweeps.paths import ROOT
 from sweeps.records import HARDWARE, SEEDS_PARAM
 from sweeps.tracking import Tracker

@@ -31,9 +31,18 @@ from models import metrics
 from models.errors import UserError
 from models.training import cpu_name
 from sweeps import final, storage
-from sweeps.config import check_seeds, compose_config, run_cli, stop_on_sigterm
+from sweeps.config import check_seeds, run_cli, stop_on_sigterm
 from sweeps.locks import Busy, file_lock
-from sweeps.paper_spec import Cell, load_table, select, tables
+from sweeps.paper_spec import (
+    Cell,
+    cell_config,
+    differences,
+    load_table,
+    select,
+    settings_of,
+    tables,
+    training_values,
+)
 from sweeps.paths import RUNS_DIR
 from sweeps.records import (
     CONFIG_FILE,
@@ -41,7 +50,6 @@ from sweeps.records import (
     MIXED_FROM,
     PAPER_CELL,
     SEED_PARAM,
-    SWEEP_ONLY,
     WEIGHTS,
     mean_std,
     seed_of,
@@ -61,49 +69,7 @@ def hardware(cfg: DictConfig) -> str:
             f"(torch {torch.__version__})")
 
 
-def cell_config(cell: Cell, extra: Sequence[str], seeds: int) -> DictConfig:
-    return compose_config([*cell.overrides, f"seeds={seeds}", *extra,
-                           f"tracking.experiment={cell.experiment}"])
-
-
 CHECKPOINTS = RUNS_DIR / "checkpoints"  # a cell's checkpoint after every epoch, until it ends
-MACHINE_KEYS = ("threads", "device", "cache_dir", "tracking")  # may differ when a run goes on
-
-
-def training_values(cfg: DictConfig) -> dict:
-    """The settings that make a cell's result: not where its data lies (`data.root`, a
-    user's own SST copy), nor the machine's threads, device and stores."""
-    values = OmegaConf.to_container(cfg, resolve=True)
-    out = {k: v for k, v in values.items() if k not in (*SWEEP_ONLY, *MACHINE_KEYS)}
-    if isinstance(out.get("data"), dict):
-        out["data"] = {k: v for k, v in out["data"].items() if k != "root"}
-    return out
-
-
-def settings_of(tracker: Tracker, run_id: str) -> dict | None:
-    """The training settings a run recorded (its config artifact), or None if it has none."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = tracker.download(run_id, CONFIG_FILE, Path(tmp))
-        return None if path is None else training_values(OmegaConf.create(path.read_text()))
-
-
-def differences(old: dict | None, new: dict, shown: int = 4) -> str:
-    """`key: old -> new` for the settings that differ, the first `shown` of them."""
-    if old is None:
-        return "its settings were not recorded"
-
-    def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
-        for k, v in d.items():
-            out |= flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v}
-        return out
-
-    a, b = flat(old), flat(new)
-    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, "unset") != b.get(k, "unset"))
-    told = [f"{k}: {a.get(k, 'unset')} -> {b.get(k, 'unset')}" for k in keys[:shown]]
-    return ", ".join(told) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
-
-
 def changed_since(cell: Cell, cfg: DictConfig, run_id: str) -> str:
     """How the cell's settings differ from those run `run_id` recorded."""
     return differences(settings_of(Tracker(cell.experiment, cfg.tracking.uri), run_id), training_values(cfg))

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from models.errors import UserError
+from sweeps.config import compose_config
 from sweeps.paths import CONF_DIR
+from sweeps.records import CONFIG_FILE, SWEEP_ONLY, flatten
+from sweeps.tracking import Tracker
 
 PAPER_DIR = CONF_DIR / "paper"
 # what a row's or a column's `needs:` names, and why a cell cannot run without it
@@ -132,3 +137,40 @@ def select(table: Table, rows: str | None = None, columns: str | None = None) ->
         return out
     rs, cs = names(rows, table.rows), names(columns, table.columns)
     return [table.cell(r, c) for r in rs for c in cs]  # in the order given
+
+
+# A cell's settings: what `make paper` compares with a run's before calling it the cell's ------
+
+MACHINE_KEYS = ("threads", "device", "cache_dir", "tracking")  # may differ when a run goes on
+
+
+def cell_config(cell: Cell, extra: Sequence[str], seeds: int) -> DictConfig:
+    return compose_config([*cell.overrides, f"seeds={seeds}", *extra,
+                           f"tracking.experiment={cell.experiment}"])
+
+
+def training_values(cfg: DictConfig) -> dict:
+    """The settings that make a cell's result: not where its data lies (`data.root`, a
+    user's own SST copy), nor the machine's threads, device and stores."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    out = {k: v for k, v in values.items() if k not in (*SWEEP_ONLY, *MACHINE_KEYS)}
+    if isinstance(out.get("data"), dict):
+        out["data"] = {k: v for k, v in out["data"].items() if k != "root"}
+    return out
+
+
+def settings_of(tracker: Tracker, run_id: str) -> dict | None:
+    """The training settings a run recorded (its config artifact), or None if it has none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tracker.download(run_id, CONFIG_FILE, Path(tmp))
+        return None if path is None else training_values(OmegaConf.create(path.read_text()))
+
+
+def differences(old: dict | None, new: dict, shown: int = 4) -> str:
+    """`key: old -> new` for the settings that differ, the first `shown` of them."""
+    if old is None:
+        return "its settings were not recorded"
+    a, b = flatten(old), flatten(new)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, "unset") != b.get(k, "unset"))
+    told = [f"{k}: {a.get(k, 'unset')} -> {b.get(k, 'unset')}" for k in keys[:shown]]
+    return ", ".join(told) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")

@@ -22,7 +22,7 @@ def test_loaders_refuse_the_test_split_to_anyone_else(polarity_csv, tmp_path):
 
 
 def test_analysis_never_imports_torch():
-    code = "import sys, analysis.report; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, analysis.report, analysis.paper; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
