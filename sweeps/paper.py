@@ -70,6 +70,8 @@ def hardware(cfg: DictConfig) -> str:
 
 
 CHECKPOINTS = RUNS_DIR / "checkpoints"  # a cell's checkpoint after every epoch, until it ends
+
+
 def changed_since(cell: Cell, cfg: DictConfig, run_id: str) -> str:
     """How the cell's settings differ from those run `run_id` recorded."""
     return differences(settings_of(Tracker(cell.experiment, cfg.tracking.uri), run_id), training_values(cfg))
