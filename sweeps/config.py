@@ -54,12 +54,17 @@ def stop_on_sigterm() -> None:
 
 def run_cli(body: Callable[[], str]) -> int:
     """Run a command's body: print what it returns (exit 0), or a UserError as one line on
-    stderr without a traceback (exit 2)."""
+    stderr without a traceback (exit 2). Ctrl-C or a SIGTERM, once the body has ended its runs
+    as KILLED, is one line too, with the shell's exit status (130, 143)."""
     try:
         out = body()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        term = e.args == ("SIGTERM",)
+        print(f"stopped by {'SIGTERM' if term else 'Ctrl-C'}.", file=sys.stderr)
+        return 143 if term else 130
     print(out)
     return 0
 

@@ -87,3 +87,17 @@ def test_sigterm_stops_a_command_like_ctrl_c():
             signal.sigtimedwait([], 0.5)  # let the handler run before leaving the block
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_stopped_command_says_so_in_one_line(capsys):
+    """A SIGTERM reaching `make paper` used to print KeyboardInterrupt's traceback."""
+    from sweeps.config import run_cli
+
+    def killed():
+        raise KeyboardInterrupt("SIGTERM")
+    assert run_cli(killed) == 143
+    assert capsys.readouterr().err == "stopped by SIGTERM.\n"
+
+    def interrupted():
+        raise KeyboardInterrupt
+    assert run_cli(interrupted) == 130
