@@ -8,13 +8,18 @@ the table itself (test mean ± std over seeds, the paper's figure beside it), a 
 cell with its dev and test figures, seeds, best epochs, wall time, hardware and the
 commands that reproduce it, whether the paper's ordering of rows holds, and a note on
 every gap to the paper larger than the seed std. Also <table>.md/.tex/.csv under
-docs/results/. Reads only; trains nothing.
+docs/results/, and <table>.json: the record of every cell shown (figures, seeds, run,
+settings). A cell this MLflow store lacks (a fresh clone, another machine, a lost
+runs/ folder) is shown from that record, so rewriting the page after training one
+cell keeps the others; a newer run in the store replaces it. Reads only; trains nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +30,7 @@ import pandas as pd
 from analysis.results import train_perplexity
 from analysis.tables import write_all
 from models import metrics
+from models.errors import UserError
 from sweeps.config import run_cli
 from sweeps.paper_spec import (
     Cell,
@@ -57,6 +63,38 @@ class Found:
     repeats: list[str]  # reasons of the test evaluations after the first (the lockbox ledger)
     train: float | None = None  # language models: training perplexity at the best epochs
     changed: str | None = None  # how the table's configuration of the cell differs from the run's
+    finished: int = 0  # the run's end (ms since the epoch): of the store's and the record's, the later shows
+    settings: dict | None = None  # the training settings the run recorded (for `changed`)
+    recorded: bool = False  # taken from docs/results/<table>.json: this MLflow store does not hold the run
+
+
+RECORD_FIELDS = ("run_id", "test", "dev", "seeds", "best_epochs", "wall_s", "hardware", "values",
+                 "repeats", "train", "finished", "settings")
+
+
+def load_record(path: Path) -> dict[str, Found]:
+    """The cells a results page last showed (docs/results/<table>.json), by `row/column`:
+    a store that lacks a run (a fresh clone, another machine) keeps them rather than
+    writing the table anew with their figures gone."""
+    if not path.is_file():
+        return {}
+    try:
+        cells = json.loads(path.read_text())["cells"]
+        return {key: Found(**{k: (tuple(v) if k in ("test", "dev") and v is not None else v)
+                              for k, v in c.items() if k in RECORD_FIELDS}, recorded=True)
+                for key, c in cells.items()}
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{path} is not a results record ({e}); restore it with git, or delete it to "
+                        "write the tables from this MLflow store alone") from e
+
+
+def save_record(path: Path, table: Table, found: dict[Cell, Found | None]) -> None:
+    cells = {f"{c.row}/{c.column}": {k: v for k, v in dataclasses.asdict(f).items() if k in RECORD_FIELDS}
+             for c, f in found.items() if f is not None}
+    text = json.dumps({"table": table.name, "cells": cells}, indent=1, sort_keys=True) + "\n"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
@@ -85,16 +123,24 @@ def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
         # a mixing cell has no training of its own (its networks' is the row it mixes)
         train_perplexity(tracker, run.info.run_id)
         if children and table.metric == metrics.PERPLEXITY and not cell.mixes else None,
-        settings_changed(cell, table, tracker, run.info.run_id),
+        finished=run.info.end_time or run.info.start_time,
+        settings=settings_of(tracker, run.info.run_id),
     )
 
 
-def settings_changed(cell: Cell, table: Table, tracker: Tracker, run_id: str) -> str | None:
+def settings_changed(cell: Cell, table: Table, had: dict | None) -> str | None:
     """How the cell as conf/ configures it now differs from what the shown run was trained
     with (None when they agree): a table edited since its cells ran shows stale figures."""
     wanted = training_values(cell_config(cell, [], table.seeds))
-    had = settings_of(tracker, run_id)
     return None if had == wanted else differences(had, wanted)
+
+
+def choose(cell: Cell, table: Table, stored: Found | None, kept: Found | None) -> Found | None:
+    """The store's run, or the record's where the store lacks it or holds an older one."""
+    f = kept if stored is None or (kept is not None and kept.finished > stored.finished) else stored
+    if f is not None:
+        f.changed = settings_changed(cell, table, f.settings)
+    return f
 
 
 def in_training(cell: Cell, table: Table, uri: str | None) -> str | None:
@@ -191,7 +237,10 @@ def gaps(table: Table, found: dict[Cell, Found | None]) -> list[str]:
 
 
 def section(table: Table, uri: str | None, files: Path) -> str:
-    found = {c: read_cell(c, table, uri) for c in table.cells}
+    record = files / f"{table.name}.json"
+    kept = load_record(record)
+    found = {c: choose(c, table, read_cell(c, table, uri), kept.get(f"{c.row}/{c.column}"))
+             for c in table.cells}
     head = "| model | " + " | ".join(c["label"] for c in table.columns.values()) + " |"
     again = [c for c, f in found.items() if f is not None and f.repeats]
     once = ("each cell's test split evaluated once" if not again else
@@ -231,13 +280,18 @@ def section(table: Table, uri: str | None, files: Path) -> str:
                    + f"; seeds {f.seeds}; best epochs {f.best_epochs}; training {f.wall_s / 60:.1f} min"
                    if f.seeds else f"test {f.test[0] if f.test else float('nan'):.2f}, dev {f.dev[0]:.2f} "
                    f"(counted, no seeds; {f.wall_s / 60:.1f} min)")
+        held = f"MLflow run `{f.run_id}`" + (
+            f" (not in the store this page was written from: shown from its record, "
+            f"{record.relative_to(files.parent)})" if f.recorded else "")
         lines.append(
-            f"- {name}: {trained} on {f.hardware}; MLflow run `{f.run_id}`. "
+            f"- {name}: {trained} on {f.hardware}; {held}. "
             + "".join(f"**Test split read again** (lockbox ledger): {r}. " for r in f.repeats)
             + (f"**† Trained with other settings than the table's now** ({f.changed}): `make paper` with "
                "REASON= trains it anew. " if f.changed else "")
             + f"{commands(cell, f, table.seeds)}.")
     paths = write_all(frame(table, found), files, table.name, table.title)
+    save_record(record, table, found)
+    paths.append(record)
     links = ", ".join(f"[{p.name}]({p.relative_to(files.parent)})" for p in paths)
     lines += ["", f"Also as {links}.", ""]
     return "\n".join(lines)
@@ -259,7 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m analysis.paper", description=__doc__.splitlines()[0])
     ap.add_argument("tables", nargs="*")
     ap.add_argument("--out", default=str(DOCS / "results.md"))
-    args, extra = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = [a for a in argv if "=" in a and not a.startswith("-")]  # overrides, not table names
+    args, unknown = ap.parse_known_args([a for a in argv if a not in extra])
+    if unknown:
+        ap.error(f"unrecognised arguments: {' '.join(unknown)}")
     uri = next((o.split("=", 1)[1] for o in extra if o.startswith("tracking.uri=")), None)
     return run_cli(lambda: f"wrote {write(args.tables or tables(), Path(args.out), uri)}")
 

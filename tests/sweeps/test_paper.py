@@ -203,6 +203,51 @@ def test_a_cell_tested_with_other_settings_is_not_done(tiny_table, tmp_path, tra
     assert "done (test evaluated)" in capsys.readouterr().out
 
 
+def test_a_store_without_the_runs_keeps_the_published_figures(tiny_table, tmp_path, tracking_uri):
+    """Writing the page from a store that lacks a cell's run (a fresh clone, a lost runs/)
+    shows the cell from docs/results/<table>.json instead of blanking it; the record's
+    settings still mark it stale after the table changes; a newer run in a store wins."""
+    extra = [f"tracking.uri={tracking_uri}", f"tracking.artifacts={tmp_path / 'artifacts'}",
+             f"storage.dir={tmp_path / 'optuna'}"]
+    results, empty = tmp_path / "docs" / "results.md", f"sqlite:///{tmp_path / 'empty.db'}"
+    assert paper.main(["lm", *extra]) == 0
+    first = paper_report.write(["lm"], results, tracking_uri).read_text()
+    run_id = Tracker("paper-lm-trigram-text", tracking_uri).config_runs()[0].info.run_id
+    row = next(line for line in first.splitlines() if line.startswith("| trigram | "))
+    assert "–" not in row and (tmp_path / "docs" / "results" / "lm.json").is_file()
+
+    again = paper_report.write(["lm"], results, empty).read_text()
+    assert row in again.splitlines()
+    assert f"MLflow run `{run_id}` (not in the store this page was written from" in again
+    assert "results/lm.json" in again and "†" not in again
+
+    spec = tiny_table / "lm.yaml"
+    spec.write_text(spec.read_text().replace("model.kind=interpolated]", "model.kind=interpolated, "
+                                                                         "data.lowercase=true]"))
+    stale = paper_report.write(["lm"], results, empty).read_text()
+    assert "± 0.0 † |" in stale and "(data.lowercase: False -> True)" in stale
+
+    assert paper.main(["lm", "--reason", "lowercased", *extra]) == 0
+    newer = paper_report.write(["lm"], results, tracking_uri).read_text()
+    new_id = next(r.info.run_id for r in Tracker("paper-lm-trigram-text", tracking_uri).config_runs()
+                  if r.info.run_id != run_id)
+    assert f"MLflow run `{new_id}`. " in newer and "†" not in newer
+    # ...and is the record now, so the empty store shows it too
+    shown = paper_report.write(["lm"], results, empty).read_text()
+    assert f"MLflow run `{new_id}` (not in the store" in shown
+
+    (tmp_path / "docs" / "results" / "lm.json").write_text("{not json")
+    with pytest.raises(UserError, match="lm.json is not a results record"):
+        paper_report.write(["lm"], results, empty)
+
+
+def test_overrides_after_the_table_names_reach_the_report(tiny_table, tmp_path):
+    """`python -m analysis.paper lm tracking.uri=...`: the override is not a table name."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert paper_report.main(["lm", f"tracking.uri={uri}", "--out", str(tmp_path / "r.md")]) == 0
+    assert "| trigram | – |" in (tmp_path / "r.md").read_text()
+
+
 def test_a_cell_cut_off_goes_on_from_its_last_epoch(tiny_table, tmp_path, tracking_uri, monkeypatch, capsys):
     """Ctrl-C (or a scheduler's SIGTERM) after epoch 1: the next `make paper` goes on with the
     same run and seeds from the checkpoint, and ends where an uninterrupted run ends."""
