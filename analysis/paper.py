@@ -60,16 +60,22 @@ class Found:
     wall_s: float
     hardware: str
     values: list[float]  # each seed's test figure
-    repeats: list[str]  # reasons of the test evaluations after the first (the lockbox ledger)
+    reads: list[dict]  # every test evaluation of the cell, oldest first: {id, time, reason} (lockbox ledger)
     train: float | None = None  # language models: training perplexity at the best epochs
     changed: str | None = None  # how the table's configuration of the cell differs from the run's
     finished: int = 0  # the run's end (ms since the epoch): of the store's and the record's, the later shows
     settings: dict | None = None  # the training settings the run recorded (for `changed`)
     recorded: bool = False  # taken from docs/results/<table>.json: this MLflow store does not hold the run
 
+    @property
+    def repeats(self) -> list[str]:
+        """The reasons of the test evaluations after the first."""
+        return [r["reason"] for r in self.reads[1:]]
 
+
+NO_REASON = "no reason recorded (read in another MLflow store than the cell's earlier reads)"
 RECORD_FIELDS = ("run_id", "test", "dev", "seeds", "best_epochs", "wall_s", "hardware", "values",
-                 "repeats", "train", "finished", "settings")
+                 "reads", "train", "finished", "settings")
 
 
 def load_record(path: Path) -> dict[str, Found]:
@@ -119,7 +125,8 @@ def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
         ((run.info.end_time or run.info.start_time) - run.info.start_time) / 1000,
         run.data.tags.get(HARDWARE, "not recorded"),
         [c.data.metrics[test_key] * s for c in children if test_key in c.data.metrics],
-        [e.get("reason", "") for e in tracker.ledger(cell.experiment)[1:]],
+        [{"id": e["run_id"], "time": e.get("time", ""), "reason": e.get("reason", "")}
+         for e in tracker.ledger(cell.experiment)],
         # a mixing cell has no training of its own (its networks' is the row it mixes)
         train_perplexity(tracker, run.info.run_id)
         if children and table.metric == metrics.PERPLEXITY and not cell.mixes else None,
@@ -136,8 +143,13 @@ def settings_changed(cell: Cell, table: Table, had: dict | None) -> str | None:
 
 
 def choose(cell: Cell, table: Table, stored: Found | None, kept: Found | None) -> Found | None:
-    """The store's run, or the record's where the store lacks it or holds an older one."""
+    """The store's run, or the record's where the store lacks it or holds an older one. The
+    test reads of either count: the record keeps those of stores this page no longer reads
+    (a cell trained again on a fresh clone has read its test split again)."""
     f = kept if stored is None or (kept is not None and kept.finished > stored.finished) else stored
+    if f is not None and stored is not None and kept is not None:
+        known = {r["id"] for r in kept.reads}
+        f.reads = kept.reads + [r for r in stored.reads if r["id"] not in known]
     if f is not None:
         f.changed = settings_changed(cell, table, f.settings)
     return f
@@ -285,7 +297,7 @@ def section(table: Table, uri: str | None, files: Path) -> str:
             f"{record.relative_to(files.parent)})" if f.recorded else "")
         lines.append(
             f"- {name}: {trained} on {f.hardware}; {held}. "
-            + "".join(f"**Test split read again** (lockbox ledger): {r}. " for r in f.repeats)
+            + "".join(f"**Test split read again** (lockbox ledger): {r or NO_REASON}. " for r in f.repeats)
             + (f"**† Trained with other settings than the table's now** ({f.changed}): `make paper` with "
                "REASON= trains it anew. " if f.changed else "")
             + f"{commands(cell, f, table.seeds)}.")

@@ -38,6 +38,7 @@ from sweeps.paper_spec import (
     cell_config,
     differences,
     load_table,
+    published_run,
     select,
     settings_of,
     tables,
@@ -155,6 +156,10 @@ def _run_cell(cell: Cell, cfg: DictConfig, seeds: int, reason: str | None, extra
         print(f"{cell.row}/{cell.column}: settings changed since run {run_id} ({was}); training anew",
               flush=True)
         state, run_id = "todo", None
+    if state == "todo" and (shown := published_run(cell)):
+        print(f"{cell.row}/{cell.column}: docs/results.md shows run {shown} of this cell, tested; this "
+              "store has no tested run of its settings, so this reads the test split again and the "
+              "page will count the read" + ("" if reason else " (REASON='<why>' records why)"), flush=True)
     started = time.monotonic()
     if state == "todo" and cell.mixes:
         run_id = mix_cell(cell, cfg, cell_config(source_of(cell), extra, seeds))

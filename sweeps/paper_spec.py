@@ -9,6 +9,7 @@ lockbox counts the test evaluations of each cell on its own: one, at the end.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -20,11 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from models.errors import UserError
 from sweeps.config import compose_config
-from sweeps.paths import CONF_DIR
+from sweeps.paths import CONF_DIR, ROOT
 from sweeps.records import CONFIG_FILE, SWEEP_ONLY, flatten
 from sweeps.tracking import Tracker
 
 PAPER_DIR = CONF_DIR / "paper"
+RESULTS_DIR = ROOT / "docs" / "results"  # <table>.json: the record of the cells docs/results.md shows
 # what a row's or a column's `needs:` names, and why a cell cannot run without it
 NEEDS = {
     "sst": lambda: None if os.environ.get("SST_ROOT") else
@@ -174,3 +176,13 @@ def differences(old: dict | None, new: dict, shown: int = 4) -> str:
     keys = sorted(k for k in a.keys() | b.keys() if a.get(k, "unset") != b.get(k, "unset"))
     told = [f"{k}: {a.get(k, 'unset')} -> {b.get(k, 'unset')}" for k in keys[:shown]]
     return ", ".join(told) + (f" and {len(keys) - shown} more" if len(keys) > shown else "")
+
+
+def published_run(cell: Cell, folder: Path | None = None) -> str | None:
+    """The run docs/results/<table>.json shows for `cell` with its test split read, or None."""
+    try:
+        shown = json.loads(((folder or RESULTS_DIR) / f"{cell.table}.json").read_text())["cells"]
+        entry = shown.get(f"{cell.row}/{cell.column}")
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    return entry["run_id"] if isinstance(entry, dict) and entry.get("reads") else None

@@ -203,13 +203,15 @@ def test_a_cell_tested_with_other_settings_is_not_done(tiny_table, tmp_path, tra
     assert "done (test evaluated)" in capsys.readouterr().out
 
 
-def test_a_store_without_the_runs_keeps_the_published_figures(tiny_table, tmp_path, tracking_uri):
+def test_a_store_without_the_runs_keeps_the_published_figures(tiny_table, tmp_path, tracking_uri, monkeypatch,
+                                                               capsys):
     """Writing the page from a store that lacks a cell's run (a fresh clone, a lost runs/)
     shows the cell from docs/results/<table>.json instead of blanking it; the record's
     settings still mark it stale after the table changes; a newer run in a store wins."""
     extra = [f"tracking.uri={tracking_uri}", f"tracking.artifacts={tmp_path / 'artifacts'}",
              f"storage.dir={tmp_path / 'optuna'}"]
     results, empty = tmp_path / "docs" / "results.md", f"sqlite:///{tmp_path / 'empty.db'}"
+    monkeypatch.setattr(paper_spec, "RESULTS_DIR", tmp_path / "docs" / "results")
     assert paper.main(["lm", *extra]) == 0
     first = paper_report.write(["lm"], results, tracking_uri).read_text()
     run_id = Tracker("paper-lm-trigram-text", tracking_uri).config_runs()[0].info.run_id
@@ -220,6 +222,18 @@ def test_a_store_without_the_runs_keeps_the_published_figures(tiny_table, tmp_pa
     assert row in again.splitlines()
     assert f"MLflow run `{run_id}` (not in the store this page was written from" in again
     assert "results/lm.json" in again and "†" not in again
+
+    # a fresh clone (store B) trains and tests the cell again: the page counts that read
+    other = [f"tracking.uri={empty}", f"tracking.artifacts={tmp_path / 'artifacts-b'}",
+             f"storage.dir={tmp_path / 'optuna-b'}"]
+    capsys.readouterr()
+    assert paper.main(["lm", *other]) == 0
+    assert f"docs/results.md shows run {run_id} of this cell, tested" in capsys.readouterr().out
+    moved = paper_report.write(["lm"], results, empty).read_text()
+    assert f"(lockbox ledger): {paper_report.NO_REASON}" in moved and "except 1 read again" in moved
+    assert "(not in the store" not in moved
+    body = moved.split("\n", 3)[3]  # below the generated-at line: writing again changes nothing
+    assert paper_report.write(["lm"], results, empty).read_text().split("\n", 3)[3] == body
 
     spec = tiny_table / "lm.yaml"
     spec.write_text(spec.read_text().replace("model.kind=interpolated]", "model.kind=interpolated, "
@@ -232,6 +246,7 @@ def test_a_store_without_the_runs_keeps_the_published_figures(tiny_table, tmp_pa
     new_id = next(r.info.run_id for r in Tracker("paper-lm-trigram-text", tracking_uri).config_runs()
                   if r.info.run_id != run_id)
     assert f"MLflow run `{new_id}`. " in newer and "†" not in newer
+    assert newer.count("Test split read again") == 2 and "(lockbox ledger): lowercased" in newer
     # ...and is the record now, so the empty store shows it too
     shown = paper_report.write(["lm"], results, empty).read_text()
     assert f"MLflow run `{new_id}` (not in the store" in shown
