@@ -41,6 +41,7 @@ from sweeps.paper_spec import (
     settings_of,
     tables,
     training_values,
+    without_nulls,
 )
 from sweeps.paths import ROOT
 from sweeps.records import HARDWARE, SEEDS_PARAM
@@ -139,6 +140,7 @@ def settings_changed(cell: Cell, table: Table, had: dict | None) -> str | None:
     """How the cell as conf/ configures it now differs from what the shown run was trained
     with (None when they agree): a table edited since its cells ran shows stale figures."""
     wanted = training_values(cell_config(cell, [], table.seeds))
+    had = None if had is None else without_nulls(had)  # records written before nulls were left out
     return None if had == wanted else differences(had, wanted)
 
 

@@ -24,14 +24,16 @@ def integer(low: int, optional: bool = False) -> Check:
 
 
 def number(low: float = -math.inf, high: float = math.inf, low_open: bool = False,
-           high_open: bool = False) -> Check:
+           high_open: bool = False, optional: bool = False) -> Check:
     def check(v: Any) -> str | None:
+        if v is None and optional:
+            return None
         ok = (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
               and (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
         if ok:
             return None
         return (f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-                .replace("-inf", "-∞").replace("inf", "∞"))
+                .replace("-inf", "-∞").replace("inf", "∞") + (" (or null)" if optional else ""))
     return check
 
 

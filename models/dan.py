@@ -38,6 +38,7 @@ class DAN(nn.Module):
         embeddings: torch.Tensor | None = None,
         freeze_embeddings: bool = False,
         init_range: float = 0.1,
+        hidden_init_range: float | None = None,
     ) -> None:
         super().__init__()
         if vocab_size <= padding_idx or num_classes < 2 or embed_dim < 1:
@@ -71,6 +72,12 @@ class DAN(nn.Module):
             width = h
         self.hidden = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
+        if hidden_init_range is not None:  # else torch's U(±1/sqrt(fan_in))
+            with torch.no_grad():
+                for layer in (*self.hidden, *self.classifier):
+                    if isinstance(layer, nn.Linear):
+                        nn.init.uniform_(layer.weight, -hidden_init_range, hidden_init_range)
+                        nn.init.uniform_(layer.bias, -hidden_init_range, hidden_init_range)
         self.noise: torch.Generator | None = None  # word dropout and dropout draw from here
 
     def drop_words(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -120,6 +127,7 @@ def build(m: Mapping[str, Any], task: Any, ctx: BuildContext) -> Built:
         dropout=float(m["dropout"]), padding_idx=task.vocab.pad_index, sparse=sparse,
         embeddings=embeddings, freeze_embeddings=bool(m.get("freeze_embeddings", False)),
         init_range=float(m.get("init_range", 0.1)),
+        hidden_init_range=None if m.get("hidden_init_range") is None else float(m["hidden_init_range"]),
     )
     info = {"vocab_size": len(task.vocab), "num_classes": task.num_classes, "n_train": len(task.train),
             "n_dev": len(task.dev), "sparse_embeddings": sparse, **info}
@@ -137,5 +145,6 @@ register_model(ModelSpec(
     checks={"embed_dim": integer(1), "num_layers": integer(0), "hidden_dim": integer(1),
             "activation": one_of(*ACTIVATIONS), "word_dropout": PROBABILITY, "dropout": PROBABILITY,
             "embeddings": one_of("random", "glove"), "freeze_embeddings": boolean,
-            "init_range": number(0.0, low_open=True)},
+            "init_range": number(0.0, low_open=True),
+            "hidden_init_range": number(0.0, low_open=True, optional=True)},
 ))

@@ -114,6 +114,8 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     moved = set(space_old) ^ set(space_new)  # searched in one, a plain setting in the other
     a, b = old.get("settings", {}), new.get("settings", {})
     for key in sorted(set(a) | set(b)):
+        if {a.get(key, _UNSET), b.get(key, _UNSET)} == {None, _UNSET}:
+            continue  # a key added since with a null default: what it did before
         if a.get(key, _UNSET) != b.get(key, _UNSET) and not (key in moved and (key not in a or key not in b)):
             out.append(f"{key}: {_show(a.get(key, _UNSET))} -> {_show(b.get(key, _UNSET))}")
     for key in sorted(set(space_old) | set(space_new)):

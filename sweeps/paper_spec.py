@@ -158,7 +158,13 @@ def training_values(cfg: DictConfig) -> dict:
     out = {k: v for k, v in values.items() if k not in (*SWEEP_ONLY, *MACHINE_KEYS)}
     if isinstance(out.get("data"), dict):
         out["data"] = {k: v for k, v in out["data"].items() if k != "root"}
-    return out
+    return without_nulls(out)
+
+
+def without_nulls(values: dict) -> dict:
+    """Settings less those set to null: a key added later with a null default (the old
+    behaviour) leaves the runs trained before it with the same settings."""
+    return {k: without_nulls(v) if isinstance(v, dict) else v for k, v in values.items() if v is not None}
 
 
 def settings_of(tracker: Tracker, run_id: str) -> dict | None:

@@ -73,3 +73,15 @@ def test_pretrained_embeddings_are_copied():
     model = make(embeddings=emb)
     assert torch.allclose(model.embed.weight[1:], emb[1:])
     assert model.embed.weight[0].abs().sum() == 0
+
+
+def test_hidden_init_range_draws_every_layer_from_its_interval():
+    torch.manual_seed(0)
+    default = DAN(vocab_size=20, num_classes=2, embed_dim=300, hidden_dims=(300, 300))
+    torch.manual_seed(0)
+    wide = DAN(vocab_size=20, num_classes=2, embed_dim=300, hidden_dims=(300, 300), hidden_init_range=0.08)
+    linears = [m for m in wide.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3
+    for m in linears:
+        assert m.weight.abs().max() <= 0.08 and m.weight.abs().max() > 0.07  # not torch's ±1/sqrt(300)
+    assert max(m.weight.abs().max() for m in default.modules() if isinstance(m, torch.nn.Linear)) < 0.058

@@ -131,3 +131,14 @@ def test_resume_says_so(tmp_path, polarity_csv, capsys):
     assert main(overrides(tmp_path, polarity_csv, "sweep.trials=1")) == 0
     assert "resuming study dan-csv-random: 1 of 1 trials done" in capsys.readouterr().out
 
+
+
+def test_a_key_added_since_with_a_null_default_is_no_difference():
+    """A config key added after a study began, whose null default keeps the old behaviour
+    (model.hidden_init_range), must not lock the study out; setting it must."""
+    from sweeps.identity import differences
+    old = {"settings": {"model.embed_dim": 8}, "space": {}, "metric": "accuracy"}
+    new = {**old, "settings": {"model.embed_dim": 8, "model.hidden_init_range": None}}
+    assert differences(old, new) == []
+    assert differences(old, {**old, "settings": {"model.embed_dim": 8, "model.hidden_init_range": 0.08}}) \
+        == ["model.hidden_init_range: <unset> -> 0.08"]
