@@ -48,3 +48,34 @@ def test_resumed_trainers_match_uninterrupted_ones(tmp_path, vectorize, model):
         assert a.best_epoch == b.best_epoch
         for k, v in a.best_state_dict().items():
             assert torch.equal(v, b.best_state_dict()[k]), k
+
+
+@pytest.mark.parametrize("vectorize", ["true", "false"])
+def test_a_checkpoint_from_before_fused_sgd_goes_on_fused_and_identically(tmp_path, vectorize):
+    """Optimizers pickled unfused (checkpoints written before `fuse`) step on torch's fused
+    SGD after loading, and training still ends exactly where it would have unfused."""
+    torch.set_num_threads(1)
+    task = lm_task()
+    build = lambda: NPLM(len(task.vocab), 3, embed_dim=6, hidden_dim=5, direct=True)  # noqa: E731
+    settings = TrainSettings(optimizer="sgd", lr=0.5, lr_decay=1e-3, weight_decay=1e-4,
+                             batch_size=16, max_epochs=4, patience=2, decay_biases=False)
+
+    def optimizers(trainers):
+        return [h.optimizer for h in [*trainers.seeds, trainers] if hasattr(h, "optimizer")]
+
+    def unfuse(trainers):
+        for o in optimizers(trainers):
+            for g in o.param_groups:
+                g["fused"], g["foreach"] = None, None
+        return trainers
+
+    straight = run(unfuse(make_trainers(build, task, settings, SEEDS, vectorize=vectorize)))
+    first = run(unfuse(make_trainers(build, task, settings, SEEDS, vectorize=vectorize)), epochs=2)
+    save_trainers(first, tmp_path / "ck.pt")
+    resumed, _ = load_trainers(tmp_path / "ck.pt", task)
+    assert optimizers(resumed) and all(g["fused"] for o in optimizers(resumed) for g in o.param_groups)
+    run(resumed)
+    for a, b in zip(straight.seeds, resumed.seeds):
+        assert per_epoch(a) == per_epoch(b), a.seed
+        for k, v in a.best_state_dict().items():
+            assert torch.equal(v, b.best_state_dict()[k]), k

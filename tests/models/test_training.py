@@ -136,3 +136,27 @@ def test_adam_refuses_sparse_embeddings():
 def test_bad_settings(kw):
     with pytest.raises(ValueError):
         TrainSettings(**kw)
+
+
+def test_sgd_is_fused_where_it_can_be_and_steps_bit_for_bit_as_unfused():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(24, 50))
+    twin = nn.Sequential(nn.Embedding(50, 8), nn.Flatten(), nn.Linear(24, 50))
+    twin.load_state_dict(model.state_dict())
+    s = TrainSettings(optimizer="sgd", lr=0.5, weight_decay=1e-3, decay_biases=False)
+    fused = make_optimizer(model, s)
+    plain = make_optimizer(twin, s)
+    for g in plain.param_groups:
+        g["fused"] = None
+    assert all(g["fused"] for g in fused.param_groups)
+    x, y = torch.randint(0, 50, (16, 3)), torch.randint(0, 50, (16,))
+    for m, opt in ((model, fused), (twin, plain)):
+        for _ in range(5):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert torch.equal(a, b)
+    # sparse gradients have no fused kernel: those optimizers stay as they were
+    sparse = make_optimizer(nn.EmbeddingBag(10, 4, sparse=True), s)
+    assert not any(g["fused"] for g in sparse.param_groups)
