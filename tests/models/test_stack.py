@@ -180,3 +180,18 @@ def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
     import json
     report = json.loads((tmp_path / "gpu-check.json").read_text())
     assert all(r["ok"] for r in report["parity"]) and report["nplm"] and report["dan"]
+
+
+@pytest.mark.parametrize("y_shape", [(2, 1, 7), (2, 5, 7)])
+def test_the_stacked_output_layer_has_autograds_gradients(y_shape):
+    """y + x W^T with W's gradient computed in W's layout: the gradients of y (broadcast
+    bias or not), x and W agree with finite differences."""
+    from models.stack import _AddTimesWeight
+    g = torch.Generator().manual_seed(0)
+    y = torch.randn(*y_shape, dtype=torch.float64, generator=g, requires_grad=True)
+    x = torch.randn(2, 5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(2, 7, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(_AddTimesWeight.apply, (y, x, w))
+    out = _AddTimesWeight.apply(y, x, w)
+    out.sum().backward()
+    assert w.grad.is_contiguous() and w.grad.shape == w.shape and y.grad.shape == y.shape
