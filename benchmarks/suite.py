@@ -10,11 +10,15 @@ Rows (each in a fresh process, so its peak RSS is its own):
               20,000 training positions an epoch, dev = the first 10,000 valid tokens).
   nplm_flops  NPLM training tokens/s and achieved GFLOP/s at V = 2,000 and 10,000, against a
               torch matmul of the output layer's shape (this machine's attainable peak).
+  nplm_ptb    the PTB paper cell's training step at full size (n=5, m=60, h=50, direct, V =
+              10,000, batch 64, SGD with weight decay): ms a step for 3 seeds stacked, stacked
+              with SGD unfused (torch's default), and one after another; minutes an epoch of
+              PTB's 929,589 training positions, projected from the step.
   sweep       a 10-trial DAN sweep (`python -m sweeps.sweep`, random search on RT): wall time
               against the trainer's own compute time; the rest is the platform's overhead.
 With a GPU, the rows run again with device=cuda (plus NPLM at batch 1,024).
 
-    make bench                                   # everything, ~8 min on 2 CPU cores
+    make bench                                   # everything, ~10 min on 2 CPU cores
     python -m benchmarks.suite --rows dan_seeds,nplm_flops [--device cpu|cuda|all] [--quick]
 
 Writes benchmarks/results/<timestamp>.json and .md, and prints the Markdown.
@@ -39,7 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SST_ROOT = Path(os.environ.get("SST_ROOT") or REPO.parent / "shared" / "data" / "sst")
 MATMUL_REPS = 200
-ROWS = ("dan_epoch", "dan_seeds", "nplm_seeds", "nplm_flops", "sweep")
+ROWS = ("dan_epoch", "dan_seeds", "nplm_seeds", "nplm_flops", "nplm_ptb", "sweep")
+PTB_TRAIN_POSITIONS = 929_589
 
 
 def peak_rss_mb(children: bool = False) -> float:
@@ -247,6 +252,34 @@ def row_nplm_flops(device: str, quick: bool) -> dict:
     return {"threads": _threads(), "model": "NPLM n=5 m=60 h=50 direct, SGD, training step", "rows": rows}
 
 
+def row_nplm_ptb(device: str, quick: bool) -> dict:
+    from models.training import make_trainers
+    train, valid = ptb_train()
+    steps, seeds = (20 if quick else 150), [1, 2, 3]
+    task = nplm_task(train, valid, 10_000, 64 * steps, 1000).to(device)
+    build, settings = nplm_builder(len(task.vocab)), nplm_settings()
+
+    def per_step(mode: str, fused: bool = True) -> float:
+        trainers = make_trainers(build, task, settings, seeds, device, mode)
+        holders = [trainers, *trainers.seeds]
+        if not fused:
+            for o in (h.optimizer for h in holders if hasattr(h, "optimizer")):
+                for g in o.param_groups:
+                    g["fused"] = None
+        epoch = trainers._train_epoch if mode == "true" else \
+            (lambda: [t._train_epoch() for t in trainers.seeds])
+        return statistics.median(timed(epoch, 1 if quick else 3, device)) / steps
+
+    rows = [{"trainer": name, "ms_per_step": 1e3 * per_step(mode, fused)}
+            for name, mode, fused in (("stacked", "true", True), ("stacked, SGD unfused", "true", False),
+                                      ("one after another", "false", True))]
+    for r in rows:
+        r["min_per_epoch"] = r["ms_per_step"] / 1e3 * PTB_TRAIN_POSITIONS / 64 / 60
+        r["vs_stacked"] = r["ms_per_step"] / rows[0]["ms_per_step"]
+    return {"threads": _threads(), "seeds": len(seeds), "steps": steps,
+            "model": "NPLM n=5 m=60 h=50 direct, V=10,000, batch 64, SGD wd 1e-4", "rows": rows}
+
+
 def row_sweep(device: str, quick: bool) -> dict:
     import optuna
 
@@ -281,7 +314,7 @@ def _threads() -> int:
 
 
 RUN = {"dan_epoch": row_dan_epoch, "dan_seeds": row_dan_seeds, "nplm_seeds": row_nplm_seeds,
-       "nplm_flops": row_nplm_flops, "sweep": row_sweep}
+       "nplm_flops": row_nplm_flops, "nplm_ptb": row_nplm_ptb, "sweep": row_sweep}
 
 
 # ---------------------------------------------------------------- driver and report
@@ -337,6 +370,15 @@ def markdown(report: dict) -> str:
                     "|---:|---:|---:|---:|---:|---:|"]
             out += [f"| {x['V']} | {x['batch']} | {x['tokens_per_s']:,.0f} | {x['gflops']:.1f} | "
                     f"{x['matmul_gflops']:.1f} | {x['share_of_matmul']:.0%} |" for x in r["rows"]]
+            out.append("")
+        if "nplm_ptb" in rows:
+            r = rows["nplm_ptb"]
+            out += [f"**NPLM at PTB size, {r['seeds']} seeds** ({r['model']}; {r['steps']} steps; "
+                    f"{r['threads']} threads; peak RSS {r['peak_rss_mb']:.0f} MB)", "",
+                    "| trainer | ms / step (all seeds) | PTB epoch, min (projected) | vs stacked |",
+                    "|---|---:|---:|---:|"]
+            out += [f"| {x['trainer']} | {x['ms_per_step']:.1f} | {x['min_per_epoch']:.1f} | "
+                    f"{x['vs_stacked']:.2f}x |" for x in r["rows"]]
             out.append("")
         if "sweep" in rows:
             r = rows["sweep"]
