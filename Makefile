@@ -86,7 +86,7 @@ test-fast: $(VENV)/.installed ## run the tests not marked slow
 lint: $(VENV)/.installed ## ruff over the code
 	$(PY) -m ruff check models sweeps analysis tests benchmarks
 
-bench: $(VENV)/.installed ## speed suite (~8 min): DAN vs plain loop, K seeds stacked vs one after another, NPLM GFLOP/s, sweep overhead
+bench: $(VENV)/.installed ## speed suite (~10 min): DAN vs plain loop, K seeds stacked vs one after another, NPLM GFLOP/s and PTB-size step, sweep overhead
 	$(PY) -m benchmarks.suite $(ARGS)
 
 bench-workers: $(VENV)/.installed ## trials/hour with 1 and 2 workers on PostgreSQL, and a kill's retry time (~10 min)
