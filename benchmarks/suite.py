@@ -331,6 +331,10 @@ def header() -> dict:
             "python": platform.python_version()}
 
 
+def _table(caption: str, header: str, align: str, lines: list[str]) -> list[str]:
+    return [caption, "", header, align, *lines, ""]
+
+
 def markdown(report: dict) -> str:
     h = report["header"]
     out = [f"# make bench, {h['when']}", "",
@@ -364,22 +368,20 @@ def markdown(report: dict) -> str:
                 out.append("")
         if "nplm_flops" in rows:
             r = rows["nplm_flops"]
-            out += [f"**NPLM training throughput** ({r['model']}; {r['threads']} threads; "
-                    f"peak RSS {r['peak_rss_mb']:.0f} MB)", "",
-                    "| V | batch | tokens/s | GFLOP/s | matmul GFLOP/s (same shape) | share |",
-                    "|---:|---:|---:|---:|---:|---:|"]
-            out += [f"| {x['V']} | {x['batch']} | {x['tokens_per_s']:,.0f} | {x['gflops']:.1f} | "
-                    f"{x['matmul_gflops']:.1f} | {x['share_of_matmul']:.0%} |" for x in r["rows"]]
-            out.append("")
+            out += _table(f"**NPLM training throughput** ({r['model']}; {r['threads']} threads; "
+                          f"peak RSS {r['peak_rss_mb']:.0f} MB)",
+                          "| V | batch | tokens/s | GFLOP/s | matmul GFLOP/s (same shape) | share |",
+                          "|---:|---:|---:|---:|---:|---:|",
+                          [f"| {x['V']} | {x['batch']} | {x['tokens_per_s']:,.0f} | {x['gflops']:.1f} | "
+                           f"{x['matmul_gflops']:.1f} | {x['share_of_matmul']:.0%} |" for x in r["rows"]])
         if "nplm_ptb" in rows:
             r = rows["nplm_ptb"]
-            out += [f"**NPLM at PTB size, {r['seeds']} seeds** ({r['model']}; {r['steps']} steps; "
-                    f"{r['threads']} threads; peak RSS {r['peak_rss_mb']:.0f} MB)", "",
-                    "| trainer | ms / step (all seeds) | PTB epoch, min (projected) | vs stacked |",
-                    "|---|---:|---:|---:|"]
-            out += [f"| {x['trainer']} | {x['ms_per_step']:.1f} | {x['min_per_epoch']:.1f} | "
-                    f"{x['vs_stacked']:.2f}x |" for x in r["rows"]]
-            out.append("")
+            out += _table(f"**NPLM at PTB size, {r['seeds']} seeds** ({r['model']}; {r['steps']} steps; "
+                          f"{r['threads']} threads; peak RSS {r['peak_rss_mb']:.0f} MB)",
+                          "| trainer | ms / step (all seeds) | PTB epoch, min (projected) | vs stacked |",
+                          "|---|---:|---:|---:|",
+                          [f"| {x['trainer']} | {x['ms_per_step']:.1f} | {x['min_per_epoch']:.1f} | "
+                           f"{x['vs_stacked']:.2f}x |" for x in r["rows"]])
         if "sweep" in rows:
             r = rows["sweep"]
             out += [f"**DAN sweep, {r['trials']} trials** ({r['states']}; sweep peak RSS "
