@@ -499,10 +499,10 @@ def load_trainers(path: Path, task: Task) -> tuple[SeedTrainers, dict[str, Any]]
             if getattr(w, "lazy_l2", 0):  # torch.save keeps no hooks: the lazy L2 goes back on
                 w.register_hook(_lazy_l2(w, w.lazy_l2))
     for holder in [*trainers.seeds, trainers]:  # checkpoints from before fused kernels
-        if isinstance(getattr(holder, "optimizer", None), torch.optim.Optimizer):
-            stack = getattr(holder, "stack", None)
-            fuse(holder.optimizer, stack.sparse_parameters() if stack is not None
-                 else _sparse_weights(holder.model))
+        optimizer, stack = getattr(holder, "optimizer", None), getattr(holder, "stack", None)
+        model = getattr(holder, "model", None)
+        if isinstance(optimizer, torch.optim.Optimizer) and (stack is not None or model is not None):
+            fuse(optimizer, stack.sparse_parameters() if stack is not None else _sparse_weights(model))
     return trainers, saved["extra"]
 
 
