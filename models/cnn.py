@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.checks import PROBABILITY, boolean, integer, one_of
+from models.embeddings import initial_embeddings
 from models.noise import dropout
 from models.registry import BuildContext, Built, ModelSpec, register_model
 
@@ -92,14 +93,7 @@ def parse_widths(value: Any) -> list[int]:
 def build(m: Mapping[str, Any], task: Any, ctx: BuildContext) -> Built:
     """KimCNN from the values of conf/model/cnn.yaml, on a classification task."""
     sparse = ctx.settings.sparse_ok and ctx.device.type == "cpu"
-    embeddings, info = None, {}
-    if m.get("embeddings", "random") == "glove":
-        from models.embeddings import glove_50d
-        embeddings, coverage = glove_50d(task.vocab.itos)
-        if int(m["embed_dim"]) != embeddings.shape[1]:
-            raise ValueError(f"GloVe 6B vectors are {embeddings.shape[1]}-d: set "
-                             f"model.embed_dim={embeddings.shape[1]}")
-        info["glove_coverage"] = round(coverage, 4)
+    embeddings, info = initial_embeddings(m, task, scale=0.1)
     kwargs = dict(vocab_size=len(task.vocab), num_classes=task.num_classes, embed_dim=int(m["embed_dim"]),
                   filter_widths=parse_widths(m["filter_widths"]), num_filters=int(m["num_filters"]),
                   dropout=float(m["dropout"]), padding_idx=task.vocab.pad_index, sparse=sparse,

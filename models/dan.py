@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from models.checks import PROBABILITY, boolean, integer, number, one_of
+from models.embeddings import initial_embeddings
 from models.noise import dropout
 from models.registry import BuildContext, Built, ModelSpec, register_model
 
@@ -113,14 +114,7 @@ def build(m: Mapping[str, Any], task: Any, ctx: BuildContext) -> Built:
     sparse = ctx.settings.sparse_ok and ctx.device.type == "cpu"  # sparse updates pay on the CPU
     hidden = list(m["hidden_dims"]) if m.get("hidden_dims") is not None else \
         [int(m["hidden_dim"])] * int(m["num_layers"])
-    embeddings, info = None, {}
-    if m.get("embeddings", "random") == "glove":
-        from models.embeddings import glove_50d
-        embeddings, coverage = glove_50d(task.vocab.itos, scale=float(m.get("init_range", 0.1)))
-        if int(m["embed_dim"]) != embeddings.shape[1]:
-            raise ValueError(f"GloVe 6B vectors are {embeddings.shape[1]}-d: set "
-                             f"model.embed_dim={embeddings.shape[1]}")
-        info["glove_coverage"] = round(coverage, 4)
+    embeddings, info = initial_embeddings(m, task, scale=float(m.get("init_range", 0.1)))
     kwargs = dict(
         vocab_size=len(task.vocab), num_classes=task.num_classes, embed_dim=int(m["embed_dim"]),
         hidden_dims=hidden, activation=m["activation"], word_dropout=float(m["word_dropout"]),

@@ -63,6 +63,7 @@ class ClassificationTask:
     dev: ClassificationSplit
     vocab: Vocab
     label_names: tuple[str, ...]
+    pretrained_words: str | None = None  # whose words joined the training vocabulary: glove or None
     monitor: str = metrics.ACCURACY
     mode: str = "max"
 
@@ -119,23 +120,33 @@ class ClassificationTask:
 
 
 def prepare_classification(
-    splits: TextSplits, lowercase: bool = True, min_freq: int = 1, max_vocab: int | None = None
+    splits: TextSplits, lowercase: bool = True, min_freq: int = 1, max_vocab: int | None = None,
+    pretrained_words: str | None = None,
 ) -> ClassificationTask:
-    """Vocabulary from the training split only, then every split tensorised once."""
+    """Vocabulary from the training split only, then every split tensorised once. With
+    `pretrained_words="glove"` GloVe 6B's 400,000 words join it after the training words, as
+    a model with pretrained vectors expects: a dev or test word the training split lacks
+    then keeps its GloVe vector instead of becoming `<unk>` (no dev or test text is read to
+    build the vocabulary, and no gradient reaches those rows while training)."""
     lower = (lambda ts: [t.lower() for t in ts]) if lowercase else (lambda ts: ts)
     vocab = Vocab.build((lower(ex.tokens) for ex in splits.train), min_freq, max_vocab)
+    if pretrained_words == "glove":
+        from models.embeddings import glove_words
+        vocab = vocab.with_words(glove_words())
     return ClassificationTask(
         train=tensorize(splits.train, vocab, lowercase),
         dev=tensorize(splits.dev, vocab, lowercase),
         vocab=vocab,
         label_names=splits.label_names,
+        pretrained_words=pretrained_words,
     )
 
 
 register_kind(TaskKind(
     name="classification", metric=metrics.ACCURACY, direction="maximize",
     prepare=lambda data, splits: prepare_classification(
-        splits, bool(data.get("lowercase", True)), int(data.get("min_freq", 1)), data.get("max_vocab")),
+        splits, bool(data.get("lowercase", True)), int(data.get("min_freq", 1)), data.get("max_vocab"),
+        data.get("pretrained_words")),
     encode_test=lambda task, examples, data: tensorize(examples, task.vocab,
                                                        bool(data.get("lowercase", True))),
 ))

@@ -46,6 +46,11 @@ class Vocab:
             words = words[: max(0, max_size - len(specials))]
         return cls([*specials, *words])
 
+    def with_words(self, words: Iterable[str]) -> Vocab:
+        """This vocabulary, then the `words` it lacks, in their order."""
+        have = set(self.itos)
+        return Vocab([*self.itos, *(w for w in dict.fromkeys(words) if w not in have)])
+
     @property
     def pad_index(self) -> int:
         return self.stoi[PAD]

