@@ -220,18 +220,28 @@ def ordering(table: Table, found: dict[Cell, Found | None]) -> list[str]:
             lines.append(f"- {c['label']}: not all of {', '.join(table.label(r) for r in table.ordering)} "
                          "evaluated yet.")
             continue
-        values = [sign * f.test[0] for f in means]
-        holds = all(a < b for a, b in zip(values, values[1:]))
-        chain = []  # each neighbouring pair with the sign that is true of our figures
-        for (r, f), (_, g) in zip(zip(table.ordering, means), zip(table.ordering[1:], means[1:])):
-            chain.append(f"{table.label(r)} {f.test[0]:.1f}")
-            chain.append("<" if f.test[0] < g.test[0] else ">" if f.test[0] > g.test[0] else "=")
-        chain.append(f"{table.label(table.ordering[-1])} {means[-1].test[0]:.1f}")
-        verdict = "holds" if holds else "does not hold"
+        test, dev = chain(table, [f.test for f in means]), chain(table, [f.dev for f in means])
         claimed = (" > " if table.lower_is_better else " < ").join(table.label(r) for r in table.ordering)
-        lines.append(f"- {c['label']}: {' '.join(chain)}: the paper's ordering ({claimed} in "
-                     f"{table.metric}) **{verdict}**.")
+        line = (f"- {c['label']}: {test[0]}: the paper's ordering ({claimed} in {table.metric}) "
+                f"**{'holds' if test[1] else 'does not hold'}**")
+        if not test[1]:
+            line += f"; on dev it {'holds' if dev[1] else 'does not either'}: {dev[0]}"
+            reversed_ = [(f, g) for f, g in zip(means, means[1:]) if sign * f.test[0] >= sign * g.test[0]]
+            if all(abs(f.test[0] - g.test[0]) <= max(f.test[1], g.test[1]) for f, g in reversed_):
+                line += "; every reversed pair differs on test by no more than the larger of its seed stds"
+        lines.append(line + ".")
     return lines
+
+
+def chain(table: Table, figures: list[tuple[float, float]]) -> tuple[str, bool]:
+    """`row a < row b < ...` with the sign true of `figures` (mean, std), one per row of
+    table.ordering, and whether they rank as the paper's ordering says."""
+    sign = -1 if table.lower_is_better else 1
+    parts = []
+    for r, (a, _), (b, _) in zip(table.ordering, figures, figures[1:]):
+        parts += [f"{table.label(r)} {a:.1f}", "<" if a < b else ">" if a > b else "="]
+    parts.append(f"{table.label(table.ordering[-1])} {figures[-1][0]:.1f}")
+    return " ".join(parts), all(sign * a < sign * b for (a, _), (b, _) in zip(figures, figures[1:]))
 
 
 def gaps(table: Table, found: dict[Cell, Found | None]) -> list[str]:

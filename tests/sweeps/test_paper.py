@@ -380,3 +380,21 @@ rows:
         "rows: {m: {label: M, overrides: [model=nplm], mixes: nope}}\n")
     with pytest.raises(UserError, match="row 'm' mixes 'nope', which is not a row that trains"):
         paper_spec.load_table("bad")
+
+
+@pytest.mark.parametrize("test, dev, expected", [
+    ([(80.0, 0.5), (82.0, 0.5)], [(79.0, 0.1), (81.0, 0.1)], "NBOW 80.0 < DAN 82.0: the paper's ordering "
+     "(NBOW < DAN in accuracy) **holds**."),
+    ([(82.2, 0.7), (81.8, 0.3)], [(81.5, 0.3), (82.0, 0.1)], "**does not hold**; on dev it holds: "
+     "NBOW 81.5 < DAN 82.0; every reversed pair differs on test by no more than the larger of its seed stds."),
+    ([(84.0, 0.2), (81.0, 0.3)], [(83.0, 0.3), (80.0, 0.1)], "**does not hold**; on dev it does not either: "
+     "NBOW 83.0 > DAN 80.0."),
+])
+def test_an_ordering_that_fails_on_test_says_how_it_ranks_on_dev_and_against_the_seed_std(
+        tiny_table, test, dev, expected):
+    table = paper_spec.load_table("tiny")
+    found = {table.cell(row, "csv"): paper_report.Found(
+        run_id="r", test=t, dev=d, seeds="1 2", best_epochs=[1, 1], wall_s=1.0, hardware="cpu",
+        values=[t[0], t[0]], reads=[]) for row, t, d in zip(("nbow", "dan"), test, dev)}
+    line, = paper_report.ordering(table, found)
+    assert line.endswith(expected), line
