@@ -28,6 +28,7 @@ import zlib
 from collections.abc import Sequence
 
 from models.errors import UserError
+from sweeps import neighbours
 from sweeps.config import check_sweep_settings, compose_config, stop_on_sigterm, wants_help, whole_number
 from sweeps.faults import EnvironmentFailure
 from sweeps.progress import Progress
@@ -117,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   + f"; start workers on any host with:\n  {worker_command(sweep.name, args)}", flush=True)
             return 0
         if worker is not None or workers == 1:
-            sweep.run()
+            with neighbours.training(torch.get_num_threads(), f"sweep {sweep.name}"):
+                sweep.run()
             if worker is not None:
                 return 0
         else:  # the study exists and the grid is queued: let the workers run it

@@ -9,6 +9,7 @@ run for the configuration and a nested run per seed.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from models.errors import UserError
 from models.ngram import ngram_perplexities
 from models.training import SeedRecord
+from sweeps import neighbours
 from sweeps.config import check_seeds, compose_config, run_cli, stop_on_sigterm, wants_help
 from sweeps.records import SEEDS_PARAM, SWEEP_ONLY, flatten
 from sweeps.redact import redact
@@ -60,8 +62,11 @@ def train(cfg: DictConfig, command: str = "", quiet: bool = False, checkpoints: 
         seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
         parent = tracker.start_config_run(f"{cfg.model.name}-{cfg.data.name}",
                                           run_params(cfg, workload, seeds), OmegaConf.to_yaml(cfg), command)
-    return run_config(workload, seeds, tracker, parent, on_epoch=None if quiet else print_epoch,
-                      checkpoint=checkpoints / f"{parent}.pt" if checkpoints else None)
+    on_cpu = workload.device.type == "cpu"
+    with neighbours.training(torch.get_num_threads(), f"{cfg.model.name} on {cfg.data.name}") if on_cpu \
+            else contextlib.nullcontext():
+        return run_config(workload, seeds, tracker, parent, on_epoch=None if quiet else print_epoch,
+                          checkpoint=checkpoints / f"{parent}.pt" if checkpoints else None)
 
 
 def train_ngram(cfg: DictConfig, command: str = "") -> tuple[str, dict[str, float]]:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The tests' trainings list themselves apart from the machine's (sweeps/neighbours.py): a
+# training running beside `make test` does not make the tests' output warn, nor they its.
+os.environ["SEEDSWEEP_TRAININGS"] = tempfile.mkdtemp(prefix="seedsweep-test-trainings-")
 SST_ROOT = REPO.parent / "shared" / "data" / "sst"
 
 POSITIVE = ["great", "fine", "superb", "moving", "funny", "smart", "warm", "fresh"]

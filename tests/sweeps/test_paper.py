@@ -386,7 +386,8 @@ rows:
     ([(80.0, 0.5), (82.0, 0.5)], [(79.0, 0.1), (81.0, 0.1)], "NBOW 80.0 < DAN 82.0: the paper's ordering "
      "(NBOW < DAN in accuracy) **holds**."),
     ([(82.2, 0.7), (81.8, 0.3)], [(81.5, 0.3), (82.0, 0.1)], "**does not hold**; on dev it holds: "
-     "NBOW 81.5 < DAN 82.0; every reversed pair differs on test by no more than the larger of its seed stds."),
+     "NBOW 81.5 < DAN 82.0; every reversed pair differs on test by no more than the larger of its "
+     "seed stds."),
     ([(84.0, 0.2), (81.0, 0.3)], [(83.0, 0.3), (80.0, 0.1)], "**does not hold**; on dev it does not either: "
      "NBOW 83.0 > DAN 80.0."),
 ])
