@@ -1,7 +1,8 @@
 """Other seedsweep trainings on this machine, so that a new one can say when the cores are
 already taken. Two trainings that each run torch on every core slow each other down far
-more than twice: measured on 2 cores, a DAN paper cell beside the PTB NPLM took 10.8 min
-instead of 1.6, and the NPLM's epoch stalled as long. Each training process leaves a file
+more than twice: on 2 cores beside the PTB NPLM's 2 threads, the GloVe DAN on RT took 10.8
+min as a paper cell with 2 threads and 1.3 min with 1 (without the cell's checkpoints),
+and the NPLM's epoch took about 22 min instead of 10.5. Each training process leaves a file
 naming its pid and torch threads in a folder of this machine while it trains; the files of
 processes that died are ignored and removed."""
 
@@ -64,7 +65,7 @@ def crowding(threads: int, neighbours: list[dict], cores: int) -> str | None:
                     for n in neighbours)
     return (f"warning: {len(neighbours)} other seedsweep training(s) already use {taken} torch threads "
             f"on this machine's {cores} cores: {who}. This one adds {threads}. Trainings that share "
-            "cores this way slow each other down far more than their share (measured: 6x); pass "
+            "cores this way slow each other down far more than their share; pass "
             "threads=<n> to each so that they add up to the cores, or let one finish first. "
             "(The thread count can change the last digits of the metrics: keep it when you resume.)")
 
