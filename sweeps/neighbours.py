@@ -61,13 +61,17 @@ def crowding(threads: int, neighbours: list[dict], cores: int) -> str | None:
     taken = sum(int(n.get("threads", 1)) for n in neighbours)
     if not neighbours or taken + threads <= cores:
         return None
-    who = ", ".join(f"pid {n['pid']} ({n.get('what', 'training')}, {n.get('threads', '?')} threads)"
+    who = ", ".join(f"pid {n['pid']} ({n.get('what', 'training')}, {threads_(int(n.get('threads', 1)))})"
                     for n in neighbours)
-    return (f"warning: {len(neighbours)} other seedsweep training(s) already use {taken} torch threads "
+    return (f"warning: {len(neighbours)} other seedsweep training(s) already use {threads_(taken)} "
             f"on this machine's {cores} cores: {who}. This one adds {threads}. Trainings that share "
             "cores this way slow each other down far more than their share; pass "
             "threads=<n> to each so that they add up to the cores, or let one finish first. "
             "(The thread count can change the last digits of the metrics: keep it when you resume.)")
+
+
+def threads_(n: int) -> str:
+    return f"{n} torch thread" + ("" if n == 1 else "s")
 
 
 @contextlib.contextmanager

@@ -48,8 +48,9 @@ def test_the_warning_comes_when_the_threads_outnumber_the_cores(trainings, capsy
     assert neighbours.crowding(2, [], cores=2) is None
     assert neighbours.crowding(1, [{"pid": 1, "threads": 1}], cores=2) is None
     message = neighbours.crowding(2, other, cores=2)
-    assert "use 2 torch threads on this machine's 2 cores: pid 1 (nplm on ptb, 2 threads)" in message
+    assert "use 2 torch threads on this machine's 2 cores: pid 1 (nplm on ptb, 2 torch threads)" in message
     assert "threads=<n>" in message
+    assert "use 1 torch thread on" in neighbours.crowding(2, [{"pid": 1, "threads": 1}], cores=2)
 
     monkeypatch.setattr(neighbours, "others", lambda: other)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
