@@ -110,6 +110,10 @@ class StackedDAN(SeedStack):
         self.rows_by_hand, self.row_optimizer = False, ""
         self._rows: torch.Tensor | None = None
         self._compact: torch.Tensor | None = None
+        # L2 on every row at every step (`decay_every_row`): (lr, weight decay, eps) for the
+        # next batch, the steps since the last catch-up, and the step each row is decayed to
+        self.every_row: tuple[float, float, float] | None = None
+        self._clock, self._decayed_to = 0, None
         self._stack("embed", "embed.weight", merge=True)
         linears = [(f"hidden.{i}", layer) for i, layer in enumerate(m.hidden) if isinstance(layer, nn.Linear)]
         linears.append(("classifier.1", m.classifier[1]))
@@ -164,6 +168,56 @@ class StackedDAN(SeedStack):
         else:
             self.embed.index_copy_(0, rows, self._compact.add_(g, alpha=-lr))
         self._compact = None
+        if self.every_row is not None:
+            self._clock += 1
+            self._decayed_to.index_fill_(0, rows, self._clock)
+
+    @torch.no_grad()
+    def _catch_up(self, rows: torch.Tensor | None, lr: float, weight_decay: float, eps: float) -> None:
+        """Decay `rows` (None: every row) for the steps they sat out since they were last
+        brought up to date, as a dense L2 would have at each of them: w *= f^n, f = 1 - lr wd
+        for SGD (exact at a constant lr) and 1 - lr wd / (sqrt(s) + eps) for Adagrad, where the
+        n steps add about n (wd w)^2 to s and f takes s halfway through them (close where
+        that sum is small beside s or eps, as with the Iyyer recipe's wd 6.67e-6 and eps 1e-3)."""
+        if self._decayed_to is None:
+            self._decayed_to = torch.zeros(self.embed.shape[0], dtype=torch.long, device=self.embed.device)
+        behind = self._clock - (self._decayed_to if rows is None else self._decayed_to.index_select(0, rows))
+        if not bool((behind > 0).any()):
+            return
+        w = self.embed if rows is None else self.embed.index_select(0, rows)
+        n = behind.unsqueeze(1).to(w.dtype)
+        if self.row_optimizer == "adagrad":
+            total = self.row_state["embed"]
+            s = total if rows is None else total.index_select(0, rows)
+            grown = n * (weight_decay * w) ** 2  # what the n steps add to s, with w as it is now
+            factor = 1 - lr * weight_decay / ((s + grown / 2).sqrt() + eps)  # s halfway through them
+            s = s + grown
+            if rows is None:
+                total.copy_(s)
+            else:
+                total.index_copy_(0, rows, s)
+        else:
+            factor = torch.full_like(w, 1 - lr * weight_decay)
+        w = w * factor.pow(n)
+        if rows is None:
+            self.embed.copy_(w)
+            self._decayed_to.fill_(self._clock)
+        else:
+            self.embed.index_copy_(0, rows, w)
+            self._decayed_to.index_fill_(0, rows, self._clock)
+
+    def decay_every_row(self, lr: float, weight_decay: float, eps: float) -> None:
+        """From the next batch on, L2 reaches every embedding row at every step, as in a
+        dense update (the released DAN code's), not only the rows a batch uses: a row is
+        decayed for the steps it sat out when a batch next uses it, and all rows by
+        `settle_rows` (before evaluation). The next batch's lr, weight decay and eps."""
+        self.every_row = (lr, weight_decay, eps)
+
+    def settle_rows(self) -> None:
+        """Bring every row up to date (see `decay_every_row`) and restart the step count."""
+        if self.every_row is not None:
+            self._catch_up(None, *self.every_row)
+            self._clock, self._decayed_to = 0, None
 
     def forward(self, tokens: torch.Tensor, widths: Sequence[int] | None = None) -> torch.Tensor:
         """tokens (K, B, T) right-padded, seed s's own batch trimmed to widths[s] -> (K, B, C)."""
@@ -180,6 +234,8 @@ class StackedDAN(SeedStack):
             # the batch's rows, pad (0, the smallest) first, as a small dense leaf table
             used, inverse = torch.unique(torch.cat([rows.new_zeros(1), rows.flatten()]), return_inverse=True)
             self._rows = used
+            if self.every_row is not None:
+                self._catch_up(used, *self.every_row)
             self._compact = self.embed.index_select(0, used).requires_grad_()
             x = F.embedding_bag(inverse[1:].view(k * b, -1), self._compact, mode="mean",
                                 padding_idx=0).view(k, b, -1)  # (K, B, E)

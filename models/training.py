@@ -58,6 +58,9 @@ class TrainSettings:
     lr_decay: float = 0.0  # r in Bengio et al.'s schedule lr_t = lr / (1 + r t), t = updates
     decay_biases: bool = True  # False: no weight decay on biases (1-d parameters)
     adagrad_eps: float = 1e-10  # Adagrad's w -= lr g / (sqrt(sum g^2) + eps): torch's default
+    # L2 on every embedding row at every step, as a dense update has it (the released DAN
+    # code), not only on the rows a batch uses, as sparse updates have it
+    l2_every_row: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -106,6 +109,9 @@ def build_optimizer(dense: list[nn.Parameter], biases: list[nn.Parameter], spars
     `s.decay_biases` is false) and `sparse` ones, whose L2 comes through `_lazy_l2`."""
     if sparse and not s.sparse_ok:
         raise ValueError(f"{s.optimizer} (momentum {s.momentum}) cannot take sparse gradients")
+    if sparse and s.l2_every_row and s.weight_decay > 0:
+        raise ValueError("l2_every_row needs the seeds stacked (vectorize_seeds auto or true): a sparse "
+                         "gradient reaches only the rows a batch uses")
     if s.decay_biases:
         groups = [{"params": dense, "weight_decay": s.weight_decay}]
     else:
@@ -413,6 +419,8 @@ class Stacked:
         for parts in zip(*streams):
             batch = self.task.stack_batches(parts)
             self.optimizer.zero_grad(set_to_none=True)
+            if self.by_hand and s.l2_every_row and s.weight_decay > 0:
+                self.stack.decay_every_row(decayed_lr(s, self.updates), s.weight_decay, s.adagrad_eps)
             losses = self.task.stack_loss(self.stack, batch)  # (K,)
             values = losses.tolist()
             for i, v in zip(self.active, values):
@@ -427,6 +435,8 @@ class Stacked:
                     g["lr"] = decayed_lr(s, self.updates)
             totals = [t + v for t, v in zip(totals, values)]
             batches += 1
+        if self.by_hand:
+            self.stack.settle_rows()
         return [t / max(batches, 1) for t in totals]
 
     def step(self) -> list[EpochMetrics | None]:

@@ -36,8 +36,18 @@ def alive(pid: int) -> bool:
     return True
 
 
+def stopped(pid: int) -> bool:
+    """Whether `pid` is stopped (kill -STOP, Ctrl-Z): it keeps its file but takes no core.
+    Read from /proc where there is one; elsewhere every live process counts as running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] in (["T"], ["t"])
+
+
 def others() -> list[dict]:
-    """The other live trainings on this machine: {pid, threads, what} each."""
+    """The other live trainings on this machine that are not stopped: {pid, threads, what} each."""
     out = []
     base = folder()
     for path in sorted(base.glob("*.json")) if base.is_dir() else []:
@@ -51,7 +61,8 @@ def others() -> list[dict]:
         if not alive(pid):
             path.unlink(missing_ok=True)
             continue
-        out.append(entry)
+        if not stopped(pid):
+            out.append(entry)
     return out
 
 

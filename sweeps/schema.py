@@ -37,7 +37,7 @@ RULES: dict[str, Check] = {
     "train.weight_decay": number(0), "train.momentum": number(0, 1, high_open=True),
     "train.batch_size": integer(1), "train.max_epochs": integer(1), "train.patience": integer(1),
     "train.min_delta": number(0), "train.lr_decay": number(0), "train.decay_biases": boolean,
-    "train.adagrad_eps": number(0, low_open=True),
+    "train.adagrad_eps": number(0, low_open=True), "train.l2_every_row": one_of(None, True, False),
     "data.lowercase": boolean, "data.min_freq": integer(1), "data.max_vocab": integer(2, optional=True),
     "data.split_seed": integer(0), "data.phrases": boolean, "data.rare_max_count": integer(0),
     "data.vocab_from": one_of("train", "train_valid"),

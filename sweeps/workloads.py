@@ -85,7 +85,8 @@ def prepare_task(cfg: DictConfig) -> Any:
 
 
 def train_settings(cfg: DictConfig) -> TrainSettings:
-    settings = {k: v for k, v in values(cfg.train).items() if k not in EXECUTION}
+    # a null setting is the default (a key added later with a null default: what it did before)
+    settings = {k: v for k, v in values(cfg.train).items() if k not in EXECUTION and v is not None}
     try:
         return TrainSettings(**settings)
     except (TypeError, ValueError) as e:

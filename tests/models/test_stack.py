@@ -195,3 +195,45 @@ def test_the_stacked_output_layer_has_autograds_gradients(y_shape):
     out = _AddTimesWeight.apply(y, x, w)
     out.sum().backward()
     assert w.grad.is_contiguous() and w.grad.shape == w.shape and y.grad.shape == y.shape
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+def test_l2_on_every_row_matches_a_dense_update(optimizer):
+    """train.l2_every_row: the stack's row-by-row update decays the rows a batch does not use
+    as a dense update does at every step (the released DAN code's L2), not only the rows it
+    uses; without it the rows that sit out a batch keep their weights."""
+    torch.set_num_threads(1)
+    task = ragged_task(n=120)
+    lr = 0.05 if optimizer == "adagrad" else 0.5
+
+    def build(sparse):
+        return lambda: DAN(len(task.vocab), 2, embed_dim=12, hidden_dims=(16,), word_dropout=0.3,
+                           sparse=sparse)
+
+    def trained(sparse, every_row):
+        settings = TrainSettings(optimizer=optimizer, lr=lr, batch_size=16, max_epochs=3, patience=3,
+                                 weight_decay=1e-4, adagrad_eps=1e-3, l2_every_row=every_row)
+        trainer = make_trainers(build(sparse), task, settings, SEEDS[:2], vectorize="true")
+        while any(not r.done for r in trainer.seeds):
+            trainer.step()
+        assert trainer.by_hand == sparse
+        weights = [r.best_state_dict()["embed.weight"] for r in trainer.seeds]
+        return [r.history for r in trainer.seeds], weights
+
+    dense_history, dense = trained(sparse=False, every_row=False)
+    rows_history, rows = trained(sparse=True, every_row=True)
+    _, touched_only = trained(sparse=True, every_row=False)
+    for a, b in zip(dense_history, rows_history):
+        assert [m.dev["loss"] for m in a] == pytest.approx([m.dev["loss"] for m in b], rel=1e-4, abs=1e-6)
+    for want, got, lazy in zip(dense, rows, touched_only):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+        assert (lazy - want).abs().max() > 100 * (got - want).abs().max()
+
+
+def test_l2_on_every_row_needs_the_rows_updated_by_the_stack():
+    task = ragged_task(n=60)
+    settings = TrainSettings(optimizer="adagrad", lr=0.05, batch_size=16, max_epochs=1, weight_decay=1e-4,
+                             l2_every_row=True)
+    build = lambda: DAN(len(task.vocab), 2, embed_dim=12, hidden_dims=(16,), sparse=True)  # noqa: E731
+    with pytest.raises(ValueError, match="l2_every_row needs the seeds stacked"):
+        SeedTrainer(build, task, settings, SEEDS[0]).fit()

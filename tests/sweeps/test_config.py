@@ -46,7 +46,8 @@ def test_gpu_per_worker():
     assert gpu_for_worker(1, "auto", 0, None) is None  # no GPU
 
 
-@pytest.mark.parametrize("bad", ["device=tpu", "device=cuda:x", "train.vectorize_seeds=maybe"])
+@pytest.mark.parametrize("bad", ["device=tpu", "device=cuda:x", "train.vectorize_seeds=maybe",
+                                 "train.l2_every_row=maybe"])
 def test_execution_settings_are_checked(bad):
     with pytest.raises(UserError, match=bad.split("=")[0]):
         compose_config([bad])

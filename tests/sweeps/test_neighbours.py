@@ -43,6 +43,35 @@ def test_live_neighbours_count_and_dead_ones_are_removed(trainings):
         sleeper.wait()
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="stopped processes are read from /proc")
+def test_a_stopped_training_takes_no_core(trainings):
+    """A training paused with kill -STOP keeps its file but is not counted while it is stopped."""
+    import signal
+    import time
+
+    trainings.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (trainings / f"{sleeper.pid}.json").write_text(json.dumps({"pid": sleeper.pid, "threads": 2}))
+        assert [n["pid"] for n in neighbours.others()] == [sleeper.pid]
+        sleeper.send_signal(signal.SIGSTOP)
+        for _ in range(100):  # the state changes a moment after the signal
+            if neighbours.stopped(sleeper.pid):
+                break
+            time.sleep(0.01)
+        assert neighbours.others() == []
+        assert (trainings / f"{sleeper.pid}.json").exists()
+        sleeper.send_signal(signal.SIGCONT)
+        for _ in range(100):
+            if not neighbours.stopped(sleeper.pid):
+                break
+            time.sleep(0.01)
+        assert [n["pid"] for n in neighbours.others()] == [sleeper.pid]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 def test_the_warning_comes_when_the_threads_outnumber_the_cores(trainings, capsys, monkeypatch):
     other = [{"pid": 1, "threads": 2, "what": "nplm on ptb"}]
     assert neighbours.crowding(2, [], cores=2) is None

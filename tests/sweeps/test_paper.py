@@ -10,7 +10,7 @@ import pytest
 
 from analysis import paper as paper_report
 from models.errors import UserError
-from sweeps import paper, paper_spec
+from sweeps import paper, paper_spec, workloads
 from sweeps.config import compose_config
 from sweeps.tracking import Tracker
 
@@ -34,6 +34,9 @@ def test_iyyer_table_follows_the_paper_code():
     # the code's L2 rho 1e-4 is added to a batch's summed gradient, then divided by the 15
     assert cfg.train.weight_decay == pytest.approx(1e-4 / 15, rel=1e-3)
     assert cfg.model.init_range == 0.08 and cfg.data.phrases and cfg.data.name == "sst2"
+    # its dense update decays every embedding row at every step, not only a batch's rows
+    assert workloads.train_settings(cfg).l2_every_row is True
+    assert workloads.train_settings(compose_config(["model=dan"])).l2_every_row is False  # null: the default
     assert compose_config(list(table.cell("nbow_rand", "rt").overrides)).model.num_layers == 0
     assert table.cell("dan_rand", "sst2").paper == 83.2
     # a row's cell_overrides reach its one column only, after the column's own
