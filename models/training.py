@@ -110,8 +110,9 @@ def build_optimizer(dense: list[nn.Parameter], biases: list[nn.Parameter], spars
     if sparse and not s.sparse_ok:
         raise ValueError(f"{s.optimizer} (momentum {s.momentum}) cannot take sparse gradients")
     if sparse and s.l2_every_row and s.weight_decay > 0:
-        raise ValueError("l2_every_row needs the seeds stacked (vectorize_seeds auto or true): a sparse "
-                         "gradient reaches only the rows a batch uses")
+        raise UserError("train.l2_every_row=true needs a model with a stacked form (DAN) and "
+                        "train.vectorize_seeds=auto or true: trained one seed after another, a sparse "
+                        "gradient reaches only the rows a batch uses.")
     if s.decay_biases:
         groups = [{"params": dense, "weight_decay": s.weight_decay}]
     else:

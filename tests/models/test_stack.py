@@ -235,5 +235,5 @@ def test_l2_on_every_row_needs_the_rows_updated_by_the_stack():
     settings = TrainSettings(optimizer="adagrad", lr=0.05, batch_size=16, max_epochs=1, weight_decay=1e-4,
                              l2_every_row=True)
     build = lambda: DAN(len(task.vocab), 2, embed_dim=12, hidden_dims=(16,), sparse=True)  # noqa: E731
-    with pytest.raises(ValueError, match="l2_every_row needs the seeds stacked"):
+    with pytest.raises(UserError, match="l2_every_row=true needs a model with a stacked form"):
         SeedTrainer(build, task, settings, SEEDS[0]).fit()
