@@ -44,7 +44,7 @@ from sweeps.paper_spec import (
     without_nulls,
 )
 from sweeps.paths import ROOT
-from sweeps.records import HARDWARE, SEEDS_PARAM
+from sweeps.records import HARDWARE, SEED_PARAM, SEEDS_PARAM
 from sweeps.tracking import Tracker
 
 DOCS = ROOT / "docs"
@@ -114,15 +114,19 @@ def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
     m, s = run.data.metrics, table.scale
     test = ((m[metrics.seed_mean(test_key)] * s, m[metrics.seed_std(test_key)] * s)
             if metrics.seed_mean(test_key) in m else None)
-    children = tracker.child_runs(run.info.run_id)
+    seeds = run.data.params.get(SEEDS_PARAM, "").split()
+    # one seed's figures per child run, in the order of the run's seeds (MLflow's order is not it)
+    children = sorted(tracker.child_runs(run.info.run_id),
+                      key=lambda c: (seeds.index(c.data.params[SEED_PARAM])
+                                     if c.data.params.get(SEED_PARAM) in seeds else len(seeds)))
     dev_values = [c.data.metrics.get(metrics.best_dev(table.metric), float("nan")) * s for c in children]
     if not children:  # a counted n-gram model: one dev value on the run itself
         dev_values = [m.get(metrics.dev(table.metric), float("nan")) * s]
     dev = pd.Series(dev_values, dtype=float)
     return Found(
         run.info.run_id, test, (dev.mean(), dev.std(ddof=1) if len(dev) > 1 else 0.0),
-        run.data.params.get(SEEDS_PARAM, "") if children else "",
-        sorted(int(c.data.metrics.get(metrics.BEST_EPOCH, 0)) for c in children),
+        " ".join(seeds) if children else "",
+        [int(c.data.metrics.get(metrics.BEST_EPOCH, 0)) for c in children],
         ((run.info.end_time or run.info.start_time) - run.info.start_time) / 1000,
         run.data.tags.get(HARDWARE, "not recorded"),
         [c.data.metrics[test_key] * s for c in children if test_key in c.data.metrics],

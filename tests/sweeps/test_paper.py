@@ -155,6 +155,13 @@ def test_make_paper_trains_each_cell_once_reads_test_once_and_writes_the_results
     assert "NBOW, CSV: " in text and "against the paper's 10.0" in text  # the gap is named
     assert "the paper's ordering (NBOW < DAN in accuracy) **" in text and "a hand-written note" in text
     assert "make paper TABLE=tiny ROWS=dan COLUMNS=csv" in text
+    # each seed's test figure and best epoch stand in the order of the seeds the line names
+    tracker = Tracker("paper-tiny-nbow-csv", tracking_uri)
+    by_seed = {c.data.params["seed"]: c.data.metrics for c in tracker.child_runs(run.info.run_id)}
+    seeds = run.data.params["seeds"].split()
+    per_seed = ", ".join(f"{by_seed[s]['test_accuracy'] * 100:.2f}" for s in seeds)
+    epochs = [int(by_seed[s]["best_epoch"]) for s in seeds]
+    assert f"(per seed: {per_seed})" in text and f"seeds {' '.join(seeds)}; best epochs {epochs}" in text
     assert "| trigram | " in text and "± 0.0" in text
     assert (tmp_path / "docs" / "results" / "tiny.csv").is_file()
 
