@@ -44,7 +44,7 @@ from sweeps.paper_spec import (
     without_nulls,
 )
 from sweeps.paths import ROOT
-from sweeps.records import HARDWARE, SEED_PARAM, SEEDS_PARAM
+from sweeps.records import HARDWARE, SEEDS_PARAM, in_seed_order
 from sweeps.tracking import Tracker
 
 DOCS = ROOT / "docs"
@@ -115,10 +115,7 @@ def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
     test = ((m[metrics.seed_mean(test_key)] * s, m[metrics.seed_std(test_key)] * s)
             if metrics.seed_mean(test_key) in m else None)
     seeds = run.data.params.get(SEEDS_PARAM, "").split()
-    # one seed's figures per child run, in the order of the run's seeds (MLflow's order is not it)
-    children = sorted(tracker.child_runs(run.info.run_id),
-                      key=lambda c: (seeds.index(c.data.params[SEED_PARAM])
-                                     if c.data.params.get(SEED_PARAM) in seeds else len(seeds)))
+    children = in_seed_order(tracker.child_runs(run.info.run_id), seeds)  # one seed's figures each
     dev_values = [c.data.metrics.get(metrics.best_dev(table.metric), float("nan")) * s for c in children]
     if not children:  # a counted n-gram model: one dev value on the run itself
         dev_values = [m.get(metrics.dev(table.metric), float("nan")) * s]

@@ -51,7 +51,9 @@ from sweeps.records import (
     MIXED_FROM,
     PAPER_CELL,
     SEED_PARAM,
+    SEEDS_PARAM,
     WEIGHTS,
+    in_seed_order,
     mean_std,
     seed_of,
     weights_artifact,
@@ -208,7 +210,8 @@ def mix_cell(cell: Cell, cfg: DictConfig, source_cfg: DictConfig) -> str:
           f"(run {src_run}) with the trigram", flush=True)
     workload = build_workload(cfg)
     task, monitor = workload.task, workload.task.monitor
-    children = sorted(src.child_runs(src_run), key=lambda r: seed_of(r.data.params))
+    # the source's seed runs in its own order, so that both cells list their seeds alike
+    children = in_seed_order(src.child_runs(src_run), src.get_run(src_run).data.params[SEEDS_PARAM].split())
     seeds = [seed_of(c.data.params) for c in children]
     tracker = Tracker(cell.experiment, cfg.tracking.uri, cfg.tracking.artifacts)
     command = f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}"

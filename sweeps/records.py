@@ -92,6 +92,13 @@ def seed_of(params: Mapping[str, str]) -> int:
     return int(params[SEED_PARAM])
 
 
+def in_seed_order(children: Sequence[Any], seeds: Sequence[str]) -> list[Any]:
+    """A parent run's seed runs (MLflow runs) in the order of its `seeds` param, as strings;
+    MLflow lists them in no such order. A run whose seed is not named goes last."""
+    rank = {seed: i for i, seed in enumerate(seeds)}
+    return sorted(children, key=lambda c: rank.get(c.data.params.get(SEED_PARAM), len(seeds)))
+
+
 def trial_of(tags: Mapping[str, str]) -> tuple[str | None, int | None]:
     """The (study, trial number) a parent run belongs to; (None, None) for `make train`."""
     number = tags.get(TRIAL_NUMBER)

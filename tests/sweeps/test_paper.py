@@ -343,7 +343,7 @@ def test_a_mixture_row_mixes_the_trained_networks_of_its_row_and_trains_nothing(
     with the trigram, tracked and test-evaluated as a cell of their own."""
     corpus = write_text_corpus(tmp_path / "corpus")
     net = ("[model=nplm, model.n=3, model.embed_dim=4, model.hidden_dim=4, train.max_epochs=2, "
-           "train.batch_size=32, threads=1")
+           "train.batch_size=32, threads=1, 'seed_list=[7,3]'")  # not sorted, to see the order kept
     (tiny_table / "mix.yaml").write_text(f"""
 title: "Tiny mixture: test perplexity"
 metric: perplexity
@@ -373,6 +373,7 @@ rows:
     net_run, nets = seeds_of("net")
     mix_run, mixes = seeds_of("net_mix")
     assert mix_run.data.tags["mixed_from"] == net_run.info.run_id and nets.keys() == mixes.keys()
+    assert mix_run.data.params["seeds"] == net_run.data.params["seeds"] == "7 3"  # in the net's order
     assert mix_run.data.tags["paper_cell"] == "mix/net_mix/text"
     assert mix_run.data.tags["hardware"] == net_run.data.tags["hardware"]  # what trained the networks
     for seed, m in mixes.items():  # the same weights: the network's own valid perplexity is the net's
