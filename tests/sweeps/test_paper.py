@@ -47,6 +47,22 @@ def test_iyyer_table_follows_the_paper_code():
     assert table.ordering == ["nbow_rand", "dan_rand", "dan_glove"]
 
 
+def test_brown_networks_train_on_ptbs_recipe_with_the_papers_sizes():
+    """Per-example SGD is hours an epoch a seed on CPU: the Brown rows reuse PTB's recipe."""
+    brown, ptb = paper_spec.load_table("bengio2003_brown"), paper_spec.load_table("bengio2003_ptb")
+    ptb_train = compose_config(list(ptb.cell("mlp1", "ptb").overrides)).train
+    for row, sizes in {"mlp1": (5, 50, 60, True), "mlp9": (5, 100, 30, False)}.items():
+        cfg = compose_config(list(brown.cell(row, "brown").overrides))
+        assert cfg.data.name == "brown" and cfg.model.mix is False
+        assert (cfg.model.n, cfg.model.hidden_dim, cfg.model.embed_dim, cfg.model.direct) == sizes
+        for key in ("optimizer", "lr", "lr_decay", "weight_decay", "decay_biases", "batch_size",
+                    "max_epochs", "patience"):
+            assert cfg.train[key] == ptb_train[key], key
+    assert compose_config(["model=nplm", "experiment=bengio_brown"]).train.batch_size == 1  # the paper's
+    mixes = {r: brown.cell(r, "brown").mixes for r in ("mlp1_mix", "mlp10")}
+    assert mixes == {"mlp1_mix": "mlp1", "mlp10": "mlp9"}
+
+
 def test_unknown_table_row_or_column_is_one_sentence(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="unknown paper table 'nope'; choose one of"):
         paper_spec.load_table("nope")
