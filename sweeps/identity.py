@@ -114,10 +114,12 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     moved = set(space_old) ^ set(space_new)  # searched in one, a plain setting in the other
     a, b = old.get("settings", {}), new.get("settings", {})
     for key in sorted(set(a) | set(b)):
-        if {a.get(key, _UNSET), b.get(key, _UNSET)} == {None, _UNSET}:
+        before, after = a.get(key, _UNSET), b.get(key, _UNSET)
+        # compared as values, never hashed: a setting may be a list (RT's data.fractions)
+        if (before is None and after == _UNSET) or (before == _UNSET and after is None):
             continue  # a key added since with a null default: what it did before
-        if a.get(key, _UNSET) != b.get(key, _UNSET) and not (key in moved and (key not in a or key not in b)):
-            out.append(f"{key}: {_show(a.get(key, _UNSET))} -> {_show(b.get(key, _UNSET))}")
+        if before != after and not (key in moved and (key not in a or key not in b)):
+            out.append(f"{key}: {_show(before)} -> {_show(after)}")
     for key in sorted(set(space_old) | set(space_new)):
         if key not in space_new:
             out.append(f"search space: {key} no longer searched")

@@ -142,3 +142,14 @@ def test_a_key_added_since_with_a_null_default_is_no_difference():
     assert differences(old, new) == []
     assert differences(old, {**old, "settings": {"model.embed_dim": 8, "model.hidden_init_range": 0.08}}) \
         == ["model.hidden_init_range: <unset> -> 0.08"]
+
+
+def test_identities_with_list_settings_compare(tmp_path):
+    """RT, the default data, has a list setting (data.fractions): resuming compared it by
+    hashing and crashed with `unhashable type: 'list'` (issue 34)."""
+    from sweeps.identity import differences
+    old = {"settings": {"data.fractions": [0.8, 0.1, 0.1], "seeds": 1}, "space": {}, "metric": "m"}
+    assert differences(old, old) == []
+    new = {"settings": {"data.fractions": [0.7, 0.2, 0.1], "seeds": 1, "train.new_key": None},
+           "space": {}, "metric": "m"}
+    assert differences(old, new) == ["data.fractions: [0.8,0.1,0.1] -> [0.7,0.2,0.1]"]
