@@ -97,21 +97,27 @@ class DAN(nn.Module):
 def drop_words(tokens: torch.Tensor, p: float, pad: int, noise: torch.Generator | None) -> torch.Tensor:
     """Replace each real token by padding with probability `p` (eq. 7-8), keeping at least
     one token of every sentence; the scores come from `noise`."""
-    real = tokens != pad  # (B, T)
     scores = torch.rand(tokens.shape, device=tokens.device, generator=noise)  # (B, T)
+    return drop_scored(tokens, scores, p, pad)
+
+
+def drop_scored(tokens: torch.Tensor, scores: torch.Tensor, p: float, pad: int) -> torch.Tensor:
+    """Word dropout of `tokens` (B, T) given a uniform score per position (B, T): a real token
+    scoring below `p` becomes padding, except that a sentence left empty keeps its real token
+    of the highest score. No host synchronisation: every row computes that token, and only
+    the emptied rows use it."""
+    real = tokens != pad  # (B, T)
     keep = (scores >= p) & real
     emptied = ~keep.any(1) & real.any(1)  # (B,)
-    if emptied.any():
-        # Keep the emptied sentences' real token with the highest score: one at random.
-        rows = emptied.nonzero().squeeze(1)
-        cols = scores[rows].masked_fill(~real[rows], -1.0).argmax(1)
-        keep[rows, cols] = True
+    cols = scores.masked_fill(~real, -1.0).argmax(1, keepdim=True)  # (B, 1)
+    keep.scatter_(1, cols, keep.gather(1, cols) | emptied.unsqueeze(1))
     return tokens.masked_fill(~keep, pad)
 
 
 def build(m: Mapping[str, Any], task: Any, ctx: BuildContext) -> Built:
     """DAN from the values of conf/model/dan.yaml, on a classification task."""
-    sparse = ctx.settings.sparse_ok and ctx.device.type == "cpu"  # sparse updates pay on the CPU
+    # sparse updates touch only a batch's rows; on a GPU the stacked form updates them by hand
+    sparse = ctx.settings.sparse_ok
     hidden = list(m["hidden_dims"]) if m.get("hidden_dims") is not None else \
         [int(m["hidden_dim"])] * int(m["num_layers"])
     embeddings, info = initial_embeddings(m, task, scale=float(m.get("init_range", 0.1)))

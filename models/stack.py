@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.dan import ACTIVATIONS, DAN, drop_words
+from models.dan import ACTIVATIONS, DAN, drop_scored
 from models.noise import dropout_mask
 from models.nplm import NPLM
 
@@ -108,6 +108,7 @@ class StackedDAN(SeedStack):
         self.pad, self.word_dropout = m.padding_idx, m.word_dropout
         self.vocab, self.sparse = m.embed.num_embeddings, m.embed.sparse
         self.rows_by_hand, self.row_optimizer = False, ""
+        self.force_fixed_rows: bool | None = None  # see fixed_size_rows
         self._rows: torch.Tensor | None = None
         self._compact: torch.Tensor | None = None
         # L2 on every row at every step (`decay_every_row`): (lr, weight decay, eps) for the
@@ -129,10 +130,11 @@ class StackedDAN(SeedStack):
         return [self.embed] if self.sparse and self.embed.requires_grad and not self.rows_by_hand else []
 
     def faster_alone(self, optimizer: str, device: torch.device) -> bool:
-        """One seed trains faster stacked where its embedding rows are updated by hand (on
-        the CPU): 1.2-1.5 s against 1.4-1.9 s an epoch of SST on one thread (make bench), as
-        no sparse gradient is coalesced."""
-        return device.type == "cpu" and self._rows_by_hand_ok(optimizer)
+        """One seed trains faster stacked where its embedding rows are updated by hand: on the
+        CPU 1.2-1.5 s against 1.4-1.9 s an epoch of SST on one thread (make bench), as no
+        sparse gradient is coalesced; on a GPU, where coalescing waits for the device every
+        batch, no step waits for it (`make gpu-check`)."""
+        return device.type in ("cpu", "cuda") and self._rows_by_hand_ok(optimizer)
 
     def _rows_by_hand_ok(self, optimizer: str) -> bool:
         return self.sparse and self.embed.requires_grad and self.pad == 0 and optimizer in ("adagrad", "sgd")
@@ -149,6 +151,13 @@ class StackedDAN(SeedStack):
         if optimizer == "adagrad":
             self.row_state["embed"] = torch.zeros_like(self.embed)
         return True
+
+    def fixed_size_rows(self, flat: torch.Tensor) -> bool:
+        """Whether a batch's rows are found by `distinct_rows` (fixed sizes: a GPU never waits)
+        rather than torch.unique (the CPU, bit for bit as before). `force_fixed_rows` (None:
+        by device) lets the CPU tests check the GPU's way."""
+        force = getattr(self, "force_fixed_rows", None)
+        return flat.is_cuda if force is None else force
 
     @torch.no_grad()
     def row_step(self, lr: float, weight_decay: float, eps: float = 1e-10) -> None:
@@ -182,8 +191,8 @@ class StackedDAN(SeedStack):
         if self._decayed_to is None:
             self._decayed_to = torch.zeros(self.embed.shape[0], dtype=torch.long, device=self.embed.device)
         behind = self._clock - (self._decayed_to if rows is None else self._decayed_to.index_select(0, rows))
-        if not bool((behind > 0).any()):
-            return
+        # rows already up to date (behind 0) are left as they are: f^0 = 1 and s + 0 = s,
+        # bit for bit, so no check (which would wait for the device) is needed
         w = self.embed if rows is None else self.embed.index_select(0, rows)
         n = behind.unsqueeze(1).to(w.dtype)
         if self.row_optimizer == "adagrad":
@@ -223,16 +232,21 @@ class StackedDAN(SeedStack):
         """tokens (K, B, T) right-padded, seed s's own batch trimmed to widths[s] -> (K, B, C)."""
         k, b, _ = tokens.shape
         if self.training and self.word_dropout > 0:
+            # seed s's scores from its own generator, of its own batch's width, as alone; the
+            # padding past that width is no real token and is never dropped or kept
             widths = widths or [tokens.shape[2]] * k
-            tokens = torch.stack([
-                F.pad(drop_words(tokens[s, :, :w], self.word_dropout, self.pad, g),
-                      (0, tokens.shape[2] - w), value=self.pad)
-                for s, (w, g) in enumerate(zip(widths, self.noise))])
+            scores = torch.stack([F.pad(torch.rand((b, w), generator=g, device=tokens.device),
+                                        (0, tokens.shape[2] - w), value=-1.0)
+                                  for w, g in zip(widths, self.noise)])  # (K, B, T)
+            tokens = drop_scored(tokens.flatten(0, 1), scores.flatten(0, 1), self.word_dropout,
+                                 self.pad).view(tokens.shape)
         rows = torch.where(tokens != self.pad, tokens + self.seed_offsets(self.vocab, tokens.device),
                            self.pad)  # seed s's pads -> row `pad` of seed 0: zero, no gradient
         if self.rows_by_hand and self.training:
             # the batch's rows, pad (0, the smallest) first, as a small dense leaf table
-            used, inverse = torch.unique(torch.cat([rows.new_zeros(1), rows.flatten()]), return_inverse=True)
+            flat = torch.cat([rows.new_zeros(1), rows.flatten()])
+            used, inverse = distinct_rows(flat) if self.fixed_size_rows(flat) else \
+                torch.unique(flat, return_inverse=True)
             self._rows = used
             if self.every_row is not None:
                 self._catch_up(used, *self.every_row)
@@ -247,6 +261,21 @@ class StackedDAN(SeedStack):
             if j < len(self.acts):
                 x = self.acts[j](x)
         return x  # (K, B, C)
+
+
+def distinct_rows(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.unique(flat, return_inverse=True) for `flat` (N,) whose smallest value is
+    flat[0], in tensors of fixed size N, so the device never reports a count to the host:
+    `used` (N,) holds the distinct values ascending and then repeats of flat[0] (the pad
+    row: zero, with no gradient, so updating it again changes nothing); `inverse` (N,) maps
+    each entry to its slot in `used`."""
+    ascending, order = flat.sort()
+    new = torch.ones_like(ascending, dtype=torch.bool)
+    new[1:] = ascending[1:] != ascending[:-1]
+    slot = new.cumsum(0) - 1  # (N,) the slot of each sorted entry
+    inverse = torch.empty_like(slot).scatter_(0, order, slot)
+    used = ascending[:1].repeat(len(ascending)).scatter_(0, slot, ascending)
+    return used, inverse
 
 
 class _AddTimesWeight(torch.autograd.Function):

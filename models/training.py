@@ -279,6 +279,15 @@ def check_loss(value: float, epoch: int, seed: int) -> None:
                                  "lower the learning rate or add regularisation.")
 
 
+def add_loss(total: torch.Tensor | None, loss: torch.Tensor) -> torch.Tensor:
+    """`total` plus a batch's loss, kept on the device so that no batch waits to read it.
+    In float64: adding float32 losses in order is then the same sum, bit for bit, as adding
+    their Python floats (`.item()`), as the loop did before; a NaN or inf in any batch
+    leaves the sum non-finite, so `check_loss` on the sum catches it, once an epoch."""
+    loss = loss.detach().double()
+    return loss if total is None else total + loss
+
+
 def build_seeded(build_model: Callable[[], nn.Module], seed: int) -> nn.Module:
     """`build_model()` initialised from `seed`, on the CPU, leaving the global RNG as it was."""
     with torch.random.fork_rng(devices=[]):
@@ -305,23 +314,29 @@ class SeedTrainer(SeedRecord):
         self.optimizer = make_optimizer(self.model, settings)
         self.updates = 0
 
-    def _train_epoch(self) -> float:
+    def run_batches(self) -> tuple[torch.Tensor | None, int]:
+        """One epoch's batches, none of which waits for the device: returns the sum of the
+        batch losses, on the device, and the number of batches."""
         self.model.train()
-        total, batches = 0.0, 0
+        total, batches = None, 0
         for batch in self.task.train_batches(self.settings.batch_size, self.generator):
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.task.loss(self.model, batch)
-            value = loss.item()
-            check_loss(value, self.epoch + 1, self.seed)
             loss.backward()
             self.optimizer.step()
             self.updates += 1
             if self.settings.lr_decay:
                 for g in self.optimizer.param_groups:
                     g["lr"] = decayed_lr(self.settings, self.updates)
-            total += value
+            total = add_loss(total, loss)
             batches += 1
-        return total / max(batches, 1)
+        return total, batches
+
+    def _train_epoch(self) -> float:
+        total, batches = self.run_batches()
+        value = 0.0 if total is None else total.item()  # the epoch's one wait for the device
+        check_loss(value, self.epoch + 1, self.seed)
+        return value / max(batches, 1)
 
     def step(self) -> EpochMetrics:
         """Train one epoch, evaluate on dev, update early stopping; returns the epoch's metrics."""
@@ -411,11 +426,13 @@ class Stacked:
             g["lr"] = decayed_lr(self.settings, getattr(self, "updates", 0))
         return optimizer
 
-    def _train_epoch(self) -> list[float]:
+    def run_batches(self) -> tuple[torch.Tensor | None, int]:
+        """One epoch's batches of every active seed, none of which waits for the device:
+        returns the sums of each seed's batch losses, (K,) on the device, and the batches."""
         s = self.settings
         self.stack.train()
         self.stack.noise = [self.noise[i] for i in self.active]
-        totals, batches = [0.0] * len(self.active), 0
+        totals, batches = None, 0
         streams = [self.task.train_batches(s.batch_size, self.order[i]) for i in self.active]
         for parts in zip(*streams):
             batch = self.task.stack_batches(parts)
@@ -423,9 +440,6 @@ class Stacked:
             if self.by_hand and s.l2_every_row and s.weight_decay > 0:
                 self.stack.decay_every_row(decayed_lr(s, self.updates), s.weight_decay, s.adagrad_eps)
             losses = self.task.stack_loss(self.stack, batch)  # (K,)
-            values = losses.tolist()
-            for i, v in zip(self.active, values):
-                check_loss(v, self.seeds[i].epoch + 1, self.seeds[i].seed)
             losses.sum().backward()
             self.optimizer.step()
             if self.by_hand:
@@ -434,11 +448,18 @@ class Stacked:
             if s.lr_decay:
                 for g in self.optimizer.param_groups:
                     g["lr"] = decayed_lr(s, self.updates)
-            totals = [t + v for t, v in zip(totals, values)]
+            totals = add_loss(totals, losses)
             batches += 1
         if self.by_hand:
             self.stack.settle_rows()
-        return [t / max(batches, 1) for t in totals]
+        return totals, batches
+
+    def _train_epoch(self) -> list[float]:
+        totals, batches = self.run_batches()
+        values = [0.0] * len(self.active) if totals is None else totals.tolist()  # one wait
+        for i, v in zip(self.active, values):
+            check_loss(v, self.seeds[i].epoch + 1, self.seeds[i].seed)
+        return [v / max(batches, 1) for v in values]
 
     def step(self) -> list[EpochMetrics | None]:
         if not self.active:

@@ -29,16 +29,22 @@ class ClassificationSplit:
     tokens: torch.Tensor  # (N, T) int64, right-padded with 0
     lengths: torch.Tensor  # (N,)
     labels: torch.Tensor  # (N,)
+    host_lengths: torch.Tensor | None = None  # `lengths` on the CPU where they live on a GPU
 
     def __len__(self) -> int:
         return self.labels.numel()
 
     def to(self, device: torch.device | str) -> ClassificationSplit:
-        return ClassificationSplit(self.tokens.to(device), self.lengths.to(device), self.labels.to(device))
+        return ClassificationSplit(self.tokens.to(device), self.lengths.to(device), self.labels.to(device),
+                                   self.lengths_on_host())
 
-    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows `idx`, trimmed to the longest of them."""
-        width = int(self.lengths[idx].max())
+    def lengths_on_host(self) -> torch.Tensor:
+        return self.host_lengths if self.host_lengths is not None else self.lengths.cpu()
+
+    def batch(self, idx: torch.Tensor, width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows `idx`, trimmed to the longest of them (`width`, where the caller knows it)."""
+        if width is None:
+            width = int(self.lengths[idx].max())
         return self.tokens[idx, :width], self.labels[idx]  # (B, T'), (B,)
 
 
@@ -74,9 +80,14 @@ class ClassificationTask:
     def train_batches(
         self, batch_size: int, generator: torch.Generator
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        order = torch.randperm(len(self.train), generator=generator).to(self.train.labels.device)
-        for start in range(0, len(order), batch_size):
-            yield self.train.batch(order[start:start + batch_size])
+        order = torch.randperm(len(self.train), generator=generator)
+        # every batch's width, read on the host once an epoch: no batch waits for the device
+        n, batches = len(order), -(-len(order) // batch_size)
+        lengths = F.pad(self.train.lengths_on_host()[order], (0, batches * batch_size - n))
+        widths = lengths.view(batches, batch_size).amax(1).tolist()
+        order = order.to(self.train.labels.device, non_blocking=True)  # the copy need not wait
+        for b, start in enumerate(range(0, n, batch_size)):
+            yield self.train.batch(order[start:start + batch_size], widths[b])
 
     def to(self, device: torch.device | str) -> ClassificationTask:
         """This task with its tensors on `device` (moved once, before training)."""

@@ -100,7 +100,7 @@ class LMTask:
             order = torch.randperm(n, generator=generator)
         else:  # a fresh random subset of the training positions every epoch
             order = torch.randint(n, (self.tokens_per_epoch,), generator=generator)
-        order = order.to(self.train.tokens.device)
+        order = order.to(self.train.tokens.device, non_blocking=True)  # the copy need not wait
         for i in range(0, len(order), batch_size):
             pos = order[i:i + batch_size]
             yield self.contexts(self.train, pos), self.train.tokens[pos]
