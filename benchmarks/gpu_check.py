@@ -7,7 +7,10 @@ PTB: V = 10,000). It checks, on the device:
   2. NPLM (V=10,000, n=5, m=60, h=50, direct) training tokens/s in the platform's own
      training step, at batch 64 and 1,024 (target: 500,000 tokens/s or more);
   3. DAN 3x300 epochs: 1 seed alone; 5 and 20 seeds stacked; 5 one after another
-     (target: 20 stacked in at most 1.5x one seed's epoch time).
+     (target: 20 stacked in at most 1.5x one seed's epoch time);
+  4. that one epoch's batches never wait for the GPU (torch.cuda.set_sync_debug_mode);
+  5. a Brown MLP9-sized epoch, 3 seeds stacked at batch 64 (target: 5 s or less).
+Each speed row stands beside plain PyTorch measured in the same run (benchmarks/gpu_plain.py).
 
     make gpu-check                              # device cuda; exits 3 when no GPU is seen
     python -m benchmarks.gpu_check --device cpu --small   # the same code on the CPU (tests)
@@ -98,6 +101,8 @@ def parity(device: torch.device, small: bool) -> list[dict]:
 
 
 def nplm_speed(device: torch.device, small: bool) -> list[dict]:
+    """Tokens/s of the platform's NPLM step beside a plain PyTorch loop, same batches."""
+    from benchmarks import gpu_plain
     vocab = 2000 if small else 10_000
     rows = []
     for batch in (64, 1024):
@@ -107,28 +112,91 @@ def nplm_speed(device: torch.device, small: bool) -> list[dict]:
                                  decay_biases=False, lr_decay=1e-8)
         trainer = SeedTrainer(lambda: NPLM(vocab, 4, 60, 50, True), task, settings, 0, device)
         secs = median_time(trainer._train_epoch, device)
-        rows.append({"V": vocab, "batch": batch, "tokens_per_s": batch * steps / secs})
+        plain_model = NPLM(vocab, 4, 60, 50, True).to(device)
+        plain = median_time(gpu_plain.nplm_epoch(plain_model, task, batch), device)
+        rows.append({"V": vocab, "batch": batch, "tokens_per_s": batch * steps / secs,
+                     "plain_tokens_per_s": batch * steps / plain})
     return rows
 
 
 def dan_seeds(device: torch.device, small: bool) -> list[dict]:
+    """DAN 3x300 epochs as `make train` builds them (sparse rows updated by hand), beside
+    plain PyTorch: one DAN with a dense Adagrad for one seed, torch.func.vmap for K."""
+    from benchmarks import gpu_plain
     task = sst_like(800 if small else 8544, 200 if small else 1101, 2000 if small else 16_581).to(device)
     settings = TrainSettings(lr=0.01, batch_size=32, weight_decay=1e-5, max_epochs=10**6, patience=10**6)
-    sparse = device.type == "cpu"
 
     def build():
-        return DAN(len(task.vocab), 5, sparse=sparse)
-    rows = []
-    for k, mode in ((1, "false"), (5, "false"), (5, "true"), (20, "true")):
+        return DAN(len(task.vocab), 5, sparse=True)
+    rows, plain_one = [], None
+    for k, mode in ((1, "auto"), (5, "false"), (5, "true"), (20, "true")):
         if small and k == 20:
             k = 8
         trainers = make_trainers(build, task, settings, list(range(k)), device, mode)
         secs = median_time(trainers.step, device, repeats=1 if k > 1 else 3)
-        rows.append({"k": k, "stacked": mode == "true", "epoch_s": secs})
+        row = {"k": k, "stacked": mode != "false", "epoch_s": secs, "plain_epoch_s": None}
+        if mode != "false":
+            models = [DAN(len(task.vocab), 5).to(device) for _ in range(k)]
+            fn = (gpu_plain.dan_epoch(models[0], task, 32) if k == 1
+                  else gpu_plain.dan_vmap_epoch(models, task, 32))
+            row["plain_epoch_s"] = median_time(fn, device, repeats=1 if k > 1 else 3)
+            plain_one = plain_one or row["plain_epoch_s"]
+        rows.append(row)
     one = rows[0]["epoch_s"]
     for r in rows:
         r["over_one_seed"] = r["epoch_s"] / one
+        r["plain_over_one_seed"] = None if r["plain_epoch_s"] is None else r["plain_epoch_s"] / plain_one
     return rows
+
+
+def brown_mlp9(device: torch.device, small: bool) -> dict:
+    """One training epoch of Bengio et al.'s MLP9 on Brown-sized synthetic data (V = 16,300,
+    800,000 tokens; n=5 h=100 m=30, no direct), 3 seeds stacked, batches of 64, the
+    bengio_brown_batched recipe (target: 5 s or less on a GPU)."""
+    vocab, tokens = (2000, 20_000) if small else (16_300, 800_000)
+    task = ptb_like(vocab, tokens, tokens).to(device)
+    settings = TrainSettings(optimizer="sgd", lr=1.0, lr_decay=2e-5, weight_decay=1e-4, decay_biases=False,
+                             batch_size=64)
+    trainers = make_trainers(lambda: NPLM(vocab, 4, 30, 100, False), task, settings, [1, 2, 3], device,
+                             "true")
+    secs = median_time(trainers._train_epoch, device, repeats=1)
+    return {"V": vocab, "tokens": tokens, "seeds": 3, "batch": 64, "epoch_s": secs}
+
+
+def no_sync(device: torch.device, small: bool) -> list[dict]:
+    """Whether one epoch's batches run with torch.cuda.set_sync_debug_mode("error"): any
+    wait of the host for the GPU inside the batch loop raises."""
+    if device.type != "cuda":
+        return [{"case": "cpu: not checked here (tests/models/test_device_bound.py counts on the CPU)",
+                 "ok": True}]
+    task = sst_like(400, 100, 2000, seed=2).to(device)
+    lm = ptb_like(2000, 20_000, 6400, seed=2).to(device)
+    adagrad = TrainSettings(lr=0.01, batch_size=32, weight_decay=1e-5, l2_every_row=True)
+    sgd = TrainSettings(optimizer="sgd", lr=1.0, batch_size=64, weight_decay=1e-4, decay_biases=False,
+                        lr_decay=2e-5)
+    cases = [
+        ("DAN 5 seeds stacked, rows by hand, L2 on every row",
+         make_trainers(lambda: DAN(2000, 5, sparse=True), task, adagrad, list(range(5)), device, "true")),
+        ("DAN 1 seed", make_trainers(lambda: DAN(2000, 5, sparse=True), task, adagrad, [0], device, "auto")),
+        ("NPLM 3 seeds stacked", make_trainers(lambda: NPLM(2000, 4, 30, 100, False), lm, sgd, [1, 2, 3],
+                                               device, "true")),
+        ("NPLM 1 seed", SeedTrainer(lambda: NPLM(2000, 4, 60, 50, True), lm, sgd, 0, device)),
+    ]
+    out = []
+    for name, trainers in cases:
+        run = trainers.run_batches if hasattr(trainers, "run_batches") else trainers.seeds[0].run_batches
+        run()  # warm-up: cuBLAS handles and the allocator may wait once
+        torch.cuda.synchronize(device)
+        try:
+            torch.cuda.set_sync_debug_mode("error")
+            run()
+            ok, why = True, ""
+        except RuntimeError as e:
+            ok, why = False, str(e).splitlines()[0][:160]
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        out.append({"case": name, "ok": ok, "why": why})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,19 +217,31 @@ def main(argv: list[str] | None = None) -> int:
     for r in report["parity"]:
         print(f"| {r['model']} | {r['seeds']} | {r['max_rel_diff']:.2e} | {r['same_best_epoch']} "
               f"| {r['ok']} |")
+    report["no_sync"] = no_sync(device, args.small)
+    print("\n| one epoch's batches, sync_debug_mode=error | no host-device sync |\n|---|---|")
+    for r in report["no_sync"]:
+        print(f"| {r['case']} | {r['ok']} {r.get('why', '')} |")
     report["nplm"] = nplm_speed(device, args.small)
-    print("\n| NPLM n=5 m=60 h=50 direct | batch | tokens/s |\n|---|---:|---:|")
+    print("\n| NPLM n=5 m=60 h=50 direct | batch | tokens/s | plain PyTorch tokens/s |\n|---|---:|---:|---:|")
     for r in report["nplm"]:
-        print(f"| V={r['V']} | {r['batch']} | {r['tokens_per_s']:,.0f} |")
+        print(f"| V={r['V']} | {r['batch']} | {r['tokens_per_s']:,.0f} | {r['plain_tokens_per_s']:,.0f} |")
     report["dan"] = dan_seeds(device, args.small)
-    print("\n| DAN 3x300 epoch (train + dev) | K | s | / one seed |\n|---|---:|---:|---:|")
+    print("\n| DAN 3x300 epoch (train + dev) | K | s | / one seed | plain PyTorch s | plain / one seed |"
+          "\n|---|---:|---:|---:|---:|---:|")
     for r in report["dan"]:
-        how = "stacked" if r["stacked"] else ("alone" if r["k"] == 1 else "one after another")
-        print(f"| {how} | {r['k']} | {r['epoch_s']:.2f} | {r['over_one_seed']:.2f}x |")
+        how = "stacked" if r["stacked"] and r["k"] > 1 else ("alone" if r["k"] == 1 else "one after another")
+        plain = "" if r["plain_epoch_s"] is None else (
+            f"{r['plain_epoch_s']:.2f} ({'plain loop' if r['k'] == 1 else 'torch.func vmap'}) "
+            f"| {r['plain_over_one_seed']:.2f}x")
+        print(f"| {how} | {r['k']} | {r['epoch_s']:.2f} | {r['over_one_seed']:.2f}x | {plain or '– | –'} |")
+    report["brown_mlp9"] = r = brown_mlp9(device, args.small)
+    print(f"\n| Brown MLP9 training epoch (n=5 h=100 m=30) | V | tokens | seeds stacked | batch | s |"
+          f"\n|---|---:|---:|---:|---:|---:|\n| synthetic, Brown's size | {r['V']:,} | {r['tokens']:,} "
+          f"| {r['seeds']} | {r['batch']} | {r['epoch_s']:.2f} |")
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "gpu-check.json").write_text(json.dumps(report, indent=2) + "\n")
-    return 0 if all(r["ok"] for r in report["parity"]) else 1
+    return 0 if all(r["ok"] for r in report["parity"] + report["no_sync"]) else 1
 
 
 if __name__ == "__main__":
