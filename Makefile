@@ -34,11 +34,16 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: MODEL=$(MODEL)  ARGS='<hydra overrides>'  PORT=5000 (make ui)  TORCH_SPEC=$(TORCH_SPEC)"
 
+# pip stays quiet; these lines say what runs and about how long (~3 minutes on a fresh clone)
 $(VENV)/.installed: pyproject.toml
+	@echo "install: creating $(VENV) and installing torch and the project, about 3 minutes in all"
 	$(PYTHON) -m venv $(VENV)
+	@echo "install: torch ($(TORCH_SPEC)): a large download, about 1-2 minutes, silent while it runs"
 	$(PY) -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
+	@echo "install: the project and its libraries (optuna, mlflow, hydra, pytest...): about 1 minute"
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
+	@echo "install: done; make help lists the targets"
 
 install: $(VENV)/.installed ## create .venv and install the project (torch CPU build unless TORCH_SPEC says otherwise)
 
