@@ -20,6 +20,7 @@ STUDY ?=
 TRIAL ?=
 RUN ?=
 REASON ?=
+ALLOW_UNFINISHED ?=
 TABLE ?=
 ROWS ?=
 COLUMNS ?=
@@ -60,10 +61,10 @@ worker: $(VENV)/.installed ## join a study from any host and run its trials: mak
 mlflow-server: $(VENV)/.installed ## MLflow tracking server on a PostgreSQL store: SEEDSWEEP_MLFLOW_DB_URL=... make mlflow-server [HOST=] [PORT=]
 	$(PY) -m sweeps.mlflow_server $(ARGS)
 
-final: $(VENV)/.installed ## test-set evaluation, once: make final MODEL=dan [STUDY=] [TRIAL=] [RUN=] [REASON=]
+final: $(VENV)/.installed ## test-set evaluation, once, of a finished search: make final MODEL=dan [STUDY=] [TRIAL=] [RUN=] [REASON=] [ALLOW_UNFINISHED=1]
 	$(PY) -m sweeps.final model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 		$(if $(STUDY),--study=$(STUDY)) $(if $(TRIAL),--trial=$(TRIAL)) $(if $(RUN),--run=$(RUN)) \
-		$(if $(REASON),--reason="$(REASON)") $(ARGS)
+		$(if $(REASON),--reason="$(REASON)") $(if $(ALLOW_UNFINISHED),--allow-unfinished) $(ARGS)
 
 paper: $(VENV)/.installed ## a paper's table, cell by cell over 3 seeds, then docs/results.md: make paper TABLE=iyyer2015 [ROWS=] [COLUMNS=] [SST_ROOT=]
 	@test -n "$(TABLE)" || { echo "error: make paper needs TABLE=<$$(ls conf/paper | sed 's/.yaml//' | paste -sd'|')>" >&2; exit 2; }

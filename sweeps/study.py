@@ -22,6 +22,7 @@ from sweeps.progress import Progress, abbreviations, legend, short_params
 from sweeps.pruning import make_pruner
 from sweeps.reconcile import reconcile
 from sweeps.records import (
+    BUDGET,
     COMMAND,
     EPOCHS_RUN,
     FAIL_REASON,
@@ -104,6 +105,8 @@ class Sweep:
                           OVERRIDES: [redact(o) for o in self.overrides]},
             self.points if self.grid else None, create=join is None)
         self.study = self.shared.study
+        # `make final` refuses a search short of its budget, naming the command that finishes it
+        self.study.set_user_attr(BUDGET, {"trials": self.budget, "command": self.command})
 
     def _grid(self, cfg: DictConfig, lookup) -> list[dict]:
         """The valid combinations of the grid values, or the explicit `sweep.grid_points`."""
