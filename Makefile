@@ -20,6 +20,7 @@ STUDY ?=
 TRIAL ?=
 RUN ?=
 REASON ?=
+ALLOW_UNFINISHED ?=
 TABLE ?=
 ROWS ?=
 COLUMNS ?=
@@ -34,11 +35,16 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo "  variables: MODEL=$(MODEL)  ARGS='<hydra overrides>'  PORT=5000 (make ui)  TORCH_SPEC=$(TORCH_SPEC)"
 
+# pip stays quiet; these lines say what runs and about how long (~3 minutes on a fresh clone)
 $(VENV)/.installed: pyproject.toml
+	@echo "install: creating $(VENV) and installing torch and the project, about 3 minutes in all"
 	$(PYTHON) -m venv $(VENV)
+	@echo "install: torch ($(TORCH_SPEC)): a large download, about 1-2 minutes, silent while it runs"
 	$(PY) -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
+	@echo "install: the project and its libraries (optuna, mlflow, hydra, pytest...): about 1 minute"
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
+	@echo "install: done; make help lists the targets"
 
 install: $(VENV)/.installed ## create .venv and install the project (torch CPU build unless TORCH_SPEC says otherwise)
 
@@ -55,10 +61,10 @@ worker: $(VENV)/.installed ## join a study from any host and run its trials: mak
 mlflow-server: $(VENV)/.installed ## MLflow tracking server on a PostgreSQL store: SEEDSWEEP_MLFLOW_DB_URL=... make mlflow-server [HOST=] [PORT=]
 	$(PY) -m sweeps.mlflow_server $(ARGS)
 
-final: $(VENV)/.installed ## test-set evaluation, once: make final MODEL=dan [STUDY=] [TRIAL=] [RUN=] [REASON=]
+final: $(VENV)/.installed ## test-set evaluation, once, of a finished search: make final MODEL=dan [STUDY=] [TRIAL=] [RUN=] [REASON=] [ALLOW_UNFINISHED=1]
 	$(PY) -m sweeps.final model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 		$(if $(STUDY),--study=$(STUDY)) $(if $(TRIAL),--trial=$(TRIAL)) $(if $(RUN),--run=$(RUN)) \
-		$(if $(REASON),--reason="$(REASON)") $(ARGS)
+		$(if $(REASON),--reason="$(REASON)") $(if $(ALLOW_UNFINISHED),--allow-unfinished) $(ARGS)
 
 paper: $(VENV)/.installed ## a paper's table, cell by cell over 3 seeds, then docs/results.md: make paper TABLE=iyyer2015 [ROWS=] [COLUMNS=] [SST_ROOT=]
 	@test -n "$(TABLE)" || { echo "error: make paper needs TABLE=<$$(ls conf/paper | sed 's/.yaml//' | paste -sd'|')>" >&2; exit 2; }

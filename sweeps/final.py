@@ -1,6 +1,7 @@
 """`make final`: evaluate a configuration's seeds on the test split, once, at the end.
 
     python -m sweeps.final model=dan [--study NAME] [--trial N] [--run RUN_ID] [--reason TEXT]
+                                     [--allow-unfinished]
 
 Takes the best completed trial of a study (by dev mean), or the trial given, or a
 configuration trained by `make train` (its MLflow parent run id). Each seed's saved best
@@ -8,6 +9,8 @@ weights are evaluated on the test split; the test metrics are logged to that see
 and the parent run, and the evaluation is entered in the lockbox ledger. This is the
 only module that reads a test split (models/data/lockbox.py enforces it). A study whose
 test set was already evaluated needs a reason to evaluate it again, recorded as a repeat.
+A study whose search has not run its budget of trials is refused unless --allow-unfinished
+(make final ALLOW_UNFINISHED=1) says to evaluate its best trial so far.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from sweeps import storage
 from sweeps.config import compose_config, run_cli
 from sweeps.locks import file_lock
 from sweeps.records import (
+    BUDGET,
     CONFIG_FILE,
     MLFLOW_EXPERIMENT,
     MLFLOW_RUN_ID,
@@ -99,6 +103,34 @@ def resolve(cfg: DictConfig, study: str | None, trial: int | None, run: str | No
             raise UserError(f"study {name!r} has no completed trial {trial}.")
     tracker = Tracker(s.user_attrs.get(MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
     return Target(chosen.user_attrs[MLFLOW_RUN_ID], name, chosen.number, tracker, s)
+
+
+def unfinished(study: optuna.Study | None) -> tuple[str, str] | None:
+    """(`ran N of its B trials`, the command that goes on) when a study's search is short of
+    the budget its latest start set; None when it is not, or nothing says (a study made
+    before the budget was recorded, a run of `make train`)."""
+    budget = study.user_attrs.get(BUDGET) if study is not None else None
+    if not budget:
+        return None
+    done = sum(storage.counts_toward_budget(t) and t.state.is_finished()
+               for t in study.get_trials(deepcopy=False))
+    if done >= budget["trials"]:
+        return None
+    return f"ran {done} of its {budget['trials']} trials", budget["command"]
+
+
+def check_finished(target: Target, allow: bool) -> str:
+    """Refuse a study whose search has not run its budget, unless `allow`: its best trial so
+    far is not the search's answer. Returns a note for the report ('' when finished)."""
+    found = unfinished(target.study)
+    if found is None:
+        return ""
+    short, rerun = found
+    if not allow:
+        raise UserError(f"study {target.scope!r} {short}, so its best trial is not yet the search's "
+                        f"answer: finish the search with `{rerun}`, or evaluate it as it stands with "
+                        "ALLOW_UNFINISHED=1 (python -m sweeps.final --allow-unfinished).")
+    return f"\nevaluated with the search unfinished: study {target.scope} {short}"
 
 
 def seen(target: Target, reason: str | None) -> int:
@@ -208,12 +240,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--trial", type=int)
     ap.add_argument("--run")
     ap.add_argument("--reason")
+    ap.add_argument("--allow-unfinished", action="store_true",
+                    help="evaluate a study whose search has not yet run its budget of trials")
     args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
 
     def body() -> str:
         cfg = compose_config(overrides)
-        return report(evaluate(resolve(cfg, args.study, args.trial, args.run), args.reason,
-                               storage.folder_of(cfg)))
+        target = resolve(cfg, args.study, args.trial, args.run)
+        note = check_finished(target, args.allow_unfinished)
+        return report(evaluate(target, args.reason, storage.folder_of(cfg))) + note
 
     return run_cli(body)
 

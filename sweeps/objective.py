@@ -29,8 +29,8 @@ from sweeps.workloads import Workload, build_workload
 RECOMPOSE = ("model.name", "data.name")  # other values interpolate these (tracking.experiment)
 _ABSENT = object()
 WorkloadFactory = Callable[[DictConfig, Any], Workload]
-# (trial number, epoch, seeds still training, K, seed mean): progress inside a trial
-EpochProgress = Callable[[int, int, int, int, float], None]
+# (trial number, epoch, the trial's seeds, seeds still training, seed mean): progress inside a trial
+EpochProgress = Callable[[int, int, list[int], int, float], None]
 
 
 class Objective:
@@ -95,7 +95,7 @@ class Objective:
             trial.report(mean, epoch)
             means.append(mean)
             if self.on_epoch is not None:
-                self.on_epoch(trial.number, epoch, sum(not t.done for t in trainers), len(trainers), mean)
+                self.on_epoch(trial.number, epoch, seeds, sum(not t.done for t in trainers), mean)
             faults.point("epoch_logged")
             pruned = trial.should_prune()
             return pruned or (self.stop is not None

@@ -1,39 +1,74 @@
-"""What a running sweep shows: a status line at each stage; on a terminal, a bar over the
-budget (elapsed, ETA) whose text follows the current trial (epoch, seeds still training,
-seed mean); elsewhere (CI logs, nohup) plain lines, one per trial. Lines fit 100 columns.
+"""What a running sweep shows: a status line at each stage and a legend of the parameters'
+short names; on a terminal, a bar over the budget whose clock ticks and whose ETA is
+estimated from the epochs done so far, its text following the current trial (epoch, seeds
+still training, seed mean); elsewhere (`| tee`, CI logs, nohup) plain lines: one per epoch
+(trial, seeds, epoch, dev metric, clock and ETA) and one per finished trial with every
+parameter. Status lines fit 100 columns; epoch and trial lines say all they hold.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
 WIDTH = 100
+TICK = 1.0  # seconds between redraws of the terminal bar's clock
 
 
 def clip(text: str, width: int = WIDTH) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def abbreviations(names: list[str]) -> dict[str, str]:
-    """Short names for config keys: initials of the last part (`model.num_layers` -> `nl`), a
-    short word whole (`dropout`), else its first letters (`activation` -> `act`); where two
-    would collide, initials and the next letter (`wdr` for word_dropout, `wde` for weight_decay)."""
-    def short(word: str) -> str:
-        parts = [w for w in word.split("_") if w]
-        if len(parts) > 1:
-            return "".join(w[0] for w in parts)
-        return word if len(word) <= 7 else word[:3]
+def _candidates(key: str) -> list[str]:
+    """Ever longer short names of a config key, the key itself last: initials of the last
+    part (`model.num_layers` -> `nl`) or a short word whole (`dropout`), else its first
+    letters (`activation` -> `act`); then the last part's word grown a letter at a time
+    (`wdr`, `wdro`, ...), the last part whole, the group's initial and it, the key."""
+    last = key.split(".")[-1]
+    parts = [w for w in last.split("_") if w]
+    names = []
+    if len(parts) > 1:
+        head = "".join(w[0] for w in parts[:-1])
+        names += [head + parts[-1][:i] for i in range(1, len(parts[-1]) + 1)]
+    else:
+        names += [last] if len(last) <= 7 else [last[:i] for i in range(3, len(last) + 1)]
+    names.append(last)
+    if "." in key:
+        names.append(key.split(".")[0][0] + "." + last)
+    names.append(key)
+    return list(dict.fromkeys(names))
 
-    last = {n: n.split(".")[-1] for n in names}
-    first = {n: short(s) for n, s in last.items()}
-    taken = list(first.values())
-    return {n: first[n] if taken.count(first[n]) == 1 else
-            (first[n] + last[n].split("_")[-1][1:2] if "_" in last[n] else last[n]) for n in names}
+
+def abbreviations(names: list[str]) -> dict[str, str]:
+    """A short name for each config key, no two alike: each key takes its first candidate,
+    and keys that share one move on to their next until none do (`wdr` for word_dropout,
+    `wde` for weight_decay), but for one spelt whole (`wd` beside word_dropout's `wdr`). A
+    key's last candidate is the key itself, so this ends."""
+    options = {n: _candidates(n) for n in names}
+    at = dict.fromkeys(names, 0)
+    while True:
+        chosen = {n: options[n][at[n]] for n in names}
+        holders: dict[str, list[str]] = {}
+        for n, short in chosen.items():
+            holders.setdefault(short, []).append(n)
+        clashes = [group for group in holders.values() if len(group) > 1]
+        if not clashes:
+            return chosen
+        for group in clashes:
+            whole = [n for n in group if chosen[n] == n.split(".")[-1]]
+            for n in group:  # a key spelt whole keeps its name when it is the only one so
+                if at[n] < len(options[n]) - 1 and (len(whole) != 1 or n not in whole):
+                    at[n] += 1
+
+
+def legend(abbrev: Mapping[str, str]) -> str:
+    """`params: wdr=model.word_dropout lr=train.lr`: what each short name stands for."""
+    return "params: " + " ".join(f"{short}={key}" for key, short in abbrev.items())
 
 
 def short_params(params: Mapping[str, Any], abbrev: Mapping[str, str] | None = None) -> str:
@@ -53,63 +88,142 @@ def duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+class _Bar(tqdm):
+    """tqdm whose `{sweep_eta}` field is the sweep's own estimate (tqdm's own needs a finished trial)."""
+
+    estimate: Callable[[], float | None] = staticmethod(lambda: None)
+
+    @property
+    def format_dict(self):
+        d = super().format_dict
+        seconds = self.estimate()
+        d["sweep_eta"] = "?" if seconds is None else self.format_interval(seconds)
+        return d
+
+
 class Progress:
     def __init__(self, stream: TextIO | None = None, tty: bool | None = None, quiet: bool = False,
-                 prefix: str = ""):
+                 prefix: str = "", clock: Callable[[], float] = time.time, tick: float | None = TICK):
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty() if tty is None else tty
-        self.quiet, self.prefix = quiet, prefix
-        self.bar: tqdm | None = None
-        self.start_time = time.time()
+        self.quiet, self.prefix, self.clock, self.tick = quiet, prefix, clock, tick
+        self.bar: _Bar | None = None
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.start_time = clock()
         self.trial_seconds: list[float] = []
-        self.budget, self.workers = 0, 1
+        self.budget, self.done, self.workers = 0, 0, 1
+        self.max_epochs, self.metric = 0, "dev"
+        self.trial_start: float | None = None
+        self.epochs_done, self.epoch_at = 0, 0.0  # of the trial now running; when the last ended
 
     def say(self, text: str) -> None:
         """A status line, printed at once."""
         if self.quiet:
             return
-        line = clip(self.prefix + text)
+        self._write(clip(self.prefix + text))
+
+    def show_legend(self, abbrev: Mapping[str, str]) -> None:
+        """The legend of the parameters' short names, whole however long."""
+        if not self.quiet:
+            self._write(self.prefix + legend(abbrev))
+
+    def _write(self, line: str) -> None:
         if self.bar is not None:
             self.bar.write(line, file=self.stream)
         else:
             print(line, file=self.stream, flush=True)
 
-    def start(self, budget: int, done: int, workers: int = 1) -> None:
-        self.budget, self.workers = budget, workers
+    def start(self, budget: int, done: int, workers: int = 1, max_epochs: int = 0,
+              metric: str = "dev") -> None:
+        """The sweep begins its trials: `done` of `budget` are already finished; a trial runs
+        at most `max_epochs` epochs (0: unknown) and reports `metric` (e.g. dev accuracy)."""
+        self.budget, self.done, self.workers = budget, done, workers
+        self.max_epochs, self.metric = max_epochs, metric
         if self.tty and not self.quiet:
-            self.bar = tqdm(total=budget, initial=done, file=self.stream, ncols=WIDTH, unit="trial",
-                            dynamic_ncols=False, leave=True,
-                            bar_format="{n_fmt}/{total_fmt} trials |{bar:20}| {elapsed}<{remaining} "
-                                       "{postfix}")
+            self.bar = _Bar(total=budget, initial=done, file=self.stream, ncols=WIDTH, unit="trial",
+                            dynamic_ncols=False, leave=True, mininterval=0,
+                            bar_format="{n_fmt}/{total_fmt} trials |{bar:20}| {elapsed}<{sweep_eta}{postfix}")
+            self.bar.estimate = self.eta_seconds
+            if self.tick:
+                self._stop.clear()
+                self._ticker = threading.Thread(target=self._tick, daemon=True, name="progress-clock")
+                self._ticker.start()
 
-    def epoch(self, number: int, epoch: int, training: int, k: int, mean: float) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix_str(f"trial {number}: epoch {epoch}, {training}/{k} seeds "
-                                     f"training, seed mean {mean:.4f}", refresh=True)
+    def _tick(self) -> None:
+        """Redraw the bar every `tick` seconds: its clock and ETA move during a long epoch."""
+        while not self._stop.wait(self.tick):
+            bar = self.bar
+            if bar is not None:
+                bar.refresh()
 
-    def eta(self, done: int) -> str:
-        if not self.trial_seconds:
-            return ""
-        left = max(self.budget - done, 0)
-        mean = sum(self.trial_seconds) / len(self.trial_seconds)
-        return f", ETA {duration(left * mean / self.workers)}" if left else ""
+    def trial_started(self, number: int) -> None:
+        self.trial_start, self.epochs_done = self.clock(), 0
 
-    def trial_finished(self, seconds: float, done: int, text: str) -> None:
-        """One line for a finished trial: `[done/budget] text`, elapsed and ETA."""
-        self.trial_seconds.append(seconds)
+    def eta_seconds(self) -> float | None:
+        """Seconds left for the budget: trials left times the mean trial time (before any
+        trial ended: this trial's time per finished epoch times the epochs a trial may run),
+        less what the running trial has done, shared among the workers. None until anything
+        is known. Between epochs it counts down with the clock."""
+        now = self.clock()
+        running = now - self.trial_start if self.trial_start is not None else 0.0
+        if self.trial_seconds:
+            per_trial = sum(self.trial_seconds) / len(self.trial_seconds)
+        elif self.epochs_done and self.max_epochs and self.trial_start is not None:
+            per_trial = (self.epoch_at - self.trial_start) / self.epochs_done * self.max_epochs
+        else:
+            return None
+        left = max(self.budget - self.done, 0)
+        if not left:
+            return 0.0
+        current = max(per_trial - running, 0.0) if self.trial_start is not None else per_trial
+        return (current + (left - 1) * per_trial) / self.workers
+
+    def _clock(self) -> str:
+        seconds = self.eta_seconds()
+        eta = "?" if seconds is None else duration(seconds)
+        return f"[{duration(self.clock() - self.start_time)}, ETA {eta}]"
+
+    def epoch(self, number: int, epoch: int, seeds: list[int], training: int, mean: float) -> None:
+        """Trial `number` finished `epoch`; `training` of its `seeds` go on; `mean`: the seed
+        mean of each seed's best dev value so far."""
+        self.epochs_done, self.epoch_at = epoch, self.clock()
         if self.quiet:
             return
+        of = f"/{self.max_epochs}" if self.max_epochs else ""
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"trial {number}: epoch {epoch}{of}, {training}/{len(seeds)} "
+                                     f"training, seed mean {mean:.4f}", refresh=True)
+            return
+        k = len(seeds)
+        which = f"seed {seeds[0]}" if k == 1 else "seeds " + " ".join(map(str, seeds))
+        how = "best so far" if k == 1 else f"seed mean of bests so far, {training}/{k} training"
+        trial = duration(self.clock() - self.trial_start) if self.trial_start is not None else "?"
+        print(f"{self.prefix}  #{number} epoch {epoch}{of} {which}: {self.metric} {mean:.4f} ({how}), "
+              f"{trial} in trial {self._clock()}", file=self.stream, flush=True)
+
+    def trial_finished(self, seconds: float, done: int, text: str, params: str = "") -> None:
+        """One line for a finished trial: `[done/budget] text`, elapsed and ETA, then every
+        parameter (a terminal wraps a long line; a log keeps it whole)."""
+        self.trial_seconds.append(seconds)
+        self.done, self.trial_start, self.epochs_done = done, None, 0
+        if self.quiet:
+            return
+        tail = f" | {params}" if params else ""
         if self.bar is not None:
             self.bar.n = done
             self.bar.set_postfix_str("", refresh=False)
             self.bar.refresh()
-            self.bar.write(clip(f"{self.prefix}{text}"), file=self.stream)
+            self.bar.write(f"{self.prefix}{text}{tail}", file=self.stream)
         else:
-            clock = f" [{duration(time.time() - self.start_time)}{self.eta(done)}]"
-            head = f"{self.prefix}[{done}/{self.budget}] "
-            print(clip(head + text, WIDTH - len(clock)) + clock, file=self.stream, flush=True)
+            print(f"{self.prefix}[{done}/{self.budget}] {text} {self._clock()}{tail}",
+                  file=self.stream, flush=True)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -18,10 +18,11 @@ from sweeps import faults, storage
 from sweeps.config import compose_config
 from sweeps.identity import check_resume, make_command, pin, study_identity
 from sweeps.objective import Objective, WorkloadFactory
-from sweeps.progress import Progress, abbreviations, short_params
+from sweeps.progress import Progress, abbreviations, legend, short_params
 from sweeps.pruning import make_pruner
 from sweeps.reconcile import reconcile
 from sweeps.records import (
+    BUDGET,
     COMMAND,
     EPOCHS_RUN,
     FAIL_REASON,
@@ -104,6 +105,8 @@ class Sweep:
                           OVERRIDES: [redact(o) for o in self.overrides]},
             self.points if self.grid else None, create=join is None)
         self.study = self.shared.study
+        # `make final` refuses a search short of its budget, naming the command that finishes it
+        self.study.set_user_attr(BUDGET, {"trials": self.budget, "command": self.command})
 
     def _grid(self, cfg: DictConfig, lookup) -> list[dict]:
         """The valid combinations of the grid values, or the explicit `sweep.grid_points`."""
@@ -156,7 +159,10 @@ class Sweep:
             self.progress.say(f"joining study {self.name}: {self.budget} trials x {k} seeds")
         if trials:
             self._reconcile()
-        self.progress.start(self.budget, done, int(self.cfg.sweep.workers))
+        self.progress.show_legend(self.abbrev)
+        self.progress.start(self.budget, done, int(self.cfg.sweep.workers),
+                            int(OmegaConf.select(self.cfg, "train.max_epochs", default=0) or 0),
+                            f"dev {self.monitor}")
         try:
             while True:
                 trial = self.shared.claim(self.budget, self.grid, self._recovered, self._waiting)
@@ -174,6 +180,7 @@ class Sweep:
 
     def run_trial(self, trial: optuna.Trial) -> None:
         start = time.time()
+        self.progress.trial_started(trial.number)
         try:
             with self.shared.heartbeat(trial):
                 result = self.objective(trial)
@@ -252,10 +259,9 @@ class Sweep:
         done = sum(storage.counts_toward_budget(t) and t.state.is_finished() for t in trials)
         best = ranked(self.study, trials)
         best_text = f"best #{best[0].number} {best[0].value:.4f}".replace(" 0.", " .") if best else "no best"
-        params = short_params(trial.params, self.abbrev)
-        self.progress.trial_finished(
-            time.time() - start, done,
-            f"#{trial.number} {state} {detail} {time.time() - start:.0f}s | {best_text} | {params}")
+        seconds = time.time() - start
+        text = f"#{trial.number} {state} {detail} {seconds:.0f}s | {best_text}"
+        self.progress.trial_finished(seconds, done, text, short_params(trial.params, self.abbrev))
 
 
 def summary(study: optuna.Study, top: int) -> str:
@@ -269,9 +275,10 @@ def summary(study: optuna.Study, top: int) -> str:
     if not rows:
         return "\n".join(lines)
     abbrev = abbreviations(list(study.user_attrs.get(PARAMS, [])) or list(rows[0].params))
+    lines.append(legend(abbrev))
     lines.append(f"{'trial':>5}  {'dev mean ± std':>17}  {'K':>2}  {'epochs':>6}  params")
     for t in rows:
         std = t.user_attrs.get(STD, math.nan)
         lines.append(f"{t.number:>5}  {t.value:>8.4f} ± {std:.4f}  {len(t.user_attrs.get(SEEDS, [])):>2}"
-                     f"  {t.user_attrs.get(EPOCHS_RUN, 0):>6}  {short_params(t.params, abbrev)}"[:100])
+                     f"  {t.user_attrs.get(EPOCHS_RUN, 0):>6}  {short_params(t.params, abbrev)}")
     return "\n".join(lines)

@@ -1,0 +1,114 @@
+"""What a running sweep shows (issue 34): a line per epoch when the output is piped, a
+terminal display that moves inside a trial, and parameter names that mean one thing."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sweeps.progress import Progress, abbreviations, legend, short_params
+from sweeps.sweep import main
+from tests.sweeps.test_sweep import load, overrides
+
+
+def test_piped_sweep_prints_a_line_per_epoch_with_seeds_metric_and_clock(tmp_path, polarity_csv, capsys):
+    args = overrides(tmp_path, polarity_csv, "sweep.trials=1", "train.max_epochs=2", "seeds=1",
+                     "train.patience=5", "pruner=none")
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (trial,) = load(tmp_path, "dan-csv-random").trials
+    (seed,) = trial.user_attrs["seeds"]
+    epochs = [line for line in lines if re.match(r"\s*#0 epoch \d", line)]
+    assert [line.split()[2] for line in epochs] == ["1/2", "2/2"], lines
+    for line, value in zip(epochs, trial.intermediate_values.values()):
+        assert f"seed {seed}:" in line and f"dev accuracy {value:.4f}" in line
+        assert re.search(r"\[[\dhms]+, ETA [\dhms]+]$", line), line
+    # the legend once, before the first trial; the trial line spells every parameter with it
+    shown = [i for i, line in enumerate(lines) if line.startswith("params: ")]
+    assert {lines[i] for i in shown} == {"params: wd=model.word_dropout lr=train.lr"}
+    assert shown[0] < lines.index(epochs[0]) and len(shown) == 2  # and above the final table
+    (done,) = [line for line in lines if line.startswith("[1/1]")]
+    assert f"wd={trial.params['model.word_dropout']:.3g}" in done and "lr=" in done
+
+
+def test_piped_trial_lines_show_every_parameter_of_a_large_space(tmp_path, polarity_csv, capsys):
+    # search_space=dan has nine keys, two of them with initials `wd` (word_dropout, weight_decay)
+    args = overrides(tmp_path, polarity_csv, "search_space=dan", "sweep.trials=1", "train.max_epochs=1",
+                     "seeds=1")
+    args = [a for a in args if not a.startswith(("model.embed_dim", "model.num_layers", "model.hidden_dim"))]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (trial,) = load(tmp_path, "dan-csv-random").trials
+    shown = next(line for line in lines if line.startswith("params: "))
+    names = dict(pair.split("=") for pair in shown.removeprefix("params: ").split())
+    assert len(names) == 9 and names["wdr"] == "model.word_dropout" and names["wde"] == "train.weight_decay"
+    (done,) = [line for line in lines if line.startswith("[1/1]")]
+    short = {key: name for name, key in names.items()}
+    for key in trial.params:
+        assert f" {short[key]}=" in done, (key, done)
+
+
+@pytest.mark.parametrize("keys", [
+    ["model.dropout", "train.dropout"],  # the same last part in two groups
+    ["a.word_dropout", "b.word_dropout", "c.weight_decay"],  # initials and next letter alike
+    ["model.wd", "model.word_dropout"],  # one key's whole name is another's initials
+    ["x.activation", "y.act"],
+])
+def test_abbreviations_never_share_a_name(keys):
+    short = abbreviations(keys)
+    assert len(set(short.values())) == len(keys), short
+
+
+@given(st.lists(st.from_regex(r"[a-c]{1,2}\.[a-c]{1,3}(_[a-c]{1,3})?", fullmatch=True),
+                min_size=1, max_size=8, unique=True))
+def test_abbreviations_are_unique_for_any_keys(keys):
+    short = abbreviations(keys)
+    assert sorted(short) == sorted(keys) and len(set(short.values())) == len(keys)
+
+
+def test_legend_and_short_params_use_the_same_names():
+    short = abbreviations(["model.word_dropout", "train.weight_decay", "train.lr"])
+    assert short == {"model.word_dropout": "wdr", "train.weight_decay": "wde", "train.lr": "lr"}
+    assert legend(short) == "params: wdr=model.word_dropout wde=train.weight_decay lr=train.lr"
+    assert short_params({"train.weight_decay": 3.5e-6, "model.word_dropout": 0.3}, short) == \
+        "wde=3.5e-06 wdr=0.3"
+    assert abbreviations(["model.wd", "model.word_dropout"]) == \
+        {"model.wd": "wd", "model.word_dropout": "wdr"}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_terminal_bar_estimates_the_eta_from_epochs_before_a_trial_ends():
+    clock, out = Clock(), io.StringIO()
+    progress = Progress(stream=out, tty=True, clock=clock, tick=None)
+    progress.start(budget=4, done=0, max_epochs=10, metric="dev accuracy")
+    progress.trial_started(0)
+    clock.now += 30  # one epoch in 30 s: a trial of 10 epochs takes ~300 s, 4 trials ~1200 s
+    progress.epoch(0, 1, [7], 1, 0.6)
+    frame = out.getvalue().split("\r")[-1]
+    assert "trial 0: epoch 1/10" in frame and "<19:30" in frame and "<?" not in frame, frame
+    progress.close()
+
+
+def test_terminal_bar_redraws_between_epochs():
+    out = io.StringIO()
+    progress = Progress(stream=out, tty=True, tick=0.01)
+    progress.start(budget=2, done=0, max_epochs=3, metric="dev accuracy")
+    progress.trial_started(0)
+    drawn = out.getvalue().count("\r")
+    deadline = time.monotonic() + 20
+    while out.getvalue().count("\r") < drawn + 3 and time.monotonic() < deadline:
+        time.sleep(0.02)  # no call to progress here: only its own clock can redraw the bar
+    progress.close()
+    assert out.getvalue().count("\r") >= drawn + 3
