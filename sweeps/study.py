@@ -155,6 +155,8 @@ class Sweep:
         done = self.done()
         trials = self.study.get_trials(deepcopy=False)
         k = len(self.cfg.seed_list) if self.cfg.seed_list else self.cfg.seeds
+        if self.policy.racing:
+            k = f"{self.policy.min_seeds}->{k} (race)"
         if self.created:
             self.progress.say(f"new study {self.name}: {self.budget} trials x {k} seeds")
         elif any(t.state.is_finished() for t in trials):
