@@ -103,8 +103,6 @@ def check_sweep_settings(cfg: DictConfig, overrides: Sequence[str] = ()) -> None
         raise UserError(f"unknown search_space {name!r}; choose one of: "
                         f"{', '.join(choices('search_space'))} (e.g. search_space={cfg.model.name}).")
     check_seeds(cfg)  # the rest of the values: sweeps/schema.py, when the config was composed
-    from sweeps.racing import seed_policy
-    seed_policy(cfg)  # race with seeds=1, min_seeds > seeds
 
 
 def check_seeds(cfg: DictConfig) -> None:
