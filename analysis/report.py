@@ -7,7 +7,6 @@ of a study under reports/<study>/, read from Optuna and MLflow. Trains nothing.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from omegaconf import DictConfig
 from analysis import plots
 from analysis.results import (
     RUN_ID,
+    SEED_IDS,
     require_study,
     seed_curves,
     short_name,
@@ -26,10 +26,11 @@ from analysis.results import (
     train_perplexity,
     trials_frame,
 )
-from analysis.stats import bootstrap_diff, welch
-from analysis.tables import pm, to_markdown, with_pm, write_all
+from analysis.tables import to_markdown, with_pm, write_all
+from analysis.verdict import markdown as verdict_markdown
+from analysis.verdict import verdict
 from models.errors import UserError
-from sweeps import storage
+from sweeps import racing, storage
 from sweeps.config import compose_config, run_cli
 from sweeps.paths import ROOT
 from sweeps.records import (
@@ -99,32 +100,6 @@ def bengio_table(trials: pd.DataFrame, tracker: Tracker, rows: int = 10) -> pd.D
     return df
 
 
-def significance(trials: pd.DataFrame, maximize: bool) -> str:
-    done = trials[trials["state"] == "COMPLETE"]
-    if len(done) < 2:
-        return "Fewer than two completed trials: no comparison.\n"
-    a, b = done.iloc[0], done.iloc[1]
-    t, p = welch(a[SEED_VALUES], b[SEED_VALUES])
-    diff, lo, hi = bootstrap_diff(a[SEED_VALUES], b[SEED_VALUES])
-    text = (f"Best (trial {a['trial']}, dev {pm(a['dev_mean'], a['dev_std'])}, K={a['seeds']}) against "
-            f"the runner-up (trial {b['trial']}, dev {pm(b['dev_mean'], b['dev_std'])}, K={b['seeds']}): "
-            f"difference {diff:+.4f}, 95% bootstrap interval over seeds [{lo:+.4f}, {hi:+.4f}]; "
-            f"Welch's t = {t:.2f}, p = {p:.3g}.\n")
-    cautions = []
-    k = min(a["seeds"], b["seeds"])
-    if k < 5:
-        cautions.append(f"With K = {k} seeds per trial these figures are unreliable: resampling {k} "
-                        f"values gives only {math.comb(2 * k - 1, k)} distinct means, so the bootstrap "
-                        "interval is too narrow, and Welch's test has little power. Use 5 or more "
-                        "seeds (SEEDS=5) before reading them as evidence.")
-    if len(done) < 10:
-        cautions.append(f"Only {len(done)} completed trials: the ranking itself may change with more.")
-    if (lo > 0 or hi < 0) != (p < 0.05):
-        cautions.append("The bootstrap interval and Welch's p disagree about whether the difference "
-                        "is real, which is what few seeds do: treat it as undecided.")
-    return text + "".join(f"\n- {c}" for c in cautions) + ("\n" if cautions else "")
-
-
 def settings_section(study: optuna.Study) -> list[str]:
     """The study's fingerprint, its keys fixed on the command line and its fixed settings."""
     identity = study.user_attrs.get(IDENTITY)
@@ -155,7 +130,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         raise UserError(f"study {name!r} has no finished trial yet.")
     params = [short_name(p) for p in study.user_attrs.get(PARAMS, [])] or \
         [c for c in trials.columns if c not in ("trial", "state", "dev_mean", "dev_std", "seeds",
-                                                "epochs", SEED_EPOCHS, SEED_VALUES, RUN_ID)]
+                                                "epochs", SEED_EPOCHS, SEED_VALUES, SEED_IDS, RUN_ID)]
     ledger = tracker.ledger(name)
     data = cfg.data.name
     out.mkdir(parents=True, exist_ok=True)
@@ -172,7 +147,8 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         results = results_table(trials, data, tracker, monitor,
                                 "num_layers" if "num_layers" in params else None)
     write_all(results, out, "results", f"{name}: dev and test {monitor}, mean ± std over seeds")
-    sig = significance(trials, maximize)
+    sig = verdict_markdown(verdict(trials, maximize, top=max(top, 5)),
+                           int((trials["state"] == "COMPLETE").sum()))
     (out / "significance.md").write_text(sig)
 
     done = trials[trials["state"] == "COMPLETE"]
@@ -207,6 +183,8 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         f"metric: dev {monitor} ({'higher' if maximize else 'lower'} is better), mean ± std over seeds "
         "(a trial's seed mean: each seed's best dev value, averaged)",
         *([f"- pruning: {saved}"] if saved else []),
+        *([f"- {raced}"] if (raced := racing.savings_text(
+            study.get_trials(deepcopy=False), len(racing.study_seeds(study.user_attrs)))) else []),
         f"- test-set evaluations of this study: **{len(ledger)}**"
         + (f" (last {ledger[-1].get('time')}, trial {ledger[-1].get('trial')})" if ledger else
            " (run `make final` once, when the search is over)"),
@@ -215,7 +193,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         "## Results", "", to_markdown(with_pm(results)),
         "† test columns come from the final evaluation (`make final`), the only reader of the test split.\n"
         if ledger else "No test column: the final evaluation has not run.\n",
-        "## Best against runner-up", "", sig,
+        "## How sure is the winner?", "", sig,
         "## Top trials", "", to_markdown(with_pm(trials_table(trials, params).head(10))),
         "All trials: [trials.md](trials.md), [trials.csv](trials.csv), [trials.tex](trials.tex).", "",
         "## Plots", "",

@@ -12,10 +12,21 @@ from omegaconf import DictConfig
 from models import metrics
 from models.errors import UserError
 from sweeps import storage
-from sweeps.records import EPOCHS_RUN, INACTIVE, MLFLOW_RUN_ID, SEED_EPOCHS, SEED_VALUES, SEEDS, seed_of
+from sweeps.records import (
+    EPOCHS_RUN,
+    INACTIVE,
+    MLFLOW_RUN_ID,
+    RACED_OUT,
+    SEED_EPOCHS,
+    SEED_VALUES,
+    SEEDS,
+    seed_of,
+)
 from sweeps.tracking import Tracker
 
 RUN_ID = MLFLOW_RUN_ID  # the trial attribute naming its MLflow parent run
+SEED_IDS = "seed_ids"  # column: each trial's seed values, in order (analysis/verdict.py pairs on them)
+RACED = "RACED_OUT"  # the state shown for a trial a race stopped before K seeds (COMPLETE in Optuna)
 
 
 def require_study(cfg: DictConfig, name: str) -> optuna.Study:
@@ -30,14 +41,15 @@ def short_name(param: str) -> str:
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per finished trial: params, state, dev mean ± std over seeds, K, epochs."""
+    """One row per finished trial: params, state, dev mean ± std over seeds, K, epochs. A
+    trial a race stopped before K seeds shows state RACED_OUT: it is no candidate."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         if not t.state.is_finished():
             continue
         values = t.user_attrs.get(SEED_VALUES) or []
         rows.append({
-            "trial": t.number, "state": t.state.name,
+            "trial": t.number, "state": RACED if t.user_attrs.get(RACED_OUT) else t.state.name,
             **{short_name(k): v for k, v in t.params.items()},
             **{short_name(k): v for k, v in t.user_attrs.get(INACTIVE, {}).items()},
             "dev_mean": pd.Series(values, dtype=float).mean() if values else float("nan"),
@@ -45,7 +57,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             "seeds": len(t.user_attrs.get(SEEDS, [])),
             "epochs": t.user_attrs.get(EPOCHS_RUN, len(t.intermediate_values)),
             SEED_EPOCHS: t.user_attrs.get(SEED_EPOCHS, float("nan")),
-            SEED_VALUES: values, RUN_ID: t.user_attrs.get(RUN_ID, ""),
+            SEED_VALUES: values, SEED_IDS: list(t.user_attrs.get(SEEDS, [])),
+            RUN_ID: t.user_attrs.get(RUN_ID, ""),
         })
     df = pd.DataFrame(rows)
     if df.empty:

@@ -18,14 +18,44 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     return float(t), float(p)
 
 
-def bootstrap_diff(a: Sequence[float], b: Sequence[float], n: int = 10_000, seed: int = 0,
-                   level: float = 0.95) -> tuple[float, float, float]:
-    """mean(a) - mean(b) with a percentile bootstrap interval, resampling seeds of each."""
-    rng = np.random.default_rng(seed)
+def mean_diff(a: Sequence[float], b: Sequence[float], paired: bool, level: float = 0.95
+              ) -> tuple[float, float, float, float]:
+    """mean(a) - mean(b), its `level` confidence interval and the one-sided p-value of
+    "a is not better" (a > b): a paired t-test on seeds both ran (`paired`, same length,
+    same order) or Welch's t-test. (nan, nan, nan, nan) below two values a side."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    diffs = (rng.choice(a, (n, len(a))).mean(1) - rng.choice(b, (n, len(b))).mean(1))
-    lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
-    return float(a.mean() - b.mean()), float(lo), float(hi)
+    if min(len(a), len(b)) < 2:
+        return float(a.mean() - b.mean()) if len(a) and len(b) else float("nan"), *(float("nan"),) * 3
+    diff = float(a.mean() - b.mean())
+    spread = np.std(a - b) if paired else np.std(a) + np.std(b)
+    if spread == 0:  # scipy's t is undefined without spread: the difference is exact
+        return diff, diff, diff, (0.0 if diff > 0 else 1.0)
+    test = stats.ttest_rel(a, b, alternative="greater") if paired else \
+        stats.ttest_ind(a, b, equal_var=False, alternative="greater")
+    two_sided = stats.ttest_rel(a, b) if paired else stats.ttest_ind(a, b, equal_var=False)
+    ci = two_sided.confidence_interval(level)
+    return diff, float(ci.low), float(ci.high), float(test.pvalue)
+
+
+def prob_better(a: Sequence[float], b: Sequence[float], paired: bool, level: float = 0.95,
+                seed: int = 0) -> tuple[float, float, float]:
+    """P(A > B) (Bouthillier et al. 2021): the chance that a draws a better value than b on a
+    random seed (ties count half), paired seed by seed or over all pairs, with scipy's
+    bootstrap interval (percentile: BCa is undefined on the few values seeds give)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+
+    def p(x, y, axis=-1):
+        if paired:
+            return np.mean((x > y) + 0.5 * (x == y), axis=axis)
+        return np.mean((x[..., :, None] > y[..., None, :]) + 0.5 * (x[..., :, None] == y[..., None, :]),
+                       axis=(-2, -1))
+
+    value = float(p(a, b))
+    if min(len(a), len(b)) < 2:
+        return value, float("nan"), float("nan")
+    res = stats.bootstrap((a, b), p, paired=paired, vectorized=True, confidence_level=level,
+                          method="percentile", n_resamples=2000, random_state=seed)
+    return value, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def expected_max(values: Sequence[float], maximize: bool = True) -> np.ndarray:

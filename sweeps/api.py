@@ -5,6 +5,7 @@
     name = api.sweep("dan", data="rt", trials=10, seeds=3, settings={"train.max_epochs": 5})
     df = api.results(name)                       # one row per trial and per seed
     df[df.state == "COMPLETE"].groupby("trial").dev.agg(["mean", "std"])
+    api.verdict(name)                            # how sure the winner is against the next best
 
 `settings` holds any config key (what `ARGS='key=value'` sets on the command line), as
 Python values. A call resumes the study exactly as `make sweep` with the same settings
@@ -129,3 +130,14 @@ def results(study: str, settings: Mapping[str, Any] | None = None, with_test: bo
                              index=df.index)
         df = pd.concat([df, extra], axis=1)
     return df
+
+
+def verdict(study: str, settings: Mapping[str, Any] | None = None, top: int = 5) -> pd.DataFrame:
+    """How sure the winner is: one row per other top trial with the difference to the
+    winner and its 95% CI (paired on shared seeds), P(winner > other) and a sentence
+    (analysis/verdict.py, what `make report` writes). Trials a race stopped are left out."""
+    from analysis.results import trials_frame  # the reading side of the same study
+    from analysis.verdict import as_frame
+    from analysis.verdict import verdict as compare
+    s, _ = load(study, settings)
+    return as_frame(compare(trials_frame(s), s.direction.name == "MAXIMIZE", top))

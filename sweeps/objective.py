@@ -15,13 +15,23 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from sweeps import faults
+from models.training import SeedResult
+from sweeps import faults, racing
 from sweeps.config import compose_config
 from sweeps.pruning import SeedMeanPatience
-from sweeps.records import INACTIVE, MLFLOW_RUN_ID, SEEDS, TRIAL_PARAM, parent_tags, trial_attrs
+from sweeps.records import (
+    INACTIVE,
+    MLFLOW_RUN_ID,
+    RACED_OUT,
+    SEEDS,
+    SEEDS_RUN_TAG,
+    TRIAL_PARAM,
+    parent_tags,
+    trial_attrs,
+)
 from sweeps.schema import check_config
 from sweeps.search_space import Lookup, Param, suggest, to_overrides
-from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
+from sweeps.seeds import ConfigResult, draw_seeds, end_parent_run, run_config, run_params
 from sweeps.storage import ranked
 from sweeps.tracking import Tracker
 from sweeps.workloads import Workload, build_workload
@@ -48,6 +58,8 @@ class Objective:
         self.keep_weights = keep_weights  # weights saved only for trials that may be in this top k
         self._tasks: dict[str, Any] = {}  # data config (yaml) -> prepared task
         self._base = base  # the config composed from `base_overrides`, when the caller has it
+        self.policy: racing.SeedPolicy | None = None  # seeds_policy=race: set once the study is open
+        self.race_seeds: list[int] = []  # ... with the K seeds the study drew once
 
     def config(self, values: dict[str, Any]) -> DictConfig:
         """The trial's config: the sweep's config (composed once) with `values` set, checked
@@ -77,7 +89,7 @@ class Objective:
             trial.set_user_attr(INACTIVE, inactive)
         cfg = self.config({**values, **inactive})
         workload = self.workload(cfg)
-        seeds = draw_seeds(int(cfg.seeds), cfg.seed_list)
+        seeds = list(self.race_seeds) if self.race_seeds else draw_seeds(int(cfg.seeds), cfg.seed_list)
         trial.set_user_attr(SEEDS, seeds)
         parent = self.tracker.start_config_run(
             f"trial {trial.number}", {**run_params(cfg, workload, seeds), TRIAL_PARAM: trial.number},
@@ -86,20 +98,25 @@ class Objective:
         trial.set_user_attr(MLFLOW_RUN_ID, parent)
         faults.point("run_id_recorded")
 
-        means: list[float] = []
         pruned = False
         maximize = trial.study.direction == optuna.study.StudyDirection.MAXIMIZE
 
-        def report(epoch: int, mean: float, trainers) -> bool:
-            nonlocal pruned
-            trial.report(mean, epoch)
-            means.append(mean)
-            if self.on_epoch is not None:
-                self.on_epoch(trial.number, epoch, seeds, sum(not t.done for t in trainers), mean)
-            faults.point("epoch_logged")
-            pruned = trial.should_prune()
-            return pruned or (self.stop is not None
-                              and self.stop.stagnant(means, maximize))
+        def report(look: int, look_seeds: list[int]):
+            """The epoch hook of one look's seeds: the first look reports to the pruner (its
+            epochs are the trial's steps); every look stops on its own stagnant seed mean."""
+            means: list[float] = []
+
+            def hook(epoch: int, mean: float, trainers) -> bool:
+                nonlocal pruned
+                means.append(mean)
+                if look == 0:
+                    trial.report(mean, epoch)
+                if self.on_epoch is not None:
+                    self.on_epoch(trial.number, epoch, look_seeds, sum(not t.done for t in trainers), mean)
+                faults.point("epoch_logged")
+                pruned = look == 0 and trial.should_prune()
+                return pruned or (self.stop is not None and self.stop.stagnant(means, maximize))
+            return hook
 
         def worth_saving(value: float) -> bool:
             """Not pruned and at least as good as the k-th best completed trial so far (a
@@ -112,9 +129,51 @@ class Objective:
             worst = top[-1].value
             return value >= worst if maximize else value <= worst
 
-        result = run_config(workload, seeds, self.tracker, parent, on_epoch=report,
-                            keep_weights=worth_saving)
+        looks = self.policy.looks() if self.policy is not None else [len(seeds)]
+        if len(looks) == 1:
+            result = run_config(workload, seeds, self.tracker, parent, on_epoch=report(0, seeds),
+                                keep_weights=worth_saving)
+        else:
+            result = self._race(trial, workload, seeds, parent, looks, report, worth_saving,
+                                lambda: pruned, maximize)
         result.pruned = pruned
         for key, value in trial_attrs(result, pruned).items():
             trial.set_user_attr(key, value)
         return result
+
+    def _race(self, trial: optuna.Trial, workload: Workload, seeds: list[int], parent: str,
+              looks: list[int], report, worth_saving, pruned: Callable[[], bool],
+              maximize: bool) -> ConfigResult:
+        """The trial's seeds look by look (sweeps/racing.py), each look a stacked group
+        under the same parent run; stops when pruned or when it can no longer beat the
+        incumbent, read from the study at each look."""
+        results: list[SeedResult] = []
+        stopped, reason, status, ended = False, "", "FAILED", False
+        try:
+            for look, upto in enumerate(looks):
+                try:
+                    part = run_config(workload, seeds[len(results):upto], self.tracker, parent,
+                                      on_epoch=report(look, seeds[len(results):upto]),
+                                      keep_weights=worth_saving, end_parent=False)
+                except BaseException:
+                    ended = True  # run_config ended the parent run with what it logged
+                    raise
+                results += part.seed_results
+                stopped = stopped or part.stopped
+                if upto == len(seeds) or pruned():
+                    break
+                values = {r.seed: r.best_value for r in results}
+                best = racing.incumbent(trial.study.get_trials(deepcopy=False), len(seeds), maximize)
+                if reason := racing.race_stop(values, best, self.policy, seeds, maximize) or "":
+                    trial.set_user_attr(RACED_OUT, reason)
+                    self.tracker.set_tags(parent, {RACED_OUT: reason, SEEDS_RUN_TAG: str(len(results))})
+                    break
+            status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"
+            raise
+        finally:
+            if not ended:
+                end_parent_run(self.tracker, parent, workload.task.monitor, results, status)
+        trial.set_user_attr(SEEDS, [r.seed for r in results])
+        return ConfigResult(parent, workload.task.monitor, results, stopped, raced_out=reason)

@@ -24,6 +24,7 @@ STD = "std"  # sample std of SEED_VALUES (the trial's value is their mean)
 BEST_EPOCHS = "best_epochs"  # each seed's best epoch
 EPOCHS_RUN = "epochs_run"  # epochs of the longest-running seed
 STOPPED_EARLY = "stopped_early"  # ended by the sweep's patience stop (not pruned)
+RACED_OUT = "raced_out"  # seeds_policy=race: why the trial got fewer than K seeds (also a tag)
 SEED_EPOCHS = "seed_epochs"  # training compute of a trial: epochs summed over its seeds
 COMPUTE_SECONDS = "compute_seconds"  # training seconds summed over its seeds
 INACTIVE = "inactive"  # values conditional entries took without being sampled ({key: value})
@@ -45,12 +46,14 @@ BUDGET = "budget"  # {"trials": B, "command": C}: the latest start's budget (gri
 #                   grid) and the command that runs the search to it
 TEST_EVALUATIONS = "test_evaluations"  # the study's own copy of its lockbox ledger: a list
 WEIGHTS_DELETED = "weights_deleted"  # trials whose seed weights are gone
+SEEDS_POLICY = "seeds_policy"  # {policy, min_seeds, alpha, seeds}: race draws the K seeds once
 
 # ---- MLflow: a configuration's parent run
 TRIAL_NUMBER = "trial_number"  # tag: the Optuna trial it belongs to
 STUDY = "study"  # tag: the Optuna study it belongs to
 TRIAL_STATE = "trial_state"  # tag: RUNNING, COMPLETE, PRUNED or FAIL
 SEEDS_VECTORIZED = "seeds_vectorized"  # tag: the K seeds were trained stacked as one model
+SEEDS_RUN_TAG = "seeds_run"  # tag: how many of the K seeds a raced trial ran
 COMMAND_TAG = "command"  # tag: the command line that made the run
 CONFIG_FILE = "config.yaml"  # artifact: the resolved config
 TRIAL_PARAM = "trial"  # param: the trial number

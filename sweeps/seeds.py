@@ -89,6 +89,7 @@ class ConfigResult:
     seed_results: list[SeedResult]
     stopped: bool = False  # stopped by the epoch hook before every seed stopped by itself
     pruned: bool = False  # ... because the sweep's pruner found it unpromising
+    raced_out: str = ""  # seeds_policy=race: why it ran fewer than K seeds (sweeps/racing.py)
 
     @property
     def seeds(self) -> list[int]:
@@ -188,6 +189,7 @@ def run_config(
     on_epoch: EpochHook | None = None,
     keep_weights: Callable[[float], bool] | None = None,
     checkpoint: Path | None = None,
+    end_parent: bool = True,
 ) -> ConfigResult:
     """Train every seed to its early stop, tracking into `parent_id`, and end that run.
 
@@ -196,7 +198,9 @@ def run_config(
     keeps them only for trials that can still be among its best). An exception propagates
     after every run is closed with what it logged. `checkpoint`: a file written after every
     epoch and kept when the run is killed; a run started again with it (and its parent run
-    id) goes on from the last epoch as if it had never stopped.
+    id) goes on from the last epoch as if it had never stopped. `end_parent` False: these
+    are some of the parent's seeds (a race adds more later); the parent gets no seed-mean
+    metrics and stays open, and the caller ends it (sweeps/racing.py).
     """
     group = SeedGroup(workload, seeds, tracker, parent_id, checkpoint)
     monitor = group.monitor
@@ -204,8 +208,9 @@ def run_config(
     try:
         while not group.done and not stopped:
             mean = group.step()
-            tracker.log_metrics(parent_id, {metrics.seed_mean(metrics.dev(monitor)): mean},
-                                step=group.epoch, wait=False)
+            if end_parent:  # a race's later seeds would log a second curve over the same epochs
+                tracker.log_metrics(parent_id, {metrics.seed_mean(metrics.dev(monitor)): mean},
+                                    step=group.epoch, wait=False)
             group.save()
             if on_epoch is not None:
                 stopped = bool(on_epoch(group.epoch, mean, group.trainers)) and not group.done
@@ -219,13 +224,20 @@ def run_config(
                                         and keep_weights(mean_std(reached)[0]))
         results = group.close(status, save)
         faults.point("seed_runs_closed")
-        reached = [r.best_value for r in results if r.best_epoch > 0]
-        if reached:
-            mean, std = mean_std(reached)
-            best = metrics.best_dev(monitor)
-            tracker.log_metrics(parent_id, {metrics.seed_mean(best): mean,
-                                            metrics.seed_std(best): std})
-        tracker.end_run(parent_id, status)
+        if end_parent or status != "FINISHED":
+            end_parent_run(tracker, parent_id, monitor, results, status)
         if checkpoint is not None and status != "KILLED":
             checkpoint.unlink(missing_ok=True)
     return ConfigResult(parent_id, monitor, results, stopped)
+
+
+def end_parent_run(tracker: RunLog, parent_id: str, monitor: str, results: Sequence[SeedResult],
+                   status: str) -> None:
+    """Log the seed mean and std of `results` (the seeds that reached an epoch) on a
+    configuration's parent run and end it."""
+    reached = [r.best_value for r in results if r.best_epoch > 0]
+    if reached:
+        mean, std = mean_std(reached)
+        best = metrics.best_dev(monitor)
+        tracker.log_metrics(parent_id, {metrics.seed_mean(best): mean, metrics.seed_std(best): std})
+    tracker.end_run(parent_id, status)

@@ -50,6 +50,7 @@ from sweeps.records import (
     FAIL_REASON,
     FIXED_PARAMS,
     INTERRUPTED,
+    RACED_OUT,
     RETRY_OF,
     SEED_EPOCHS,
     TEST_EVALUATIONS,
@@ -477,9 +478,11 @@ class SharedStudy:
 
 
 def ranked(study: optuna.Study, trials=None) -> list[optuna.trial.FrozenTrial]:
-    """Completed trials, best first."""
+    """Completed trials, best first; a trial a race stopped before K seeds is no candidate
+    (its mean is over fewer seeds: sweeps/racing.py)."""
     trials = study.get_trials(deepcopy=False) if trials is None else trials
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
+            and not t.user_attrs.get(RACED_OUT)]
     return sorted(done, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
 
 

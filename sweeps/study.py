@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from models.errors import UserError
-from sweeps import faults, storage
+from sweeps import faults, racing, storage
 from sweeps.config import compose_config
 from sweeps.identity import check_resume, make_command, pin, study_identity
 from sweeps.objective import Objective, WorkloadFactory
@@ -34,6 +34,7 @@ from sweeps.records import (
     OVERRIDES,
     PARAMS,
     SEEDS,
+    SEEDS_POLICY,
     STD,
     TRIAL_STATE,
     WEIGHTS,
@@ -41,6 +42,7 @@ from sweeps.records import (
 )
 from sweeps.redact import redact
 from sweeps.search_space import check_point, config_lookup, grid_points, parse_space
+from sweeps.seeds import draw_seeds
 from sweeps.storage import ranked
 from sweeps.tracking import Tracker
 from sweeps.workloads import build_workload, metric
@@ -75,6 +77,7 @@ class Sweep:
         self.overrides, self.worker = list(overrides), worker
         self.progress = progress or Progress(quiet=quiet)
         self.cfg = cfg = compose_config(self.overrides) if cfg is None else cfg
+        self.policy = racing.seed_policy(cfg)
         lookup = config_lookup(cfg)
         self.params = pin(parse_space(cfg.search_space, cfg), self.overrides, cfg)
         self.grid = cfg.sampler.name == "grid"
@@ -102,11 +105,16 @@ class Sweep:
             self._check, {COMMAND: self.command, MLFLOW_EXPERIMENT: self.name, MONITOR: self.monitor,
                           PARAMS: [p.name for p in self.params], IDENTITY: self.identity.as_dict(),
                           FINGERPRINT: self.identity.fingerprint,
-                          OVERRIDES: [redact(o) for o in self.overrides]},
+                          OVERRIDES: [redact(o) for o in self.overrides],
+                          SEEDS_POLICY: self.policy.record(
+                              draw_seeds(self.policy.k, cfg.seed_list) if self.policy.racing else None)},
             self.points if self.grid else None, create=join is None)
         self.study = self.shared.study
         # `make final` refuses a search short of its budget, naming the command that finishes it
         self.study.set_user_attr(BUDGET, {"trials": self.budget, "command": self.command})
+        if self.policy.racing:  # the K seeds drawn once, when the study was made
+            self.objective.policy = self.policy
+            self.objective.race_seeds = racing.study_seeds(self.study.user_attrs)
 
     def _grid(self, cfg: DictConfig, lookup) -> list[dict]:
         """The valid combinations of the grid values, or the explicit `sweep.grid_points`."""
@@ -128,6 +136,7 @@ class Sweep:
                             "fingerprint of its settings; start a new study with sweep.new=true or "
                             "sweep.study_name=<name>.")
         check_resume(self.name, recorded, identity)
+        racing.check_study(self.name, study.user_attrs, self.policy)
 
     def _recovered(self, t: optuna.trial.FrozenTrial) -> None:
         if run_id := t.user_attrs.get(MLFLOW_RUN_ID):
@@ -149,6 +158,8 @@ class Sweep:
         done = self.done()
         trials = self.study.get_trials(deepcopy=False)
         k = len(self.cfg.seed_list) if self.cfg.seed_list else self.cfg.seeds
+        if self.policy.racing:
+            k = f"{self.policy.min_seeds}->{k} (race)"
         if self.created:
             self.progress.say(f"new study {self.name}: {self.budget} trials x {k} seeds")
         elif any(t.state.is_finished() for t in trials):
@@ -216,6 +227,8 @@ class Sweep:
             faults.point("after_tag")
             epoch = max(r.epochs_run for r in result.seed_results)
             at = f" at ep {epoch}" if result.pruned else f" {epoch}ep"
+            if result.raced_out:
+                at += f", {result.raced_out.split(':')[0]}"
             self._finished(trial, state.name, f"{result.mean:.4f}±{result.std:.4f}{at}", start)
         self._keep_top_weights()
 
@@ -260,6 +273,8 @@ class Sweep:
         best = ranked(self.study, trials)
         best_text = f"best #{best[0].number} {best[0].value:.4f}".replace(" 0.", " .") if best else "no best"
         seconds = time.time() - start
+        if self.policy.racing and (raced := racing.race_savings(trials, self.policy.k))[0]:
+            best_text += f" | race: {raced[0]} stopped, ~{raced[1]:.0f} seed-epochs saved"
         text = f"#{trial.number} {state} {detail} {seconds:.0f}s | {best_text}"
         self.progress.trial_finished(seconds, done, text, short_params(trial.params, self.abbrev))
 
@@ -271,6 +286,9 @@ def summary(study: optuna.Study, top: int) -> str:
     lines = [f"study {study.study_name}: " + ", ".join(f"{v} {k.lower()}" for k, v in states.items())]
     if saved := storage.pruning_savings(trials):
         lines.append(saved)
+    recorded = study.user_attrs.get(SEEDS_POLICY) or {}
+    if raced := racing.savings_text(trials, len(recorded.get("seeds") or [])):
+        lines.append(raced)
     rows = ranked(study, trials)[:top]
     if not rows:
         return "\n".join(lines)

@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = joined_args(join, args)
         cfg = compose_config(args)
         check_sweep_settings(cfg, args)
+        from sweeps.racing import seed_policy
+        seed_policy(cfg)  # race with seeds=1, min_seeds > seeds: refused before anything loads
         workers = 1 if join else whole_number(cfg, "sweep.workers", 1)
         if worker is None:
             progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search"

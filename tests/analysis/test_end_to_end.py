@@ -79,7 +79,8 @@ def test_sweep_final_report(tmp_path, polarity_csv, monkeypatch, capsys):
     assert "## Study settings" in report and "fingerprint `" in report
     assert "`train.max_epochs`" not in report and "| train.max_epochs | 3 |" in report
     significance = (reports / "significance.md").read_text()
-    assert "K = 2 seeds per trial these figures are unreliable" in significance
+    assert "With fewer than 5 seeds the intervals are wide" in significance
+    assert "P(winner > other)" in significance and "## How sure is the winner?" in report
     assert "Only 4 completed trials" in significance
 
 

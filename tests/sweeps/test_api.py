@@ -45,6 +45,10 @@ def test_sweep_then_one_row_per_trial_and_seed(tmp_path, polarity_csv):
         assert statistics.fmean(rows.dev) == pytest.approx(t.value)
         assert rows["train.lr"].iloc[0] == t.params["train.lr"]
     assert "test_accuracy" not in api.results(name, settings=s, with_test=True)
+    (row,) = api.verdict(name, settings=s).to_dict("records")  # the winner against the other
+    best = max(finished, key=lambda t: t.value)
+    assert row["winner"] == best.number and row["seeds"] == 2 and row["diff"] >= 0
+    assert row["verdict"].startswith((f"trial {best.number} beats", f"trials {best.number} and"))
 
     # after the final evaluation, each seed's test accuracy joins its row
     args = api.overrides("dan", data="csv", sampler="grid", settings=s)

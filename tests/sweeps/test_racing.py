@@ -1,0 +1,227 @@
+"""Racing trials over seeds (sweeps/racing.py): who gets more seeds, what Optuna and MLflow
+record, the pruner alongside, resume, two workers, and bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from optuna.trial import TrialState
+from torch import nn
+
+from sweeps import racing
+from sweeps.config import compose_config
+from sweeps.records import MLFLOW_RUN_ID, RACED_OUT, SEED_VALUES, SEEDS, SEEDS_POLICY, TRIAL_STATE
+from sweeps.study import Sweep
+from sweeps.sweep import main
+from tests.conftest import REPO
+from tests.sweeps.scripted import ScriptedTask, scripted_factory
+from tests.sweeps.test_sweep import load, mlflow_runs, overrides
+
+GOOD, BAD = [0.6, 0.8, 0.9, 0.9], [0.5, 0.55, 0.55, 0.55]
+
+
+class SeedNoise(ScriptedTask):
+    """The script plus a small offset from the seed's initial weights: seeds differ."""
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        value = super().evaluate(model)["accuracy"]
+        return {"accuracy": value + 0.01 * float(model.bias.detach())}
+
+
+def noisy_factory(curve):
+    base = scripted_factory(curve)
+
+    def factory(cfg, task=None):
+        w = base(cfg, task)
+        w.task = SeedNoise(w.task.curve)
+        return w
+    return factory
+
+
+def by_lr(cfg):
+    return GOOD if cfg.train.lr > 0.05 else BAD
+
+
+def race(tmp_path, csv, *extra):
+    return overrides(tmp_path, csv, "sweep.seeds_policy=race", "seeds=4", "train.max_epochs=4",
+                     "train.patience=10", "pruner=none", *extra)
+
+
+# ---- the rule
+
+
+def trial_with(values: list[float], seeds: list[int], number: int = 12):
+    import optuna
+    t = optuna.trial.create_trial(value=sum(values) / len(values), user_attrs={
+        SEEDS: seeds, SEED_VALUES: values}, params={}, distributions={})
+    t.number = number
+    return t
+
+
+def test_looks_double_from_min_seeds_up_to_k():
+    policy = racing.SeedPolicy("race", 5, 1, 0.1)
+    assert policy.looks() == [1, 2, 4, 5]
+    assert racing.SeedPolicy("race", 6, 2, 0.1).looks() == [2, 4, 6]
+    assert racing.SeedPolicy("fixed", 5, 1, 0.1).looks() == [5]
+
+
+def test_a_trial_is_dropped_only_when_behind_by_more_than_the_margin():
+    seeds = [7, 8, 9]
+    best = trial_with([0.80, 0.82, 0.78], seeds)  # seed std 0.02
+    policy = racing.SeedPolicy("race", 3, 1, 0.1)
+    # margin at n=1: 1.2816 * sqrt(2) * 0.02 = 0.036
+    assert racing.race_stop({7: 0.77}, best, policy, seeds, maximize=True) is None
+    reason = racing.race_stop({7: 0.75}, best, policy, seeds, maximize=True)
+    assert reason == "stopped after 1 of 3 seeds: 0.750 vs incumbent 0.800 (trial 12) on seeds 0"
+    # minimizing mirrors it; no incumbent: the trial goes on
+    assert racing.race_stop({7: 0.75}, best, policy, seeds, maximize=False) is None
+    assert racing.race_stop({7: 0.1}, None, policy, seeds, maximize=True) is None
+
+
+# ---- end to end
+
+
+@pytest.mark.parametrize("sampler", ["grid", "random", "tpe"])
+def test_bad_trials_stop_after_one_seed_and_the_winner_runs_all(tmp_path, polarity_csv, sampler):
+    extra = ["sampler=grid"] if sampler == "grid" else [f"sampler={sampler}", "sweep.trials=6"]
+    sweep = Sweep(race(tmp_path, polarity_csv, *extra), quiet=True, workload_factory=noisy_factory(by_lr))
+    sweep.run()
+    study = sweep.study
+    drawn = racing.study_seeds(study.user_attrs)
+    assert len(drawn) == 4 and study.user_attrs[SEEDS_POLICY]["policy"] == "race"
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    # every trial ran a prefix of the study's seeds: seed i is the same value everywhere
+    for t in trials:
+        assert t.user_attrs[SEEDS] == drawn[:len(t.user_attrs[SEEDS])]
+        assert t.value == pytest.approx(sum(t.user_attrs[SEED_VALUES]) / len(t.user_attrs[SEED_VALUES]))
+    assert len(trials[0].user_attrs[SEEDS]) == 4  # nothing to race against: all K
+    good = [t for t in trials if t.params.get("train.lr", 0) > 0.05]
+    bad = [t for t in trials if t.params.get("train.lr", 1) <= 0.05]
+    full_good = [t for t in good if len(t.user_attrs[SEEDS]) == 4]
+    assert full_good, "a good configuration reaches K seeds"
+    for t in bad:
+        if t.number > min(g.number for g in full_good):  # raced against a good incumbent
+            assert len(t.user_attrs[SEEDS]) == 1 and t.user_attrs[RACED_OUT].startswith(
+                "stopped after 1 of 4 seeds: ")
+    assert any(t.user_attrs.get(RACED_OUT) for t in bad)
+    best = study.best_trials  # Optuna's own best may be a raced-out trial; ours never is
+    from sweeps.storage import ranked
+    assert len(ranked(study)[0].user_attrs[SEEDS]) == 4 and best
+    _, parents, children = mlflow_runs(tmp_path, study.study_name)
+    by_id = {p.info.run_id: p for p in parents}
+    for t in trials:
+        run = by_id[t.user_attrs[MLFLOW_RUN_ID]]
+        assert run.info.status == "FINISHED" and run.data.tags[TRIAL_STATE] == "COMPLETE"
+        assert run.data.metrics["best_dev_accuracy_mean"] == pytest.approx(t.value)
+        assert run.data.tags.get(RACED_OUT) == t.user_attrs.get(RACED_OUT)
+    assert len(children) == sum(len(t.user_attrs[SEEDS]) for t in trials)
+    assert all(c.info.status == "FINISHED" for c in children)
+
+
+def test_the_pruner_prunes_within_the_first_look(tmp_path, polarity_csv):
+    # grid: bad, good, bad, good; the median pruner (prune_improving) prunes the second bad
+    # at its first epoch, on its first seed
+    curves = {True: [0.6, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], False: [0.5] * 8}
+    sweep = Sweep(race(tmp_path, polarity_csv, "sampler=grid", "pruner=patience", "pruner.wrap=median",
+                       "pruner.n_startup_trials=2", "pruner.n_warmup_steps=0", "pruner.prune_improving=true",
+                       "train.max_epochs=8"),
+                  quiet=True, workload_factory=noisy_factory(lambda cfg: curves[cfg.train.lr > 0.05]))
+    sweep.run()
+    pruned = sweep.study.get_trials(states=(TrialState.PRUNED,))
+    assert pruned and all(len(t.user_attrs[SEEDS]) == 1 for t in pruned)
+    assert all(sorted(t.intermediate_values) == [1] for t in pruned)
+
+
+def test_resume_keeps_the_study_seeds(tmp_path, polarity_csv):
+    factory = noisy_factory(by_lr)
+    Sweep(race(tmp_path, polarity_csv, "sweep.trials=2"), quiet=True, workload_factory=factory).run()
+    first = racing.study_seeds(load(tmp_path, "dan-csv-random").user_attrs)
+    Sweep(race(tmp_path, polarity_csv, "sweep.trials=4"), quiet=True, workload_factory=factory).run()
+    study = load(tmp_path, "dan-csv-random")
+    assert racing.study_seeds(study.user_attrs) == first and len(study.trials) == 4
+    assert all(t.user_attrs[SEEDS] == first[:len(t.user_attrs[SEEDS])] for t in study.trials)
+
+
+# ---- bad input: one sentence, exit 2, nothing created
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["sweep.seeds_policy=race", "sweep.min_seeds=3", "seeds=2"], "sweep.min_seeds=3"),
+    (["sweep.seeds_policy=race", "seeds=1"], "needs seeds >= 2"),
+    (["sweep.seeds_policy=sometimes"], "sweep.seeds_policy"),
+    (["sweep.seeds_policy=race", "sweep.race_alpha=0.7"], "sweep.race_alpha"),
+])
+def test_bad_policy_settings_are_refused(tmp_path, polarity_csv, capsys, extra, words):
+    assert main(overrides(tmp_path, polarity_csv, *extra)) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("first, then", [("fixed", "race"), ("race", "fixed")])
+def test_resuming_under_another_policy_is_refused(tmp_path, polarity_csv, capsys, first, then):
+    Sweep(race(tmp_path, polarity_csv, "sweep.trials=1", f"sweep.seeds_policy={first}"), quiet=True,
+          workload_factory=noisy_factory(by_lr)).run()
+    before = load(tmp_path, "dan-csv-random")
+    assert main(race(tmp_path, polarity_csv, "sweep.trials=3", f"sweep.seeds_policy={then}")) == 2
+    err = capsys.readouterr().err
+    assert f"was made with seeds policy {first}" in err and err.count("\n") == 1
+    after = load(tmp_path, "dan-csv-random")
+    assert len(after.trials) == len(before.trials) == 1 and after.user_attrs == before.user_attrs
+
+
+def test_a_race_configuration_composes():
+    cfg = compose_config(["sweep.seeds_policy=race", "seeds=5", "sweep.min_seeds=2"])
+    assert racing.seed_policy(cfg).looks() == [2, 4, 5]
+
+
+# ---- real training: several workers, a kill
+
+
+def sweep_cmd(tmp_path, csv, *extra):
+    return [sys.executable, "-m", "sweeps.sweep",
+            *overrides(tmp_path, csv, "sweep.seeds_policy=race", "seeds=3", "train.max_epochs=2", *extra)]
+
+
+@pytest.mark.slow
+def test_two_workers_race_on_the_journal_storage(tmp_path, polarity_csv):
+    args = ["sampler=grid", "sweep.workers=2", "storage.url=null", f"storage.dir={tmp_path / 'journal'}"]
+    proc = subprocess.run(sweep_cmd(tmp_path, polarity_csv, *args), cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    from sweeps.storage import load_study
+    study = load_study(compose_config(overrides(tmp_path, polarity_csv, *args)), "dan-csv-grid")
+    drawn = racing.study_seeds(study.user_attrs)
+    assert len(study.trials) == 4 and len({t.user_attrs["worker"] for t in study.trials}) == 2
+    for t in study.trials:
+        assert t.state == TrialState.COMPLETE
+        assert t.user_attrs[SEEDS] == drawn[:len(t.user_attrs[SEEDS])]  # no seed run twice
+        assert len(t.user_attrs[SEEDS]) == 3 or t.user_attrs[RACED_OUT]
+    _, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
+    assert len(children) == sum(len(t.user_attrs[SEEDS]) for t in study.trials)
+    assert all(r.info.status == "FINISHED" for r in parents + children)
+
+
+@pytest.mark.slow
+def test_a_killed_race_resumes_on_the_same_seeds(tmp_path, polarity_csv):
+    args = ["sampler=grid"]
+    env = {**os.environ, "SEEDSWEEP_CRASH_AT": "epoch_logged"}
+    killed = subprocess.run(sweep_cmd(tmp_path, polarity_csv, *args), cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode != 0
+    drawn = racing.study_seeds(load(tmp_path, "dan-csv-grid").user_attrs)
+    rerun = subprocess.run(sweep_cmd(tmp_path, polarity_csv, *args), cwd=REPO, capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    study = load(tmp_path, "dan-csv-grid")
+    assert racing.study_seeds(study.user_attrs) == drawn
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    (failed,) = study.get_trials(states=(TrialState.FAIL,))
+    assert len(complete) == 4 and failed.user_attrs["interrupted"]
+    assert all(t.user_attrs[SEEDS] == drawn[:len(t.user_attrs[SEEDS])] for t in complete)
+    _, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
+    assert not [r for r in parents + children if r.info.status == "RUNNING"]
