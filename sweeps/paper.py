@@ -61,13 +61,14 @@ from sweeps.records import (
 from sweeps.seeds import run_params
 from sweeps.tracking import Tracker
 from sweeps.train import train, train_ngram
-from sweeps.workloads import build_workload
+from sweeps.workloads import build_workload, metric
 
 
 def hardware(cfg: DictConfig) -> str:
     """What trained a cell, for the results page: the device, cores, threads and torch."""
     if str(cfg.device).startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()):
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+        gpu = torch.device("cuda" if cfg.device == "auto" else str(cfg.device))  # cuda:N: GPU N's name
+        return f"{torch.cuda.get_device_name(gpu)} (torch {torch.__version__})"
     return (f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads "
             f"(torch {torch.__version__})")
 
@@ -129,7 +130,8 @@ def cell_lock(cell: Cell, cfg: DictConfig) -> Path:
 
 
 def cfg_monitor(cfg: DictConfig) -> str:
-    return metrics.PERPLEXITY if cfg.model.name in ("nplm", "ngram") else metrics.ACCURACY
+    """The metric a cell is judged by, as the registry defines it for its model and data."""
+    return metric(cfg)[0]
 
 
 def run_cell(cell: Cell, extra: Sequence[str], seeds: int, reason: str | None = None) -> str:
