@@ -119,7 +119,7 @@ class SeedGroup:
         self.workload, self.tracker, self.checkpoint = workload, tracker, checkpoint
         self.monitor = workload.task.monitor
         if checkpoint is not None and checkpoint.exists():  # go on where a killed run stopped
-            self.seeds, saved = load_trainers(checkpoint, workload.task)
+            self.seeds, saved = load_trainers(checkpoint, workload.task, workload.device)
             self.trainers = self.seeds.seeds
             if [t.seed for t in self.trainers] != list(seeds):
                 raise UserError(f"checkpoint {checkpoint} holds seeds {[t.seed for t in self.trainers]}, "
