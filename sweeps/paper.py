@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from models import metrics
 from models.errors import UserError
 from models.training import cpu_name
-from sweeps import final, storage
+from sweeps import final, storage, trained_data
 from sweeps.config import check_seeds, run_cli, stop_on_sigterm
 from sweeps.locks import Busy, file_lock
 from sweeps.paper_spec import (
@@ -224,6 +224,8 @@ def mix_cell(cell: Cell, cfg: DictConfig, source_cfg: DictConfig) -> str:
     status_, values = "FAILED", []
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            trained_data.check(src, src_run, task, Path(tmp))  # the networks fit the data as it is
+            trained_data.save(tracker, parent, task, Path(tmp))
             for child, seed in zip(children, seeds):
                 path = src.download(child.info.run_id, weights_artifact(seed), Path(tmp))
                 if path is None:
