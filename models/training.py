@@ -26,6 +26,7 @@ from torch import nn
 from models import metrics
 from models.errors import NonFiniteLossError, UserError
 from models.noise import noise_generator
+from models.relocate import load_on
 
 OPTIMIZERS = ("adagrad", "sgd", "adam", "rmsprop")
 _SPARSE_OPTIMIZERS = ("adagrad", "sgd")
@@ -520,10 +521,12 @@ def save_trainers(trainers: SeedTrainers, path: Path, extra: dict[str, Any] | No
             h.task = task
 
 
-def load_trainers(path: Path, task: Task) -> tuple[SeedTrainers, dict[str, Any]]:
-    """The trainers `save_trainers` wrote, given the task back; training goes on exactly as
-    if it had never stopped."""
-    saved = torch.load(path, weights_only=False)
+def load_trainers(path: Path, task: Task, device: torch.device | str = "cpu"
+                  ) -> tuple[SeedTrainers, dict[str, Any]]:
+    """The trainers `save_trainers` wrote, on `device` (the task's, wherever the checkpoint
+    was written), given the task back; training goes on exactly as if it had never stopped
+    (on another kind of device than the one that wrote it, with other noise: models/relocate.py)."""
+    saved = load_on(path, device)
     trainers = saved["trainers"]
     for h in _holders(trainers):
         h.task = task

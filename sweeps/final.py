@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 from models import metrics
 from models.errors import UserError
 from models.ngram import ngram_perplexities
-from sweeps import storage
+from sweeps import storage, trained_data
 from sweeps.config import compose_config, run_cli
 from sweeps.locks import file_lock
 from sweeps.records import (
@@ -179,6 +179,7 @@ def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
                 raise UserError(f"seed {seed} of run {target.run_id} has no saved weights (a sweep "
                                 "keeps them for its top sweep.keep_weights trials only).")
             weights.append(path)
+        trained_data.check(tracker, target.run_id, task, Path(tmp))  # the vocabulary the weights fit
         step = earlier + 1
         entry = {"scope": target.scope, "trial": "-" if target.trial is None else target.trial,
                  "run_id": target.run_id, "config_hash": config_hash(cfg),

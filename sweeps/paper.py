@@ -30,7 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from models import metrics
 from models.errors import UserError
 from models.training import cpu_name
-from sweeps import final, storage
+from sweeps import final, storage, trained_data
 from sweeps.config import check_seeds, run_cli, stop_on_sigterm
 from sweeps.locks import Busy, file_lock
 from sweeps.paper_spec import (
@@ -61,13 +61,14 @@ from sweeps.records import (
 from sweeps.seeds import run_params
 from sweeps.tracking import Tracker
 from sweeps.train import train, train_ngram
-from sweeps.workloads import build_workload
+from sweeps.workloads import build_workload, metric
 
 
 def hardware(cfg: DictConfig) -> str:
     """What trained a cell, for the results page: the device, cores, threads and torch."""
     if str(cfg.device).startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available()):
-        return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
+        gpu = torch.device("cuda" if cfg.device == "auto" else str(cfg.device))  # cuda:N: GPU N's name
+        return f"{torch.cuda.get_device_name(gpu)} (torch {torch.__version__})"
     return (f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads "
             f"(torch {torch.__version__})")
 
@@ -129,7 +130,8 @@ def cell_lock(cell: Cell, cfg: DictConfig) -> Path:
 
 
 def cfg_monitor(cfg: DictConfig) -> str:
-    return metrics.PERPLEXITY if cfg.model.name in ("nplm", "ngram") else metrics.ACCURACY
+    """The metric a cell is judged by, as the registry defines it for its model and data."""
+    return metric(cfg)[0]
 
 
 def run_cell(cell: Cell, extra: Sequence[str], seeds: int, reason: str | None = None) -> str:
@@ -222,6 +224,8 @@ def mix_cell(cell: Cell, cfg: DictConfig, source_cfg: DictConfig) -> str:
     status_, values = "FAILED", []
     try:
         with tempfile.TemporaryDirectory() as tmp:
+            trained_data.check(src, src_run, task, Path(tmp))  # the networks fit the data as it is
+            trained_data.save(tracker, parent, task, Path(tmp))
             for child, seed in zip(children, seeds):
                 path = src.download(child.info.run_id, weights_artifact(seed), Path(tmp))
                 if path is None:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from models import metrics
 from models.errors import UserError
 from models.training import SeedRecord, SeedResult, load_trainers, save_trainers
-from sweeps import faults
+from sweeps import faults, trained_data
 from sweeps.records import (
     K_SEEDS_PARAM,
     SEED_PARAM,
@@ -118,9 +118,10 @@ class SeedGroup:
     def __init__(self, workload: Workload, seeds: Sequence[int], tracker: RunLog, parent_id: str,
                  checkpoint: Path | None = None):
         self.workload, self.tracker, self.checkpoint = workload, tracker, checkpoint
+        self.parent_id = parent_id
         self.monitor = workload.task.monitor
         if checkpoint is not None and checkpoint.exists():  # go on where a killed run stopped
-            self.seeds, saved = load_trainers(checkpoint, workload.task)
+            self.seeds, saved = load_trainers(checkpoint, workload.task, workload.device)
             self.trainers = self.seeds.seeds
             if [t.seed for t in self.trainers] != list(seeds):
                 raise UserError(f"checkpoint {checkpoint} holds seeds {[t.seed for t in self.trainers]}, "
@@ -163,9 +164,12 @@ class SeedGroup:
 
     def close(self, status: str, save_weights: bool = True) -> list[SeedResult]:
         """Log each seed's best epoch, value and (if `save_weights`) weights, whatever it
-        reached, and end its run."""
+        reached, and end its run; with weights, the parent run keeps the vocabulary and labels
+        they fit (sweeps/trained_data.py)."""
         results = []
         with tempfile.TemporaryDirectory() as tmp:
+            if save_weights and any(t.best_epoch > 0 for t in self.trainers):  # before any weights
+                trained_data.save(self.tracker, self.parent_id, self.workload.task, Path(tmp))
             for trainer, run_id in zip(self.trainers, self.run_ids):
                 r = trainer.result()
                 results.append(r)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from models.errors import UserError
 from models.ngram import ngram_perplexities
 from models.training import SeedRecord
-from sweeps import neighbours
+from sweeps import neighbours, trained_data
 from sweeps.config import check_seeds, compose_config, run_cli, stop_on_sigterm, wants_help
 from sweeps.records import SEEDS_PARAM, SWEEP_ONLY, flatten
 from sweeps.redact import redact
@@ -83,6 +84,8 @@ def train_ngram(cfg: DictConfig, command: str = "") -> tuple[str, dict[str, floa
     try:
         values = ngram_perplexities(task, cfg.model.kind)
         tracker.log_metrics(run_id, values)
+        with tempfile.TemporaryDirectory() as tmp:  # the vocabulary `make final` counts with
+            trained_data.save(tracker, run_id, task, Path(tmp))
         status = "FINISHED"
     finally:
         tracker.end_run(run_id, status)

@@ -75,7 +75,11 @@ def model_spec(cfg: DictConfig) -> ModelSpec:
 
 
 def metric(cfg: DictConfig) -> tuple[str, str]:
-    """The dev metric of `cfg`'s model and its direction, from the registry (no data read)."""
+    """The dev metric of `cfg`'s model and its direction, from the registry (no data read):
+    the model's, or for a counted model (not registered) its data source's task kind's."""
+    if cfg.model.name in COUNTED:
+        kind = registry.kind(data_source(cfg.data).kind)
+        return kind.metric, kind.direction
     return registry.metric(model_spec(cfg))
 
 

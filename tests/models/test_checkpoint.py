@@ -79,3 +79,46 @@ def test_a_checkpoint_from_before_fused_sgd_goes_on_fused_and_identically(tmp_pa
         assert per_epoch(a) == per_epoch(b), a.seed
         for k, v in a.best_state_dict().items():
             assert torch.equal(v, b.best_state_dict()[k]), k
+
+
+def save_as_on_a_gpu(trainers, path, monkeypatch):
+    """`save_trainers` as a GPU host writes it: every tensor storage tagged `cuda:0` and
+    every random generator a CUDA one (its state a CUDA generator's 16 bytes)."""
+    import copyreg
+
+    import torch.serialization
+
+    with monkeypatch.context() as m:
+        m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        cuda_state = lambda g: (g.initial_seed(), 0, torch.zeros(16, dtype=torch.uint8))  # noqa: E731
+        m.setitem(copyreg.dispatch_table, torch._C.Generator,
+                  lambda g: (torch._C.Generator, (torch.device("cuda", 0),), cuda_state(g)))
+        save_trainers(trainers, path, {"epoch": 2})
+
+
+@pytest.mark.parametrize("vectorize", ["true", "false"])
+def test_a_checkpoint_written_on_a_gpu_goes_on_on_the_cpu(tmp_path, monkeypatch, vectorize):
+    """A CPU-only host resumes a GPU host's checkpoint (before: torch's 'Attempting to
+    deserialize object on a CUDA device'): tensors on the CPU, noise reseeded there."""
+    torch.set_num_threads(1)
+    task = ragged_task()
+    build = lambda: DAN(len(task.vocab), 2, embed_dim=8, hidden_dims=[8], word_dropout=0.3,  # noqa: E731
+                        dropout=0.2, sparse=True)
+    settings = TrainSettings(optimizer="adagrad", lr=0.1, weight_decay=1e-4, batch_size=16,
+                             max_epochs=4, patience=5)
+    first = run(make_trainers(build, task, settings, SEEDS, vectorize=vectorize), epochs=2)
+    path = tmp_path / "ck.pt"
+    save_as_on_a_gpu(first, path, monkeypatch)
+    resumed, extra = load_trainers(path, task, torch.device("cpu"))
+    assert extra == {"epoch": 2}
+    for a, b in zip(first.seeds, resumed.seeds):
+        assert per_epoch(a) == per_epoch(b)
+        for k, v in a.best_state_dict().items():
+            assert b.best_state_dict()[k].device.type == "cpu" and torch.equal(v, b.best_state_dict()[k])
+    def noise(trainers):
+        return [t.model.noise for t in trainers.seeds] if vectorize == "false" else trainers.noise
+
+    assert [g.device.type for g in noise(resumed)] == ["cpu"] * len(SEEDS)
+    assert [g.initial_seed() for g in noise(resumed)] == [g.initial_seed() for g in noise(first)]
+    run(resumed)
+    assert all(r.done and r.epoch == 4 for r in resumed.seeds)

@@ -1,5 +1,8 @@
 """The NPLM and n-gram workloads through the platform: tracking, sweeps."""
 
+import json
+from pathlib import Path
+
 import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -41,6 +44,9 @@ def test_ngram_baselines_through_make_train(tmp_path, capsys):
     (run,) = client.search_runs([client.get_experiment_by_name("ngram-ptb_cpu").experiment_id])
     assert 1 < run.data.metrics["dev_kneser_ney_perplexity"] < 300
     assert run.data.metrics["dev_perplexity"] == run.data.metrics["dev_interpolated_perplexity"]
+    saved = json.loads(Path(client.download_artifacts(run.info.run_id, "data/trained_data.json",
+                                                      str(tmp_path))).read_text())
+    assert len(saved["vocabulary"]) == 300 and saved["labels"] is None  # what `make final` counts with
 
 
 def test_nplm_sweep_with_a_tiny_budget_completes(tmp_path, capsys):

@@ -426,3 +426,43 @@ def test_an_ordering_that_fails_on_test_says_how_it_ranks_on_dev_and_against_the
         values=[t[0], t[0]], reads=[]) for row, t, d in zip(("nbow", "dan"), test, dev)}
     line, = paper_report.ordering(table, found)
     assert line.endswith(expected), line
+
+
+def test_a_cells_metric_comes_from_the_registry_not_the_models_name(monkeypatch):
+    """A new language model (any name) is judged by perplexity, a model with its own metric by
+    that one, the counted n-gram by its corpus's kind: what `make paper` reads back."""
+    from omegaconf import OmegaConf
+
+    from models import metrics, registry
+
+    registry.load_all()
+    build = lambda values, task, ctx: None  # noqa: E731
+    monkeypatch.setitem(registry._MODELS, "my-lm", registry.ModelSpec("my-lm", "lm", build))
+    monkeypatch.setitem(registry._MODELS, "my-loss", registry.ModelSpec(
+        "my-loss", "classification", build, metric=metrics.LOSS, direction="minimize"))
+
+    def cell(model: str, data: str, **more) -> str:
+        return paper.cfg_monitor(OmegaConf.create({"model": {"name": model}, "data": {"name": data, **more}}))
+
+    assert cell("my-lm", "ptb") == cell("nplm", "ptb") == metrics.PERPLEXITY
+    assert cell("ngram", "brown", corpus="brown") == metrics.PERPLEXITY
+    assert cell("dan", "csv") == metrics.ACCURACY
+    assert cell("my-loss", "csv") == metrics.LOSS
+
+
+@pytest.mark.parametrize("device, index", [("cuda:1", 1), ("cuda:0", 0), ("cuda", None), ("auto", None)])
+def test_the_results_page_names_the_gpu_the_cell_trained_on(monkeypatch, device, index):
+    """device=cuda:1 records GPU 1's model, not the current device's (GPU 0)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    names = {0: "GPU zero", 1: "GPU one"}
+
+    def name_of(d=None):
+        d = torch.device(d) if d is not None else torch.device("cuda")
+        return names[d.index if d.index is not None else 0]  # no index: the current device, 0
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", name_of)
+    got = paper.hardware(OmegaConf.create({"device": device}))
+    assert got.startswith(names[index or 0] + " (torch ")
