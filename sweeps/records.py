@@ -62,8 +62,6 @@ TEST_EVALUATIONS_METRIC = "test_evaluations"  # metric: how often its test split
 PAPER_CELL = "paper_cell"  # tag: <table>/<row>/<column> of a paper table (make paper)
 MIXED_FROM = "mixed_from"  # tag: the run whose networks a paper cell mixes with the trigram
 HARDWARE = "hardware"  # tag: CPU or GPU, cores and torch threads, torch version
-TRAINED_DATA_FOLDER, TRAINED_DATA_FILE = "data", "trained_data.json"  # artifact: the vocabulary and
-TRAINED_DATA = f"{TRAINED_DATA_FOLDER}/{TRAINED_DATA_FILE}"  # labels training used (sweeps/trained_data.py)
 # ---- MLflow: a seed's run
 SEED_PARAM = "seed"  # param
 WEIGHTS = "weights"  # artifact folder: best-<seed>.pt

@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from models.errors import UserError
-from sweeps.records import TRAINED_DATA, TRAINED_DATA_FILE, TRAINED_DATA_FOLDER
+
+# the artifact: the vocabulary and labels training used, in the configuration's run
+TRAINED_DATA_FOLDER, TRAINED_DATA_FILE = "data", "trained_data.json"
+TRAINED_DATA = f"{TRAINED_DATA_FOLDER}/{TRAINED_DATA_FILE}"
 
 
 class ArtifactLog(Protocol):

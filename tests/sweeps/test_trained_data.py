@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from sweeps.final import main as final_main
-from sweeps.records import TRAINED_DATA_FILE
 from sweeps.sweep import main as sweep_main
+from sweeps.trained_data import TRAINED_DATA_FILE
 from tests.sweeps.test_sweep import overrides
 
 
