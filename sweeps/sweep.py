@@ -93,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         create_only = True
         args.pop(0)
     progress = Progress(tty=False, prefix=f"worker {worker}: ") if worker is not None else Progress()
+    sweep = None
     try:
         if worker is None:  # composing checks the model's values, which loads the registry (torch)
             progress.say("sweep: loading libraries and the config")
@@ -150,7 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again once the cause is fixed
     except KeyboardInterrupt:
-        print("\ninterrupted: the study is intact; run the same command to resume.", file=sys.stderr)
+        again = None if sweep is None or worker is not None else (
+            worker_command(join, local) if join else sweep.command)
+        print("\ninterrupted: the study is intact; run the same command to resume"
+              + (f":\n  {again}" if again else "."), file=sys.stderr)
         return 130
     print(summary(sweep.study, int(cfg.sweep.show_top)))
     again = worker_command(join, local) if join else sweep.command

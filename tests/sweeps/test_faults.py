@@ -12,11 +12,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from models.errors import UserError
 from sweeps import faults
 from sweeps.faults import EnvironmentFailure, environment_failure
 from sweeps.reconcile import reconcile
 from sweeps.records import TRIAL_STATE
-from sweeps.study import Sweep
 from sweeps.sweep import main
 from sweeps.tracking import Tracker
 from tests.conftest import REPO
@@ -91,4 +91,5 @@ def test_environment_failures_are_told_from_trial_failures():
     assert environment_failure(locked) == "database is locked"
     assert environment_failure(ValueError("lower the learning rate")) is None
     assert environment_failure(OSError(errno.ENOENT, "missing")) is None
-    assert issubclass(EnvironmentFailure, Exception) and Sweep
+    # nor from bad input: a sweep exits 75 (resumable) on it, not 2 as on a UserError
+    assert not issubclass(EnvironmentFailure, UserError)

@@ -55,6 +55,8 @@ def test_nplm_sweep_with_a_tiny_budget_completes(tmp_path, capsys):
     assert study.direction.name == "MINIMIZE"
     assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
     done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    # is_finished() counts FAIL too, and all() over no trial is true: both trials must complete
+    assert len(done) == 2, [t.user_attrs.get("fail_reason") for t in study.trials]
     assert all(1 < t.value < 300 for t in done)
     assert "study nplm-ptb_cpu-random" in capsys.readouterr().out
 

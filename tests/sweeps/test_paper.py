@@ -3,9 +3,6 @@ docs/results.md written from MLflow beside the paper's figures."""
 
 from __future__ import annotations
 
-import random
-from pathlib import Path
-
 import pytest
 
 from analysis import paper as paper_report
@@ -13,6 +10,7 @@ from models.errors import UserError
 from sweeps import paper, paper_spec, workloads
 from sweeps.config import compose_config
 from sweeps.tracking import Tracker
+from tests.conftest import write_text_corpus
 
 
 def test_every_cell_of_every_table_composes():
@@ -90,17 +88,10 @@ def test_cells_whose_data_or_vectors_are_absent_are_skipped_with_the_reason(monk
     assert table.cell("dan_rand", "rt").missing() is None
 
 
-def write_text_corpus(folder: Path) -> dict[str, Path]:
-    """A tiny corpus with a learnable structure for the n-gram rows."""
-    rng = random.Random(0)
-    words = ["the", "cat", "dog", "sat", "ran", "on", "mat", "fast", "a", "big"]
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for split, n in (("train", 300), ("valid", 60), ("test", 60)):
-        lines = [" ".join(rng.choice(words[i % 3::3]) for i in range(6)) for _ in range(n)]
-        out[split] = folder / f"{split}.txt"
-        out[split].write_text("\n".join(lines) + "\n")
-    return out
+@pytest.fixture(autouse=True)
+def _checkpoints_under_tmp(tmp_path, monkeypatch):
+    """A cell's per-epoch checkpoints go under tmp_path, never the repository's runs/."""
+    monkeypatch.setattr(paper, "CHECKPOINTS", tmp_path / "checkpoints")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ in one clear sentence (a UserError); never another exception, never a traceback.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +32,9 @@ def hydra_value(v) -> str:
     return _format(v)
 
 
+FEW = 5  # examples of each outcome a fuzz test must see
+
+
 def one_sentence_or_fine(call) -> str:
     try:
         call()
@@ -40,20 +44,25 @@ def one_sentence_or_fine(call) -> str:
     return "fine"
 
 
-OUTCOMES: dict[str, int] = {"fine": 0, "error": 0}  # read by benchmarks-style counting runs
+def test_fuzzed_config_values_compose_or_fail_in_one_sentence():
+    outcomes = Counter()
 
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(model=st.sampled_from(["dan", "nplm"]), key=st.sampled_from(KEYS), value=VALUES)
+    def one(model, key, value):
+        override = f"{key}={hydra_value(value)}"
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(model=st.sampled_from(["dan", "nplm"]), key=st.sampled_from(KEYS), value=VALUES)
-def test_fuzzed_config_values_compose_or_fail_in_one_sentence(model, key, value):
-    override = f"{key}={hydra_value(value)}"
+        def compose():
+            cfg = compose_config([f"model={model}", override])
+            check_sweep_settings(cfg, [])
+            parse_space(cfg.search_space, cfg)
 
-    def compose():
-        cfg = compose_config([f"model={model}", override])
-        check_sweep_settings(cfg, [])
-        parse_space(cfg.search_space, cfg)
+        outcomes[one_sentence_or_fine(compose)] += 1
 
-    OUTCOMES[one_sentence_or_fine(compose)] += 1
+    one()
+    # Both ways were taken, many times: a config that refused everything (or accepted
+    # everything) would otherwise pass unseen.
+    assert outcomes["fine"] >= FEW and outcomes["error"] >= FEW, outcomes
 
 
 ENTRY = st.fixed_dictionaries({}, optional={
@@ -62,13 +71,31 @@ ENTRY = st.fixed_dictionaries({}, optional={
     "choices": VALUES, "when": st.one_of(VALUES, st.dictionaries(st.sampled_from(
         ["model.num_layers", "train.optimizer", "nope"]), VALUES, max_size=2)),
     "otherwise": VALUES})
+# Entries of the right shape, as written by hand, and such entries with one value fuzzed: the
+# random dictionaries above are almost never valid, and a fuzz that never parses proves little.
+SHAPED = st.one_of(
+    st.builds(lambda low, span, log: {"type": "float", "low": low, "high": low + span, "log": log},
+              st.floats(1e-4, 1.0), st.floats(1e-3, 1.0), st.booleans()),
+    st.builds(lambda low, span: {"type": "int", "low": low, "high": low + span},
+              st.integers(0, 3), st.integers(0, 3)),
+    st.builds(lambda choices: {"type": "categorical", "choices": choices},
+              st.lists(st.sampled_from([0, 1, 2, 3, "relu", "tanh"]), min_size=1, max_size=3, unique=True)))
+FUZZED_ENTRY = st.one_of(ENTRY, SHAPED, st.tuples(SHAPED, st.sampled_from(
+    ["low", "high", "log", "step", "grid", "choices", "when", "otherwise"]), VALUES).map(
+    lambda t: {**t[0], t[1]: t[2]}))
 
 
-@settings(max_examples=300, deadline=None)
-@given(key=st.sampled_from(["train.lr", "model.num_layers", "model.activation", "seeds",
-                            "model.word_dropout", "sweep.trials"]), entry=ENTRY)
-def test_fuzzed_search_space_entries_parse_or_fail_in_one_sentence(key, entry):
-    OUTCOMES[one_sentence_or_fine(lambda: parse_space({key: entry}, BASE()))] += 1
+def test_fuzzed_search_space_entries_parse_or_fail_in_one_sentence():
+    outcomes = Counter()
+
+    @settings(max_examples=300, deadline=None)
+    @given(key=st.sampled_from(["train.lr", "model.num_layers", "model.activation", "seeds",
+                                "model.word_dropout", "sweep.trials"]), entry=FUZZED_ENTRY)
+    def one(key, entry):
+        outcomes[one_sentence_or_fine(lambda: parse_space({key: entry}, BASE()))] += 1
+
+    one()
+    assert outcomes["fine"] >= FEW and outcomes["error"] >= FEW, outcomes
 
 
 def BASE(cache=[]):  # noqa: B006 - the default config, composed once for many examples

