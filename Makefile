@@ -77,7 +77,7 @@ report: $(VENV)/.installed ## tables, plots and report.md of a study under repor
 		$(if $(STUDY),--study=$(STUDY)) $(ARGS)
 
 doctor: $(VENV)/.installed ## check a study against MLflow and repair disagreements: make doctor MODEL=dan [STUDY=] [ARGS=--dry-run]
-	$(PY) -m sweeps.reconcile model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+	$(PY) -m sweeps.doctor model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 		$(if $(STUDY),--study=$(STUDY)) $(ARGS)
 
 train: $(VENV)/.installed ## train one configuration over K seeds: make train MODEL=dan ARGS='data=sst2 seeds=3'

@@ -31,7 +31,9 @@ from analysis.results import train_perplexity
 from analysis.tables import write_all
 from models import metrics
 from models.errors import UserError
-from sweeps.config import run_cli
+from sweeps.config.compose import run_cli
+from sweeps.core.paths import ROOT
+from sweeps.core.records import HARDWARE, SEEDS_PARAM, in_seed_order
 from sweeps.paper_spec import (
     Cell,
     Table,
@@ -43,9 +45,7 @@ from sweeps.paper_spec import (
     training_values,
     without_nulls,
 )
-from sweeps.paths import ROOT
-from sweeps.records import HARDWARE, SEEDS_PARAM, in_seed_order
-from sweeps.tracking import Tracker
+from sweeps.tracking.tracker import Tracker
 
 DOCS = ROOT / "docs"
 

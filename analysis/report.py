@@ -30,10 +30,10 @@ from analysis.tables import to_markdown, with_pm, write_all
 from analysis.verdict import markdown as verdict_markdown
 from analysis.verdict import verdict
 from models.errors import UserError
-from sweeps import racing, storage
-from sweeps.config import compose_config, run_cli
-from sweeps.paths import ROOT
-from sweeps.records import (
+from sweeps import store
+from sweeps.config.compose import compose_config, run_cli
+from sweeps.core.paths import ROOT
+from sweeps.core.records import (
     COMMAND,
     FINGERPRINT,
     IDENTITY,
@@ -43,7 +43,8 @@ from sweeps.records import (
     SEED_EPOCHS,
     SEED_VALUES,
 )
-from sweeps.tracking import Tracker
+from sweeps.search import racing
+from sweeps.tracking.tracker import Tracker
 
 SAMPLERS = ("grid", "random", "tpe")
 
@@ -168,7 +169,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
     curves_of = {}
     for other_name in dict.fromkeys([*names, *compare]):
         other = study if other_name == name else (
-            require_study(cfg, other_name) if other_name in compare else storage.load_study(cfg, other_name))
+            require_study(cfg, other_name) if other_name in compare else store.load_study(cfg, other_name))
         if other is not None:
             curves_of[other_name] = [t.value for t in other.get_trials(deepcopy=False)
                                      if t.state.name == "COMPLETE"]
@@ -176,7 +177,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         curves_of, maximize, monitor, out / "expected_max.png")
 
     counts = trials["state"].value_counts().to_dict()
-    saved = storage.pruning_savings(study.get_trials(deepcopy=False))
+    saved = store.pruning_savings(study.get_trials(deepcopy=False))
     lines = [
         f"# Study `{name}`", "",
         f"- trials: {', '.join(f'{v} {k.lower()}' for k, v in counts.items())}; "
@@ -217,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> str:
         cfg = compose_config(overrides)
-        name = args.study or storage.study_name(cfg)
+        name = args.study or store.study_name(cfg)
         out = Path(args.out) if args.out else ROOT / "reports" / name
         return f"report: {build(cfg, name, out, args.top, [c for c in args.compare.split(',') if c])}"
 

@@ -1,5 +1,5 @@
 """Tracked results as DataFrames: trials from the Optuna study, seed curves and test
-metrics from MLflow (through sweeps.tracking, the one module that talks to MLflow)."""
+metrics from MLflow (through sweeps.tracking.tracker, the one module that talks to MLflow)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from omegaconf import DictConfig
 
 from models import metrics
 from models.errors import UserError
-from sweeps import storage
-from sweeps.records import (
+from sweeps import store
+from sweeps.core.records import (
     EPOCHS_RUN,
     INACTIVE,
     MLFLOW_RUN_ID,
@@ -22,7 +22,7 @@ from sweeps.records import (
     SEEDS,
     seed_of,
 )
-from sweeps.tracking import Tracker
+from sweeps.tracking.tracker import Tracker
 
 RUN_ID = MLFLOW_RUN_ID  # the trial attribute naming its MLflow parent run
 SEED_IDS = "seed_ids"  # column: each trial's seed values, in order (analysis/verdict.py pairs on them)
@@ -30,7 +30,7 @@ RACED = "RACED_OUT"  # the state shown for a trial a race stopped before K seeds
 
 
 def require_study(cfg: DictConfig, name: str) -> optuna.Study:
-    study = storage.load_study(cfg, name)
+    study = store.load_study(cfg, name)
     if study is None:
         raise UserError(f"no study {name!r}: run `make sweep` first or pass STUDY=<name>.")
     return study

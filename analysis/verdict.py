@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.results import SEED_IDS
 from analysis.stats import mean_diff, prob_better
-from sweeps.records import SEED_VALUES
+from sweeps.core.records import SEED_VALUES
 
 MAX_SEEDS = 50  # a suggestion beyond this says the two are, for practical purposes, equal
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import optuna
 
-from sweeps.config import compose_config
-from sweeps.records import SEED_EPOCHS
-from sweeps.storage import open_storage, ranked
-from sweeps.workloads import prepare_task
+from sweeps.config.compose import compose_config
+from sweeps.config.workloads import prepare_task
+from sweeps.core.records import SEED_EPOCHS
+from sweeps.store import open_storage, ranked
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import optuna
 
-from sweeps.records import RACED_OUT, SEED_EPOCHS, STD
-from sweeps.storage import open_storage, ranked
+from sweeps.core.records import RACED_OUT, SEED_EPOCHS, STD
+from sweeps.store import open_storage, ranked
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED_VALUES_K = [11, 22, 33, 44, 55, 66, 77, 88, 99, 111]

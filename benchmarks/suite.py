@@ -283,7 +283,7 @@ def row_nplm_ptb(device: str, quick: bool) -> dict:
 def row_sweep(device: str, quick: bool) -> dict:
     import optuna
 
-    from sweeps.storage import open_storage
+    from sweeps.store import open_storage
     trials = 3 if quick else 10
     with tempfile.TemporaryDirectory() as tmp:
         name = "bench-sweep"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import optuna
 
-from sweeps.records import SEED_EPOCHS
+from sweeps.core.records import SEED_EPOCHS
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

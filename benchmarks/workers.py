@@ -28,9 +28,9 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.paths import ROOT
-from sweeps.records import RETRY_OF, WORKER
-from sweeps.storage import open_storage
+from sweeps.core.paths import ROOT
+from sweeps.core.records import RETRY_OF, WORKER
+from sweeps.store import open_storage
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STUDY = "bench-workers"

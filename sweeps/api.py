@@ -25,10 +25,10 @@ import pandas as pd
 
 from models import metrics
 from models.errors import UserError
-from sweeps import storage
-from sweeps.config import check_sweep_settings, compose_config, whole_number
-from sweeps.progress import Progress
-from sweeps.records import (
+from sweeps import store
+from sweeps.config.compose import check_sweep_settings, compose_config, whole_number
+from sweeps.config.search_space import to_overrides
+from sweeps.core.records import (
     BEST_EPOCHS,
     INACTIVE,
     MLFLOW_EXPERIMENT,
@@ -38,9 +38,9 @@ from sweeps.records import (
     SEEDS,
     seed_of,
 )
-from sweeps.search_space import to_overrides
-from sweeps.study import Sweep
-from sweeps.tracking import Tracker
+from sweeps.search.progress import Progress
+from sweeps.search.study import Sweep
+from sweeps.tracking.tracker import Tracker
 
 
 def _override(key: str, value: Any) -> str:
@@ -78,7 +78,7 @@ def sweep(model: str = "dan", *, data: str | None = None, sampler: str | None = 
                             + (f": {proc.stderr.strip().splitlines()[-1]}"
                                if quiet and proc.stderr.strip() else "")
                             + "; call again to resume.")
-        return Sweep(args, quiet=True).name if cfg.sweep.new else storage.study_name(cfg)
+        return Sweep(args, quiet=True).name if cfg.sweep.new else store.study_name(cfg)
     s = Sweep(args, progress=Progress(tty=False, quiet=quiet), cfg=cfg)
     s.run()
     return s.name
@@ -92,7 +92,7 @@ def load(study: str, settings: Mapping[str, Any] | None = None):
     keys that say where results live (storage.*, tracking.*) are read."""
     where = {k: v for k, v in dict(settings or {}).items() if k.startswith(WHERE)}
     cfg = compose_config(overrides("dan", settings=where))
-    found = storage.load_study(cfg, study)
+    found = store.load_study(cfg, study)
     if found is None:
         raise UserError(f"no study {study!r} in this storage: run api.sweep(...) first, or pass the "
                         "settings (storage.url, storage.dir) it was made with.")

@@ -33,10 +33,11 @@ from optuna.trial import TrialState
 from models import metrics
 from models.errors import UserError
 from models.ngram import ngram_perplexities
-from sweeps import storage, trained_data
-from sweeps.config import compose_config, run_cli
-from sweeps.locks import file_lock
-from sweeps.records import (
+from sweeps import store
+from sweeps.config.compose import compose_config, run_cli
+from sweeps.config.workloads import COUNTED, build_workload, prepare_task, test_split
+from sweeps.core.locks import file_lock
+from sweeps.core.records import (
     BUDGET,
     CONFIG_FILE,
     MLFLOW_EXPERIMENT,
@@ -48,9 +49,9 @@ from sweeps.records import (
     trial_of,
     weights_artifact,
 )
-from sweeps.storage import ranked
-from sweeps.tracking import Tracker, git_commit
-from sweeps.workloads import COUNTED, build_workload, prepare_task, test_split
+from sweeps.store import ranked
+from sweeps.tracking import trained_data
+from sweeps.tracking.tracker import Tracker, git_commit
 
 
 @dataclass
@@ -86,9 +87,9 @@ def resolve(cfg: DictConfig, study: str | None, trial: int | None, run: str | No
         study_of_run, number = trial_of(tracker.get_run(run).data.tags)
         scope = study_of_run or tracker.experiment
         return Target(run, scope, number, tracker,
-                      storage.load_study(cfg, scope) if study_of_run else None)
-    name = study or storage.study_name(cfg)
-    s = storage.load_study(cfg, name)
+                      store.load_study(cfg, scope) if study_of_run else None)
+    name = study or store.study_name(cfg)
+    s = store.load_study(cfg, name)
     if s is None:
         raise UserError(f"no study {name!r}: run `make sweep` first, or pass STUDY=<name> "
                         "or RUN=<MLflow run id of make train>.")
@@ -112,7 +113,7 @@ def unfinished(study: optuna.Study | None) -> tuple[str, str] | None:
     budget = study.user_attrs.get(BUDGET) if study is not None else None
     if not budget:
         return None
-    done = sum(storage.counts_toward_budget(t) and t.state.is_finished()
+    done = sum(store.counts_toward_budget(t) and t.state.is_finished()
                for t in study.get_trials(deepcopy=False))
     if done >= budget["trials"]:
         return None
@@ -140,7 +141,7 @@ def seen(target: Target, reason: str | None) -> int:
     counts = {"the lockbox ledger": len(target.tracker.ledger(target.scope)),
               "the runs' test_evaluations": target.tracker.evaluations_on_runs()}
     if target.study is not None:
-        counts["the study's own record"] = len(storage.test_evaluations(target.study))
+        counts["the study's own record"] = len(store.test_evaluations(target.study))
     times = max(counts.values())
     if len(set(counts.values())) > 1 and not reason:
         shown = ", ".join(f"{k}: {v}" for k, v in counts.items())
@@ -190,7 +191,7 @@ def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
         # The ledger first, in all three records: an evaluation killed after this still counts.
         study_entry = {"started": entry["time"], "trial": entry["trial"], "reason": entry["reason"]}
         if target.study is not None:
-            storage.record_test_evaluation(target.study, {**study_entry, "done": False})
+            store.record_test_evaluation(target.study, {**study_entry, "done": False})
         on_run = int(tracker.get_run(target.run_id).data.metrics.get(TEST_EVALUATIONS_METRIC, 0))
         tracker.log_metrics(target.run_id, {TEST_EVALUATIONS_METRIC: on_run + 1}, step=step)
         ledger_run = tracker.start_test_evaluation(entry)
@@ -215,7 +216,7 @@ def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
     tracker.log_metrics(target.run_id, summary, step=step)
     tracker.finish_test_evaluation(ledger_run, summary)
     if target.study is not None:
-        storage.record_test_evaluation(target.study, {**study_entry, "done": True})
+        store.record_test_evaluation(target.study, {**study_entry, "done": True})
     return FinalResult(target, seeds, dev, test_metrics, task.monitor, step, bool(earlier))
 
 
@@ -249,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = compose_config(overrides)
         target = resolve(cfg, args.study, args.trial, args.run)
         note = check_finished(target, args.allow_unfinished)
-        return report(evaluate(target, args.reason, storage.folder_of(cfg))) + note
+        return report(evaluate(target, args.reason, store.folder_of(cfg))) + note
 
     return run_cli(body)
 

@@ -23,9 +23,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sweeps.config import wants_help
-from sweeps.paths import RUNS_DIR
-from sweeps.redact import redact
+from sweeps.config.compose import wants_help
+from sweeps.core.paths import RUNS_DIR
+from sweeps.core.redact import redact
 from sweeps.ui import port_taken, wait_until_up
 
 DB_ENV = "SEEDSWEEP_MLFLOW_DB_URL"
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     uri = os.environ.get(DB_ENV)
     if uri:
-        from sweeps.storage import psycopg2_url
+        from sweeps.store import psycopg2_url
         uri = psycopg2_url(uri)
     else:
         print(f"error: set {DB_ENV} to the backend store's URL, e.g. "

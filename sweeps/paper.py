@@ -30,22 +30,12 @@ from omegaconf import DictConfig, OmegaConf
 from models import metrics
 from models.errors import UserError
 from models.training import cpu_name
-from sweeps import final, storage, trained_data
-from sweeps.config import check_seeds, run_cli, stop_on_sigterm
-from sweeps.locks import Busy, file_lock
-from sweeps.paper_spec import (
-    Cell,
-    cell_config,
-    differences,
-    load_table,
-    published_run,
-    select,
-    settings_of,
-    tables,
-    training_values,
-)
-from sweeps.paths import RUNS_DIR
-from sweeps.records import (
+from sweeps import final, store
+from sweeps.config.compose import check_seeds, run_cli, stop_on_sigterm
+from sweeps.config.workloads import build_workload, metric
+from sweeps.core.locks import Busy, file_lock
+from sweeps.core.paths import RUNS_DIR
+from sweeps.core.records import (
     CONFIG_FILE,
     HARDWARE,
     MIXED_FROM,
@@ -58,10 +48,21 @@ from sweeps.records import (
     seed_of,
     weights_artifact,
 )
-from sweeps.seeds import run_params
-from sweeps.tracking import Tracker
+from sweeps.paper_spec import (
+    Cell,
+    cell_config,
+    differences,
+    load_table,
+    published_run,
+    select,
+    settings_of,
+    tables,
+    training_values,
+)
+from sweeps.search.seeds import run_params
+from sweeps.tracking import trained_data
+from sweeps.tracking.tracker import Tracker
 from sweeps.train import train, train_ngram
-from sweeps.workloads import build_workload, metric
 
 
 def hardware(cfg: DictConfig) -> str:
@@ -126,7 +127,7 @@ def listed(cell: Cell, extra: Sequence[str], seeds: int) -> str:
 
 
 def cell_lock(cell: Cell, cfg: DictConfig) -> Path:
-    return storage.folder_of(cfg) / f"train-{cell.experiment}.lock"
+    return store.folder_of(cfg) / f"train-{cell.experiment}.lock"
 
 
 def cfg_monitor(cfg: DictConfig) -> str:
@@ -176,7 +177,7 @@ def _run_cell(cell: Cell, cfg: DictConfig, seeds: int, reason: str | None, extra
                   else train(cfg, command, checkpoints=CHECKPOINTS, resume=run_id).run_id)
         Tracker(cell.experiment, cfg.tracking.uri).set_tags(run_id, {
             PAPER_CELL: f"{cell.table}/{cell.row}/{cell.column}", HARDWARE: hardware(cfg)})
-    out = final.evaluate(final.resolve(cfg, None, None, run_id), reason, storage.folder_of(cfg))
+    out = final.evaluate(final.resolve(cfg, None, None, run_id), reason, store.folder_of(cfg))
     return (f"{cell.row}/{cell.column}: {time.monotonic() - started:.0f} s\n" + final.report(out))
 
 

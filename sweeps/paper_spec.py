@@ -20,10 +20,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from models.errors import UserError
-from sweeps.config import compose_config
-from sweeps.paths import CONF_DIR, ROOT
-from sweeps.records import CONFIG_FILE, SWEEP_ONLY, flatten
-from sweeps.tracking import Tracker
+from sweeps.config.compose import compose_config
+from sweeps.core.paths import CONF_DIR, ROOT
+from sweeps.core.records import CONFIG_FILE, SWEEP_ONLY, flatten
+from sweeps.tracking.tracker import Tracker
 
 PAPER_DIR = CONF_DIR / "paper"
 RESULTS_DIR = ROOT / "docs" / "results"  # <table>.json: the record of the cells docs/results.md shows

@@ -28,10 +28,16 @@ import zlib
 from collections.abc import Sequence
 
 from models.errors import UserError
-from sweeps import neighbours
-from sweeps.config import check_sweep_settings, compose_config, stop_on_sigterm, wants_help, whole_number
-from sweeps.faults import EnvironmentFailure
-from sweeps.progress import Progress
+from sweeps.config.compose import (
+    check_sweep_settings,
+    compose_config,
+    stop_on_sigterm,
+    wants_help,
+    whole_number,
+)
+from sweeps.core.faults import EnvironmentFailure
+from sweeps.search import neighbours
+from sweeps.search.progress import Progress
 
 
 def worker_threads(cfg, workers: int) -> int:
@@ -60,9 +66,9 @@ def worker_env(i: int, device: str) -> dict[str, str]:
 
 def joined_args(name: str, local: list[str]) -> list[str]:
     """The overrides of a worker joining study `name`: the study's own, then `local`."""
-    from sweeps.identity import joined_overrides
-    from sweeps.records import OVERRIDES
-    from sweeps.storage import load_study
+    from sweeps.core.records import OVERRIDES
+    from sweeps.search.identity import joined_overrides
+    from sweeps.store import load_study
     study = load_study(compose_config(local), name)
     if study is None:
         raise UserError(f"no study {name!r} in this storage; create it first with `make study` "
@@ -97,13 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if worker is None:  # composing checks the model's values, which loads the registry (torch)
             progress.say("sweep: loading libraries and the config")
-        from sweeps.storage import worker_id  # optuna: after the first line
+        from sweeps.store import worker_id  # optuna: after the first line
         local = list(args)
         if join is not None:
             args = joined_args(join, args)
         cfg = compose_config(args)
         check_sweep_settings(cfg, args)
-        from sweeps.racing import seed_policy
+        from sweeps.search.racing import seed_policy
         seed_policy(cfg)  # race with seeds=1, min_seeds > seeds: refused before anything loads
         workers = 1 if join else whole_number(cfg, "sweep.workers", 1)
         if worker is None:
@@ -111,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          + (f", joining study {join} as worker {worker_id()}" if join else ""))
         import torch
 
-        from sweeps.study import Sweep, summary
+        from sweeps.search.study import Sweep, summary
         torch.set_num_threads(worker_threads(cfg, workers))
         index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
         sweep = Sweep(args, index, progress=progress, join=join, cfg=cfg)

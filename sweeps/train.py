@@ -22,13 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 from models.errors import UserError
 from models.ngram import ngram_perplexities
 from models.training import SeedRecord
-from sweeps import neighbours, trained_data
-from sweeps.config import check_seeds, compose_config, run_cli, stop_on_sigterm, wants_help
-from sweeps.records import SEEDS_PARAM, SWEEP_ONLY, flatten
-from sweeps.redact import redact
-from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
-from sweeps.tracking import Tracker
-from sweeps.workloads import build_workload, data_source, prepare_task
+from sweeps.config.compose import check_seeds, compose_config, run_cli, stop_on_sigterm, wants_help
+from sweeps.config.workloads import build_workload, data_source, prepare_task
+from sweeps.core.records import SEEDS_PARAM, SWEEP_ONLY, flatten
+from sweeps.core.redact import redact
+from sweeps.search import neighbours
+from sweeps.search.seeds import ConfigResult, draw_seeds, run_config, run_params
+from sweeps.tracking import trained_data
+from sweeps.tracking.tracker import Tracker
 
 
 def command_line(overrides: Sequence[str]) -> str:

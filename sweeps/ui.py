@@ -15,10 +15,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from sweeps.config import wants_help
-from sweeps.paths import RUNS_DIR
-from sweeps.redact import redact
-from sweeps.tracking import resolve_uri
+from sweeps.config.compose import wants_help
+from sweeps.core.paths import RUNS_DIR
+from sweeps.core.redact import redact
+from sweeps.tracking.tracker import resolve_uri
 
 GUIDE = ("  experiments: <model>-<data> (make train), <study name> (make sweep: one parent run per\n"
          "  trial, tag trial_state; expand it for the seed runs), lockbox (one run per test\n"

@@ -28,8 +28,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from models import registry
-from sweeps.config import compose_config
-from sweeps.workloads import source_name
+from sweeps.config.compose import compose_config
+from sweeps.config.workloads import source_name
 from tests.conftest import REPO, cached, write_polarity_csv, write_sst_trees, write_text_corpus
 
 RESUME_LINE = "rerun or resume with:"

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from models.training import TrainSettings
-from sweeps.workloads import Workload
+from sweeps.config.workloads import Workload
 
 
 class ScriptedTask:

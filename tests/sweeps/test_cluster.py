@@ -24,8 +24,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps import storage
-from sweeps.records import FAIL_REASON, INTERRUPTED, MLFLOW_RUN_ID, RETRY_OF, TRIAL_STATE, WORKER
+from sweeps import store
+from sweeps.core.records import FAIL_REASON, INTERRUPTED, MLFLOW_RUN_ID, RETRY_OF, TRIAL_STATE, WORKER
 from tests.conftest import REPO, write_polarity_csv
 
 PG_ENV = "SEEDSWEEP_TEST_PG_URL"
@@ -132,13 +132,13 @@ def test_a_worker_killed_on_one_host_has_its_trial_retried_by_another(
             cmd, cwd=REPO, env=dict(env, SEEDSWEEP_HOST=host, **(job if host == "host-c" else {})),
             start_new_session=True, stdout=open(logs[host], "w"), stderr=subprocess.STDOUT)
 
-    store = storage.open_storage(database, tmp_path)
+    optuna_store = store.open_storage(database, tmp_path)
     victim, killed_at = None, None
     deadline = time.time() + 300
     while victim is None and time.time() < deadline:
         time.sleep(0.2)
         try:
-            study = optuna.load_study(study_name="dan-csv-grid", storage=store)
+            study = optuna.load_study(study_name="dan-csv-grid", storage=optuna_store)
         except KeyError:
             continue
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -161,7 +161,7 @@ def test_a_worker_killed_on_one_host_has_its_trial_retried_by_another(
     # the budget holds and each grid point completed exactly once
     assert len(complete) == 4 and {(t.params["model.word_dropout"], t.params["train.lr"])
                                    for t in complete} == GRID
-    assert sum(storage.counts_toward_budget(t) for t in trials) == 4
+    assert sum(store.counts_toward_budget(t) for t in trials) == 4
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     (failed,) = [t for t in trials if t.state == TrialState.FAIL]
     assert failed.number == victim and failed.user_attrs[INTERRUPTED]

@@ -1,7 +1,7 @@
 import pytest
 
 from models.errors import UserError
-from sweeps.config import choices, compose_config
+from sweeps.config.compose import choices, compose_config
 
 
 def test_defaults_compose():
@@ -58,8 +58,8 @@ def test_a_trial_config_equals_the_composed_one():
     result must be what Hydra composes from the overrides."""
     from omegaconf import OmegaConf
 
-    from sweeps.objective import Objective
-    from sweeps.search_space import to_overrides
+    from sweeps.config.search_space import to_overrides
+    from sweeps.search.objective import Objective
     base = ["model=dan", "data=rt", "seeds=2"]
     objective = Objective(base, [], False, tracker=None, command="")
     for values in ({"train.lr": 0.0123, "model.num_layers": 0, "model.activation": "tanh"},
@@ -79,7 +79,7 @@ def test_sigterm_stops_a_command_like_ctrl_c():
     import os
     import signal
 
-    from sweeps.config import stop_on_sigterm
+    from sweeps.config.compose import stop_on_sigterm
     before = signal.getsignal(signal.SIGTERM)
     try:
         stop_on_sigterm()
@@ -92,7 +92,7 @@ def test_sigterm_stops_a_command_like_ctrl_c():
 
 def test_a_stopped_command_says_so_in_one_line(capsys):
     """A SIGTERM reaching `make paper` used to print KeyboardInterrupt's traceback."""
-    from sweeps.config import run_cli
+    from sweeps.config.compose import run_cli
 
     def killed():
         raise KeyboardInterrupt("SIGTERM")

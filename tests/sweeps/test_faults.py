@@ -13,12 +13,12 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from models.errors import UserError
-from sweeps import faults
-from sweeps.faults import EnvironmentFailure, environment_failure
-from sweeps.reconcile import reconcile
-from sweeps.records import TRIAL_STATE
+from sweeps.core import faults
+from sweeps.core.faults import EnvironmentFailure, environment_failure
+from sweeps.core.records import TRIAL_STATE
+from sweeps.search.reconcile import reconcile
 from sweeps.sweep import main
-from sweeps.tracking import Tracker
+from sweeps.tracking.tracker import Tracker
 from tests.conftest import REPO
 from tests.sweeps.test_sweep import load, overrides
 

@@ -17,9 +17,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps.paths import CONF_DIR
-from sweeps.records import MLFLOW_RUN_ID, TRIAL_STATE
-from sweeps.study import Sweep
+from sweeps.core.paths import CONF_DIR
+from sweeps.core.records import MLFLOW_RUN_ID, TRIAL_STATE
+from sweeps.search.study import Sweep
 from tests.sweeps.test_sweep import load, overrides
 from tests.test_user_paths import in_process
 

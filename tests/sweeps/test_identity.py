@@ -9,8 +9,8 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
-from sweeps.identity import make_command
-from sweeps.study import Sweep
+from sweeps.search.identity import make_command
+from sweeps.search.study import Sweep
 from sweeps.sweep import main
 from tests.conftest import REPO
 from tests.sweeps.test_sweep import load, overrides
@@ -136,7 +136,7 @@ def test_resume_says_so(tmp_path, polarity_csv, capsys):
 def test_a_key_added_since_with_a_null_default_is_no_difference():
     """A config key added after a study began, whose null default keeps the old behaviour
     (model.hidden_init_range), must not lock the study out; setting it must."""
-    from sweeps.identity import differences
+    from sweeps.search.identity import differences
     old = {"settings": {"model.embed_dim": 8}, "space": {}, "metric": "accuracy"}
     new = {**old, "settings": {"model.embed_dim": 8, "model.hidden_init_range": None}}
     assert differences(old, new) == []
@@ -147,7 +147,7 @@ def test_a_key_added_since_with_a_null_default_is_no_difference():
 def test_identities_with_list_settings_compare(tmp_path):
     """RT, the default data, has a list setting (data.fractions): resuming compared it by
     hashing and crashed with `unhashable type: 'list'` (issue 34)."""
-    from sweeps.identity import differences
+    from sweeps.search.identity import differences
     old = {"settings": {"data.fractions": [0.8, 0.1, 0.1], "seeds": 1}, "space": {}, "metric": "m"}
     assert differences(old, old) == []
     new = {"settings": {"data.fractions": [0.7, 0.2, 0.1], "seeds": 1, "train.new_key": None},

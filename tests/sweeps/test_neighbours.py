@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sweeps import neighbours
+from sweeps.search import neighbours
 
 
 @pytest.fixture

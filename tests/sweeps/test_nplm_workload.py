@@ -7,7 +7,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps.config import compose_config
+from sweeps.config.compose import compose_config
 from sweeps.sweep import main as sweep_main
 from sweeps.train import main as train_main
 from sweeps.train import train
@@ -21,7 +21,7 @@ def unigram_perplexity(args) -> float:
     every trained language model here must beat (a uniform model over 300 words gives 300)."""
     import numpy as np
 
-    from sweeps.workloads import build_workload
+    from sweeps.config.workloads import build_workload
     task = build_workload(compose_config(args)).task
     counts = np.bincount(task.train.tokens.numpy(), minlength=len(task.vocab)) + 1.0
     logp = np.log(counts / counts.sum())

@@ -7,9 +7,10 @@ import pytest
 
 from analysis import paper as paper_report
 from models.errors import UserError
-from sweeps import paper, paper_spec, workloads
-from sweeps.config import compose_config
-from sweeps.tracking import Tracker
+from sweeps import paper, paper_spec
+from sweeps.config import workloads
+from sweeps.config.compose import compose_config
+from sweeps.tracking.tracker import Tracker
 from tests.conftest import write_text_corpus
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sweeps.progress import Progress, abbreviations, legend, short_params
+from sweeps.search.progress import Progress, abbreviations, legend, short_params
 from sweeps.sweep import main
 from tests.sweeps.test_sweep import load, overrides
 

@@ -11,10 +11,10 @@ import pytest
 from optuna.trial import TrialState
 from torch import nn
 
-from sweeps import racing
-from sweeps.config import compose_config
-from sweeps.records import MLFLOW_RUN_ID, RACED_OUT, SEED_VALUES, SEEDS, SEEDS_POLICY, TRIAL_STATE
-from sweeps.study import Sweep
+from sweeps.config.compose import compose_config
+from sweeps.core.records import MLFLOW_RUN_ID, RACED_OUT, SEED_VALUES, SEEDS, SEEDS_POLICY, TRIAL_STATE
+from sweeps.search import racing
+from sweeps.search.study import Sweep
 from sweeps.sweep import main
 from tests.conftest import REPO
 from tests.sweeps.scripted import ScriptedTask, scripted_factory
@@ -109,7 +109,7 @@ def test_bad_trials_stop_after_one_seed_and_the_winner_runs_all(tmp_path, polari
                 "stopped after 1 of 4 seeds: ")
     assert any(t.user_attrs.get(RACED_OUT) for t in bad)
     best = study.best_trials  # Optuna's own best may be a raced-out trial; ours never is
-    from sweeps.storage import ranked
+    from sweeps.store import ranked
     assert len(ranked(study)[0].user_attrs[SEEDS]) == 4 and best
     _, parents, children = mlflow_runs(tmp_path, study.study_name)
     by_id = {p.info.run_id: p for p in parents}
@@ -193,7 +193,7 @@ def test_two_workers_race_on_the_journal_storage(tmp_path, polarity_csv):
     proc = subprocess.run(sweep_cmd(tmp_path, polarity_csv, *args), cwd=REPO, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    from sweeps.storage import load_study
+    from sweeps.store import load_study
     study = load_study(compose_config(overrides(tmp_path, polarity_csv, *args)), "dan-csv-grid")
     drawn = racing.study_seeds(study.user_attrs)
     assert len(study.trials) == 4 and len({t.user_attrs["worker"] for t in study.trials}) == 2

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from models.errors import UserError
 from models.training import OPTIMIZERS
-from sweeps import schema
-from sweeps.config import check_sweep_settings, compose_config
-from sweeps.search_space import _format, parse_space
+from sweeps.config import schema
+from sweeps.config.compose import check_sweep_settings, compose_config
+from sweeps.config.search_space import _format, parse_space
 
 KEYS = sorted([*schema.RULES, *(f"model.{k}" for k in schema.model_rules("dan")), "seed_list",
                "data.fractions", "cache_dir"])

@@ -2,8 +2,8 @@ import optuna
 import pytest
 
 from models.errors import UserError
-from sweeps.config import compose_config
-from sweeps.search_space import grid_points, parse_space, suggest, to_overrides
+from sweeps.config.compose import compose_config
+from sweeps.config.search_space import grid_points, parse_space, suggest, to_overrides
 
 
 def test_dan_space_parses_and_names_real_config_keys():
@@ -65,7 +65,7 @@ def test_unknown_config_key_in_space():
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from sweeps.search_space import config_lookup, fix  # noqa: E402
+from sweeps.config.search_space import config_lookup, fix  # noqa: E402
 
 
 def nplm_space():

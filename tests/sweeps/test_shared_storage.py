@@ -16,10 +16,10 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from models.errors import UserError
-from sweeps import storage
-from sweeps.faults import EnvironmentFailure
-from sweeps.identity import joined_overrides
-from sweeps.records import FAIL_REASON, INTERRUPTED, RETRY_OF, WORKER
+from sweeps import store
+from sweeps.core.faults import EnvironmentFailure
+from sweeps.core.records import FAIL_REASON, INTERRUPTED, RETRY_OF, WORKER
+from sweeps.search.identity import joined_overrides
 from sweeps.sweep import main
 from tests.sweeps.test_cluster import PG_ENV, database, pg_server  # noqa: F401 - fixtures
 
@@ -32,7 +32,7 @@ def settings(folder: Path, url: str | None, **extra) -> OmegaConf:
 
 def _worker(cfg_yaml: str, budget: int, grid: bool, out) -> None:
     cfg = OmegaConf.create(cfg_yaml)
-    shared = storage.SharedStudy(cfg, "race")
+    shared = store.SharedStudy(cfg, "race")
     shared.study = optuna.load_study(study_name="race", storage=shared.storage,
                                      sampler=optuna.samplers.RandomSampler())
     mine = []
@@ -67,7 +67,7 @@ def backend(request, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("grid", [False, True], ids=["random", "grid"])
 def test_workers_claiming_at_once_never_overrun_the_budget_nor_repeat_a_grid_point(backend, grid):
-    shared = storage.SharedStudy(backend, "race")
+    shared = store.SharedStudy(backend, "race")
     points = [{"x": float(i)} for i in range(9)] if grid else None
     shared.open("maximize", lambda n: optuna.samplers.RandomSampler(), optuna.pruners.NopPruner(),
                 check=lambda s: None, attrs={}, points=points)
@@ -82,17 +82,17 @@ def test_workers_claiming_at_once_never_overrun_the_budget_nor_repeat_a_grid_poi
 
 def test_a_trial_whose_heartbeat_stops_is_failed_and_queued_again(database, tmp_path):  # noqa: F811
     cfg = settings(tmp_path, database, heartbeat_interval=1, grace_period=2)
-    shared = storage.SharedStudy(cfg, "beats")
+    shared = store.SharedStudy(cfg, "beats")
     shared.open("maximize", lambda n: optuna.samplers.RandomSampler(), optuna.pruners.NopPruner(),
                 check=lambda s: None, attrs={}, points=[{"x": 1.0}, {"x": 2.0}])
-    os.environ[storage.HOST_ENV] = "elsewhere"  # the claim looks as if made on another host
+    os.environ[store.HOST_ENV] = "elsewhere"  # the claim looks as if made on another host
     try:
         lost = shared.claim(budget=2, grid=True)
         with shared.heartbeat(lost):  # a live worker keeps its trial
             time.sleep(3)
             assert not shared.recover()
     finally:
-        del os.environ[storage.HOST_ENV]
+        del os.environ[store.HOST_ENV]
     assert lost.number == 0 and shared.study.trials[0].user_attrs[WORKER].startswith("elsewhere:")
     time.sleep(3)  # ... then it stops beating, as a killed one does
     recovered = []
@@ -110,9 +110,9 @@ def test_a_trial_whose_heartbeat_stops_is_failed_and_queued_again(database, tmp_
 def test_storage_settings_that_cannot_work_are_refused(tmp_path, monkeypatch):
     monkeypatch.delenv("SEEDSWEEP_DB_URL", raising=False)
     with pytest.raises(UserError, match=r"\$SEEDSWEEP_DB_URL, which is not set"):
-        storage.storage_url({"url": None, "url_env": "SEEDSWEEP_DB_URL"})
+        store.storage_url({"url": None, "url_env": "SEEDSWEEP_DB_URL"})
     with pytest.raises(UserError, match="at least twice"):
-        storage.open_storage(f"sqlite:///{tmp_path / 'o.db'}", tmp_path, heartbeat_interval=10,
+        store.open_storage(f"sqlite:///{tmp_path / 'o.db'}", tmp_path, heartbeat_interval=10,
                              grace_period=15)
 
 
@@ -120,7 +120,7 @@ def test_an_unreachable_database_is_one_line_without_its_password(tmp_path, pola
                                                                    monkeypatch):
     monkeypatch.setenv("SEEDSWEEP_DB_URL", "postgresql://me:hunter2@127.0.0.1:9/nowhere")
     with pytest.raises(EnvironmentFailure) as e:
-        storage.open_storage(os.environ["SEEDSWEEP_DB_URL"], tmp_path)
+        store.open_storage(os.environ["SEEDSWEEP_DB_URL"], tmp_path)
     assert "hunter2" not in str(e.value) and "me:***@127.0.0.1:9" in str(e.value)
     code = main(["data=csv", f"data.path={polarity_csv}", "storage=postgres",
                  f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", "search_space=dan_tiny"])

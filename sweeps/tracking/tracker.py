@@ -9,9 +9,7 @@ One parent run per configuration, one nested run per seed, all through the clien
 from __future__ import annotations
 
 import logging
-import os
 import re
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping
@@ -26,103 +24,17 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from models.errors import UserError
-from sweeps.locks import file_lock
-from sweeps.paths import ROOT, RUNS_DIR
-from sweeps.records import (
+from sweeps.core.records import (
     COMMAND_TAG,
     CONFIG_FILE,
     LEDGER_EXPERIMENT,
     TEST_EVALUATIONS_METRIC,
     deleted_tag,
 )
-from sweeps.redact import redact
+from sweeps.core.redact import redact
+from sweeps.tracking.client import git_commit, local_path, open_client, resolve_uri
 
-_MAX_PARAM = 6000
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in our output
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # nor a server's run links
-
-
-def resolve_uri(uri: str | None = None) -> str:
-    """Explicit uri, else $MLFLOW_TRACKING_URI, else SQLite under runs/."""
-    if uri:
-        return uri
-    if env := os.environ.get("MLFLOW_TRACKING_URI"):
-        return env
-    RUNS_DIR.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{RUNS_DIR / 'mlflow.db'}"
-
-
-def open_client(uri: str) -> MlflowClient:
-    """A client of the store at `uri`. A local SQLite store is created, or its schema
-    migrated, by the first client that touches it: under a file lock here, since processes
-    doing it at once corrupt the store (`table _alembic_tmp_... already exists`)."""
-    local = _local_path(uri)
-    if local is None:
-        return MlflowClient(tracking_uri=uri)
-    db = Path(uri.removeprefix("sqlite:///"))
-    with file_lock(db.with_suffix(".init-lock")):
-        template = _empty_store()
-        fresh = not db.exists()
-        if fresh and template.is_file():
-            _copy_store(template, db, default_artifacts=Path.cwd() / "mlruns" / "0")
-        client = MlflowClient(tracking_uri=uri)
-        client.search_experiments(max_results=1)  # creates or migrates the schema now
-        if fresh and not template.is_file():
-            _copy_store(db, template)
-    return client
-
-
-def _empty_store() -> Path:
-    """Where a new empty SQLite store of this MLflow version is kept, beside the data cache:
-    copying it takes milliseconds where MLflow's schema migrations take ~4 s, which every
-    new store (each test's, each benchmark's) would pay."""
-    import mlflow
-
-    from models.data.cache import default_cache_dir
-    return default_cache_dir() / f"mlflow-{mlflow.__version__}-empty.db"
-
-
-def _copy_store(src: Path, dst: Path, default_artifacts: Path | None = None) -> None:
-    """A consistent copy of the SQLite store `src` (SQLite's backup API), written beside
-    `dst` and renamed onto it, so no reader ever sees half a store. `default_artifacts`:
-    the artifact folder to give the copy's Default experiment, which MLflow sets from the
-    working folder of the process that created the store."""
-    import sqlite3
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with sqlite3.connect(src) as a, sqlite3.connect(tmp) as b:
-            a.backup(b)
-            if default_artifacts is not None:
-                now = int(time.time() * 1000)
-                b.execute("UPDATE experiments SET artifact_location = ?, creation_time = ?, "
-                          "last_update_time = ? WHERE experiment_id = 0", (str(default_artifacts), now, now))
-        a.close()
-        b.close()
-        os.replace(tmp, dst)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _local_path(uri: str) -> Path | None:
-    """The folder beside a local SQLite store, where artifacts go; None for a server."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).parent
-    return None
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    commit = out.stdout.strip() or "unknown"
-    return commit + ("-dirty" if dirty.strip() else "")
+_MAX_PARAM = 6000  # MLflow's longest param value
 
 
 class Tracker:
@@ -180,7 +92,7 @@ class Tracker:
     def _artifact_location(self, experiment: str, artifacts: str | None) -> str | None:
         """A folder for a new experiment's artifacts beside a local store; None: the server's."""
         root = Path(artifacts) if artifacts else None
-        if root is None and (local := _local_path(self.uri)) is not None:
+        if root is None and (local := local_path(self.uri)) is not None:
             root = local / "artifacts"
         return (root.resolve() / re.sub(r"[^\w.-]+", "_", experiment)).as_uri() if root else None
 

@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
 from models.errors import UserError
-from sweeps.records import RACED_OUT, SEED_EPOCHS, SEED_VALUES, SEEDS, SEEDS_POLICY
+from sweeps.core.records import RACED_OUT, SEED_EPOCHS, SEED_VALUES, SEEDS, SEEDS_POLICY
 
 POLICIES = ("fixed", "race")
 

@@ -1,25 +1,17 @@
 """Optuna and MLflow agree, trial for trial: every start of a sweep (and `make doctor`)
 checks each finished trial's MLflow parent run and seed runs, ends those a killed process
 left RUNNING and sets the `trial_state` tag that a kill may have cut off.
-
-    make doctor MODEL=dan [STUDY=name] [ARGS='--dry-run']
+The command is sweeps/doctor.py.
 """
 
 from __future__ import annotations
-
-import argparse
-import sys
-from collections.abc import Sequence
 
 import optuna
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 
-from models.errors import UserError
-from sweeps import storage
-from sweeps.config import compose_config, run_cli
-from sweeps.records import INTERRUPTED, MLFLOW_EXPERIMENT, MLFLOW_RUN_ID, TRIAL_NUMBER, TRIAL_STATE
-from sweeps.tracking import Tracker
+from sweeps.core.records import INTERRUPTED, MLFLOW_RUN_ID, TRIAL_NUMBER, TRIAL_STATE
+from sweeps.tracking.tracker import Tracker
 
 # The MLflow status a trial's runs end with
 RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAIL: "FAILED"}
@@ -59,27 +51,3 @@ def reconcile(study: optuna.Study, tracker: Tracker, repair: bool = True) -> lis
                 if repair:
                     tracker.set_tags(run_id, {TRIAL_STATE: state})
     return found
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sweeps.reconcile", description=__doc__.splitlines()[0])
-    ap.add_argument("--study")
-    ap.add_argument("--dry-run", action="store_true", help="report only, repair nothing")
-    args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
-
-    def body() -> str:
-        cfg = compose_config(overrides)
-        name = args.study or storage.study_name(cfg)
-        study = storage.load_study(cfg, name)
-        if study is None:
-            raise UserError(f"no study {name!r}: pass STUDY=<name> (make sweep prints it).")
-        tracker = Tracker(study.user_attrs.get(MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
-        found = reconcile(study, tracker, repair=not args.dry_run)
-        verb = "found" if args.dry_run else "repaired"
-        return "\n".join([*found, f"study {name!r} and MLflow: {len(found)} disagreement(s) {verb}."])
-
-    return run_cli(body)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

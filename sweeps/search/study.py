@@ -14,14 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from models.errors import UserError
-from sweeps import faults, racing, storage
-from sweeps.config import compose_config
-from sweeps.identity import check_resume, make_command, pin, study_identity
-from sweeps.objective import Objective, WorkloadFactory
-from sweeps.progress import Progress, abbreviations, legend, short_params
-from sweeps.pruning import make_pruner
-from sweeps.reconcile import reconcile
-from sweeps.records import (
+from sweeps import store
+from sweeps.config.compose import compose_config
+from sweeps.config.search_space import check_point, config_lookup, grid_points, parse_space
+from sweeps.config.workloads import build_workload, metric
+from sweeps.core import faults
+from sweeps.core.records import (
     BUDGET,
     COMMAND,
     EPOCHS_RUN,
@@ -40,12 +38,16 @@ from sweeps.records import (
     WEIGHTS,
     WEIGHTS_DELETED,
 )
-from sweeps.redact import redact
-from sweeps.search_space import check_point, config_lookup, grid_points, parse_space
-from sweeps.seeds import draw_seeds
-from sweeps.storage import ranked
-from sweeps.tracking import Tracker
-from sweeps.workloads import build_workload, metric
+from sweeps.core.redact import redact
+from sweeps.search import racing
+from sweeps.search.identity import check_resume, make_command, pin, study_identity
+from sweeps.search.objective import Objective, WorkloadFactory
+from sweeps.search.progress import Progress, abbreviations, legend, short_params
+from sweeps.search.pruning import make_pruner
+from sweeps.search.reconcile import reconcile
+from sweeps.search.seeds import draw_seeds
+from sweeps.store import ranked
+from sweeps.tracking.tracker import Tracker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
 
@@ -94,12 +96,12 @@ class Sweep:
         self.monitor, self.direction = metric(cfg)  # from the registry
         self.objective.workload(cfg)  # loads the data once, checks the model's settings
         self.identity = study_identity(cfg, self.params, f"dev_{self.monitor} ({self.direction})")
-        self.name = join or storage.study_name(cfg, self.identity.fingerprint)
+        self.name = join or store.study_name(cfg, self.identity.fingerprint)
         self.command = make_command(self.overrides, cfg.model.name, self.name if cfg.sweep.new else None)
         self.tracker.experiment = self.name
         self.objective.command = self.command
         self.abbrev = abbreviations([p.name for p in self.params])
-        self.shared = storage.SharedStudy(cfg, self.name)
+        self.shared = store.SharedStudy(cfg, self.name)
         self.created = self.shared.open(
             self.direction, lambda n: make_sampler(cfg.sampler, n, self.worker), self.plan.pruner,
             self._check, {COMMAND: self.command, MLFLOW_EXPERIMENT: self.name, MONITOR: self.monitor,
@@ -150,7 +152,7 @@ class Sweep:
                                   f"e.g. {fixed[0]}")
 
     def done(self) -> int:
-        return sum(storage.counts_toward_budget(t) and t.state.is_finished()
+        return sum(store.counts_toward_budget(t) and t.state.is_finished()
                    for t in self.study.get_trials(deepcopy=False))
 
     def run(self) -> None:
@@ -269,7 +271,7 @@ class Sweep:
 
     def _finished(self, trial: optuna.Trial, state: str, detail: str, start: float) -> None:
         trials = self.study.get_trials(deepcopy=False)
-        done = sum(storage.counts_toward_budget(t) and t.state.is_finished() for t in trials)
+        done = sum(store.counts_toward_budget(t) and t.state.is_finished() for t in trials)
         best = ranked(self.study, trials)
         best_text = f"best #{best[0].number} {best[0].value:.4f}".replace(" 0.", " .") if best else "no best"
         seconds = time.time() - start
@@ -284,7 +286,7 @@ def summary(study: optuna.Study, top: int) -> str:
     states = {s.name: sum(t.state == s for t in trials) for s in
               (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     lines = [f"study {study.study_name}: " + ", ".join(f"{v} {k.lower()}" for k, v in states.items())]
-    if saved := storage.pruning_savings(trials):
+    if saved := store.pruning_savings(trials):
         lines.append(saved)
     recorded = study.user_attrs.get(SEEDS_POLICY) or {}
     if raced := racing.savings_text(trials, len(recorded.get("seeds") or [])):

@@ -19,8 +19,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from models.errors import UserError
-from sweeps.redact import redact, redact_value
-from sweeps.search_space import Param, config_lookup, fix
+from sweeps.config.search_space import Param, config_lookup, fix
+from sweeps.core.redact import redact, redact_value
 
 # Config sections that say how and where a sweep runs, not what its trials mean.
 NOT_IDENTITY = ("search_space", "sampler", "pruner", "storage", "tracking", "sweep", "threads",

@@ -14,8 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from models.errors import UserError
-from sweeps.paths import CONF_DIR
-from sweeps.schema import check_config
+from sweeps.config.schema import check_config
+from sweeps.core.paths import CONF_DIR
 
 
 def choices(group: str) -> list[str]:

@@ -20,7 +20,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from models.errors import UserError
-from sweeps.schema import check_searchable
+from sweeps.config.schema import check_searchable
 
 _COMMON = {"type", "grid", "when", "otherwise"}
 _FIELDS = {

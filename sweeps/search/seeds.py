@@ -21,8 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from models import metrics
 from models.errors import UserError
 from models.training import SeedRecord, SeedResult, load_trainers, save_trainers
-from sweeps import faults, trained_data
-from sweeps.records import (
+from sweeps.config.workloads import Workload
+from sweeps.core import faults
+from sweeps.core.records import (
     K_SEEDS_PARAM,
     SEED_PARAM,
     SEEDS_PARAM,
@@ -33,13 +34,13 @@ from sweeps.records import (
     mean_std,
     weights_file,
 )
-from sweeps.workloads import Workload
+from sweeps.tracking import trained_data
 
 SEED_BITS = 31
 
 
 class RunLog(Protocol):
-    """What a seed group logs through: sweeps.tracking.Tracker is one. The caller opens the
+    """What a seed group logs through: sweeps.tracking.tracker.Tracker is one. The caller opens the
     tracker and hands it in; this module never talks to MLflow itself."""
 
     def start_run(self, name: str, params: Any = (), tags: Any = (), parent_id: str | None = None
