@@ -7,7 +7,7 @@ and dev splits from plain config values, and a test split that only the final ev
 may read: the registry puts every source's `test` behind the lockbox when it is
 registered, so no source can forget it. A *model* says which kind it fits, how it is built from plain
 values, its metric and direction, the rules of its config values and, if it has one,
-its stacked form (K seeds as one model, models/stack.py).
+its stacked form (K seeds as one model, beside the model: models/dan/stacked.py).
 
 Adding a model or a data set is one Python file that calls `register_model` or
 `register_data` at import, plus one YAML file under conf/. Every module of the `models`
@@ -85,7 +85,7 @@ class ModelSpec:
     build: Callable[[Mapping[str, Any], Any, BuildContext], Built]
     metric: str | None = None  # None: the kind's
     direction: str | None = None  # None: the kind's
-    # K models of one configuration -> one stacked model (models/stack.py), or None
+    # K models of one configuration -> one stacked model (beside the model), or None
     stack: Callable[[list[Any]], Any] | None = None
     checks: Mapping[str, Check] = field(default_factory=dict)  # rules of model.<key>
     doc: str = ""
@@ -98,6 +98,8 @@ class ModelSpec:
 _KINDS: dict[str, TaskKind] = {}
 _SOURCES: dict[str, DataSource] = {}
 _MODELS: dict[str, ModelSpec] = {}
+# a model class -> its stacked form (K seeds as one model), registered beside the model
+_STACKED: dict[type, Callable[[list[Any]], Any]] = {}
 _loaded = False
 
 
@@ -136,6 +138,19 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return _add(_MODELS, spec, "model")
 
 
+def register_stacked(model_class: type, stack: Callable[[list[Any]], Any]) -> None:
+    """`stack(models)` makes K models of `model_class` one stacked model (or None where
+    those K have none); `stack_models` finds it by the models' class."""
+    _STACKED[model_class] = stack
+
+
+def stack_models(models: list[Any]) -> Any:
+    """The stacked form of `models` (one architecture, K seeds), or None where there is none."""
+    kind = type(models[0])
+    stack = _STACKED.get(kind) if all(type(m) is kind for m in models) else None
+    return stack(models) if stack is not None else None
+
+
 def load_all() -> None:
     """Import every registering module once: the `models` and `models.data` packages and
     the modules named in $SEEDSWEEP_PLUGINS."""
@@ -146,7 +161,8 @@ def load_all() -> None:
     import models
     import models.data
     names = [f"{pkg.__name__}.{m.name}" for pkg in (models, models.data)
-             for m in pkgutil.iter_modules(pkg.__path__) if not m.ispkg and not m.name.startswith("_")]
+             for m in pkgutil.iter_modules(pkg.__path__)
+             if not m.name.startswith("_") and f"{pkg.__name__}.{m.name}" != "models.data"]
     names += [n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(",") if n.strip()]
     for name in names:
         try:

@@ -7,6 +7,9 @@ its saved state where the device type is the one it was saved on (training goes 
 exactly), else seeded again with its initial seed, since a CPU and a CUDA generator are
 different algorithms whose states do not carry over (a run moved to another kind of
 device draws other noise from there on, as it would have anyway).
+
+A class that has moved since a checkpoint was written is found where it lives now
+(`MOVED`: the stacked models left models/stack.py for their models' packages, issue 35).
 """
 
 from __future__ import annotations
@@ -16,6 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+# (module, name) in a checkpoint written before a class moved -> the module it lives in now
+MOVED = {
+    ("models.stack", "StackedDAN"): "models.dan.stacked",
+    ("models.stack", "distinct_rows"): "models.dan.stacked",
+    ("models.stack", "StackedNPLM"): "models.nplm.stacked",
+    ("models.stack", "_AddTimesWeight"): "models.nplm.stacked",
+    ("models.stack", "SeedStack"): "models.seed_stack",
+    ("models.dan", "DAN"): "models.dan.model",
+    ("models.nplm", "NPLM"): "models.nplm.model",
+}
 
 
 class _Reseeded(torch.Generator):
@@ -30,7 +44,7 @@ def _pickle_module(device: torch.device) -> Any:
         def find_class(self, module: str, name: str) -> Any:
             if (module, name) == ("torch._C", "Generator"):
                 return _generator_on(device)
-            return super().find_class(module, name)
+            return super().find_class(MOVED.get((module, name), module), name)
 
     return type("relocating_pickle", (), {"Unpickler": Unpickler, "load": pickle.load,
                                           "__name__": "relocating_pickle"})

@@ -2,7 +2,7 @@
 
 `make_trainers(...).step()` trains and evaluates one epoch of every unfinished seed, so a
 caller can look at their mean after every epoch. The seeds train either stacked as one
-model (`Stacked`, models/stack.py) or one after another (`SeedTrainer` each). A seed's
+model (`Stacked`, models/seed_stack.py) or one after another (`SeedTrainer` each). A seed's
 weights, batch order and noise come from its own seed and generators, so it gives the same
 metrics alone, beside others or stacked with them (within float tolerance when stacked).
 No module-level state: a worker process may hold many trainers, one after another.
@@ -26,7 +26,9 @@ from torch import nn
 from models import metrics
 from models.errors import NonFiniteLossError, UserError
 from models.noise import noise_generator
+from models.registry import stack_models
 from models.relocate import load_on
+from models.seed_stack import select
 
 OPTIMIZERS = ("adagrad", "sgd", "adam", "rmsprop")
 _SPARSE_OPTIMIZERS = ("adagrad", "sgd")
@@ -392,7 +394,7 @@ class OneAfterAnother:
 
 
 class Stacked:
-    """K seeds as one stacked model (models/stack.py): one forward, backward and optimizer
+    """K seeds as one stacked model (models/seed_stack.py): one forward, backward and optimizer
     step a batch for all of them. Seed s gets the same initial weights, batch order and noise
     as `SeedTrainer(seed=s)`, so the same metrics within float tolerance. A seed that stops
     early leaves the stack: it keeps its best weights and costs nothing more."""
@@ -402,7 +404,7 @@ class Stacked:
     def __init__(self, build_model, task: Task, settings: TrainSettings, seeds: list[int],
                  device: torch.device | str = "cpu", stack_fn: StackFn | None = None) -> None:
         if stack_fn is None:
-            from models.stack import stack_models as stack_fn
+            stack_fn = stack_models
         self.task, self.settings = task, settings
         self.seeds = [SeedRecord(task, settings, s) for s in seeds]
         plain = [build_seeded(build_model, s) for s in seeds]
@@ -484,7 +486,6 @@ class Stacked:
 
     def _keep(self, rows: list[int]) -> None:
         """Drop the finished seeds from the stack and the optimizer state."""
-        from models.stack import select
         k, state = self.stack.k, self.optimizer.state
         shapes = {attr: shape for attr, (_, shape) in self.stack._plain.items()}
         index = torch.as_tensor(rows, device=next(self.stack.parameters()).device)
@@ -553,9 +554,9 @@ def make_trainers(build_model: Callable[[], nn.Module], task: Task, settings: Tr
     one seed trains, or one seed whose stacked form is the faster (`vectorize=auto`: the
     stack's `faster_alone`), or as asked (`true`, `false`). `stack_fn` makes the
     stacked form of K models, or None where there is none (the registry's `ModelSpec.stack`;
-    by default models/stack.py's forms of DAN and the NPLM)."""
+    by default the registry's, by the model's class)."""
     if stack_fn is None:
-        from models.stack import stack_models as stack_fn
+        stack_fn = stack_models
     vectorize = str(vectorize).lower()
     if vectorize not in VECTORIZE:
         raise UserError(f"train.vectorize_seeds must be auto, true or false, not {vectorize!r}.")
@@ -570,6 +571,6 @@ def make_trainers(build_model: Callable[[], nn.Module], task: Task, settings: Tr
     if stack is None:
         if vectorize == "true":
             raise UserError(f"train.vectorize_seeds=true, but {type(probe).__name__} has no stacked form "
-                            "(models/stack.py): use train.vectorize_seeds=auto or false.")
+                            "(models/seed_stack.py): use train.vectorize_seeds=auto or false.")
         return OneAfterAnother(build_model, task, settings, seeds, device)
     return Stacked(build_model, task, settings, seeds, device, stack_fn)

@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          + (f", joining study {join} as worker {worker_id()}" if join else ""))
         import torch
 
-        from sweeps.search.study import Sweep, summary
+        from sweeps.search.study import Sweep
+        from sweeps.search.summary import summary
         torch.set_num_threads(worker_threads(cfg, workers))
         index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
         sweep = Sweep(args, index, progress=progress, join=join, cfg=cfg)

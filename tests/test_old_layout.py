@@ -28,6 +28,9 @@ def test_an_old_checkpoint_resumes_to_the_metrics_the_old_code_reached(model):
     task, _build, _settings = problem(model)
     trainers, extra = load_trainers(OLD / f"checkpoint-{model}.pt", task)
     assert extra == {"epoch": 2}
+    # the pickle names models.stack; the class is the one beside the model now (an old copy
+    # of models/stack.py elsewhere on sys.path must not be what loads)
+    assert type(trainers.stack).__module__ == f"models.{model}.stacked"
     run(trainers)
     expected = json.loads((OLD / f"expected-{model}.json").read_text())
     got = {str(r.seed): per_epoch(r) for r in trainers.seeds}

@@ -32,10 +32,3 @@ from sweeps.store.workers import (
     trial_config,
     worker_id,
 )
-
-__all__ = [
-    "DEFAULT_DIR", "HOST_ENV", "DurableJournal", "SharedStudy", "counts_toward_budget", "enqueue_grid",
-    "folder_of", "host", "load_study", "open_storage", "psycopg2_url", "pruning_savings", "ranked",
-    "record_test_evaluation", "recover_dead_trials", "retry", "storage_of", "storage_url", "study_lock",
-    "study_name", "test_evaluations", "trial_config", "worker_id",
-]

@@ -38,7 +38,10 @@ _MAX_PARAM = 6000  # MLflow's longest param value
 
 
 class Tracker:
-    """One MLflow experiment; starts, logs to and ends runs by id."""
+    """One MLflow experiment; starts, logs to and ends runs by id.
+
+    Long because it is the one door to MLflow (guideline 2): each method is a few lines
+    around one client call, with the ledger of test evaluations among them."""
 
     @classmethod
     def of_run(cls, run_id: str, uri: str | None = None) -> Tracker:

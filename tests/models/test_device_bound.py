@@ -14,8 +14,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from models.dan import DAN
+from models.dan.stacked import distinct_rows
 from models.nplm import NPLM
-from models.stack import distinct_rows
 from models.training import SeedTrainer, Stacked, TrainSettings, make_trainers
 from tests.models.test_stack import SEEDS, assert_parity, lm_task, ragged_task
 
@@ -118,7 +118,7 @@ def test_distinct_rows_is_unique_in_fixed_sizes():
 def test_the_gpus_way_of_finding_rows_trains_as_the_cpus(monkeypatch):
     """Stacked seeds whose embedding rows are found in fixed sizes (as on a GPU) against each
     seed alone (torch's sparse Adagrad): the parity test, on the GPU's code path."""
-    monkeypatch.setattr("models.stack.StackedDAN.fixed_size_rows", lambda self, flat: True)
+    monkeypatch.setattr("models.dan.stacked.StackedDAN.fixed_size_rows", lambda self, flat: True)
     task = ragged_task()
     settings = TrainSettings(optimizer="adagrad", lr=0.05, batch_size=16, max_epochs=3, patience=1,
                              weight_decay=1e-3)

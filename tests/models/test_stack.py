@@ -6,12 +6,14 @@ import pytest
 import torch
 
 from models.dan import DAN
+from models.dan.stacked import StackedDAN
 from models.data.classification import prepare_classification
 from models.data.lm import LMTask, build_lm_vocab, encode_split
 from models.data.splits import Example, TextSplits
 from models.errors import UserError
 from models.nplm import NPLM
-from models.stack import StackedDAN, StackedNPLM, stack_models
+from models.nplm.stacked import StackedNPLM
+from models.registry import stack_models
 from models.training import OneAfterAnother, SeedTrainer, Stacked, TrainSettings, make_trainers
 
 SEEDS = [11, 3, 2024, 7, 99]
@@ -186,7 +188,7 @@ def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
 def test_the_stacked_output_layer_has_autograds_gradients(y_shape):
     """y + x W^T with W's gradient computed in W's layout: the gradients of y (broadcast
     bias or not), x and W agree with finite differences."""
-    from models.stack import _AddTimesWeight
+    from models.nplm.stacked import _AddTimesWeight
     g = torch.Generator().manual_seed(0)
     y = torch.randn(*y_shape, dtype=torch.float64, generator=g, requires_grad=True)
     x = torch.randn(2, 5, 3, dtype=torch.float64, generator=g, requires_grad=True)

@@ -132,7 +132,7 @@ def test_an_unpromising_trial_is_pruned_on_the_seed_mean(tmp_path, polarity_csv,
     assert pruned.user_attrs["seed_epochs"] == 2 * bad_pruned_at
     good = [t for t in sweep.study.trials if t.params["train.lr"] == 0.1]
     assert all(t.value == pytest.approx(0.9) and max(t.intermediate_values) == 5 for t in good)
-    from sweeps.search.study import summary
+    from sweeps.search.summary import summary
     assert "1 pruned after" in summary(sweep.study, 3)
 
 

@@ -13,10 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.checks import PROBABILITY, boolean, integer, number, one_of
 from models.embeddings import initial_embeddings
 from models.noise import dropout
-from models.registry import BuildContext, Built, ModelSpec, register_model
+from models.registry import BuildContext, Built
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "elu": nn.ELU,
@@ -132,19 +131,3 @@ def build(m: Mapping[str, Any], task: Any, ctx: BuildContext) -> Built:
     info = {"vocab_size": len(task.vocab), "num_classes": task.num_classes, "n_train": len(task.train),
             "n_dev": len(task.dev), "sparse_embeddings": sparse, **info}
     return Built(lambda: DAN(**kwargs), task, info)
-
-
-def _stack(models: list[nn.Module]) -> Any:
-    from models.stack import stack_models  # models.stack builds on this module
-    return stack_models(models)
-
-
-register_model(ModelSpec(
-    name="dan", kind="classification", build=build, stack=_stack,
-    doc="Deep Averaging Network (Iyyer et al. 2015); num_layers=0 gives NBOW",
-    checks={"embed_dim": integer(1), "num_layers": integer(0), "hidden_dim": integer(1),
-            "activation": one_of(*ACTIVATIONS), "word_dropout": PROBABILITY, "dropout": PROBABILITY,
-            "embeddings": one_of("random", "glove"), "freeze_embeddings": boolean,
-            "init_range": number(0.0, low_open=True),
-            "hidden_init_range": number(0.0, low_open=True, optional=True)},
-))

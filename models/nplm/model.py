@@ -17,9 +17,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.checks import PROBABILITY, boolean, integer, number
 from models.noise import dropout
-from models.registry import BuildContext, Built, ModelSpec, register_model
+from models.registry import BuildContext, Built
 
 
 class NPLM(nn.Module):
@@ -103,16 +102,3 @@ def build(m: Mapping[str, Any], base: Any, ctx: BuildContext) -> Built:
     info = {"vocab_size": len(task.vocab), "train_tokens": task.train.targets,
             "valid_tokens": task.dev.targets}
     return Built(lambda: NPLM(**kwargs), task, info, test_extras)
-
-
-def _stack(models: list[nn.Module]) -> Any:
-    from models.stack import stack_models  # models.stack builds on this module
-    return stack_models(models)
-
-
-register_model(ModelSpec(
-    name="nplm", kind="lm", build=build, stack=_stack,
-    doc="Neural Probabilistic Language Model (Bengio et al. 2003)",
-    checks={"n": integer(2), "embed_dim": integer(1), "hidden_dim": integer(0), "direct": boolean,
-            "mix": boolean, "mix_weight": number(0, 1), "dropout": PROBABILITY, "modern": boolean},
-))
