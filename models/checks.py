@@ -1,6 +1,6 @@
 """Rules for plain config values: each turns a value into why it is wrong, or None.
 
-Pure Python: the config schema (sweeps/schema.py) and the registry's per-model and
+Pure Python: the config schema (sweeps/config/schema.py) and the registry's per-model and
 per-source rules (models/registry.py) are both written with these.
 """
 

@@ -18,7 +18,7 @@ import pytest
 from models.data.cache import default_cache_dir
 
 REPO = Path(__file__).resolve().parents[1]
-# The tests' trainings list themselves apart from the machine's (sweeps/neighbours.py): a
+# The tests' trainings list themselves apart from the machine's (sweeps/search/neighbours.py): a
 # training running beside `make test` does not make the tests' output warn, nor they its.
 MACHINE_TRAININGS = os.environ.get("SEEDSWEEP_TRAININGS")
 os.environ["SEEDSWEEP_TRAININGS"] = tempfile.mkdtemp(prefix="seedsweep-test-trainings-")

@@ -102,7 +102,7 @@ def check_sweep_settings(cfg: DictConfig, overrides: Sequence[str] = ()) -> None
         name = asked[-1] if asked else cfg.model.name
         raise UserError(f"unknown search_space {name!r}; choose one of: "
                         f"{', '.join(choices('search_space'))} (e.g. search_space={cfg.model.name}).")
-    check_seeds(cfg)  # the rest of the values: sweeps/schema.py, when the config was composed
+    check_seeds(cfg)  # the rest of the values: sweeps/config/schema.py, when the config was composed
 
 
 def check_seeds(cfg: DictConfig) -> None:

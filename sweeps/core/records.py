@@ -36,7 +36,7 @@ FIXED_PARAMS = "fixed_params"  # Optuna's system attribute holding an enqueued t
 
 # ---- Optuna: user attributes of a study
 COMMAND = "command"  # the make command that reruns (resumes) the study
-IDENTITY = "identity"  # settings, search space and metric (sweeps/identity.py)
+IDENTITY = "identity"  # settings, search space and metric (sweeps/search/identity.py)
 OVERRIDES = "overrides"  # the overrides the study was made with: `make worker` joins with them
 FINGERPRINT = "fingerprint"  # a hash of IDENTITY
 MLFLOW_EXPERIMENT = "mlflow_experiment"  # the study's experiment (same name unless renamed)
@@ -128,7 +128,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def trial_attrs(result: Any, pruned: bool) -> dict[str, Any]:
-    """The user attributes a finished trial records of its ConfigResult (sweeps/seeds.py)."""
+    """The user attributes a finished trial records of its ConfigResult (sweeps/search/seeds.py)."""
     seeds = result.seed_results
     return {STD: result.std, SEED_VALUES: result.best_values,
             BEST_EPOCHS: [r.best_epoch for r in seeds], EPOCHS_RUN: max(r.epochs_run for r in seeds),

@@ -55,7 +55,7 @@ class Objective:
         self.base_overrides = list(base_overrides)
         self.params, self.grid, self.tracker, self.command = params, grid, tracker, command
         self.workload_factory, self.lookup, self.on_epoch = workload_factory, lookup, on_epoch
-        self.stop = stop  # ends a trial whose seed mean stagnated (sweeps/pruning.py)
+        self.stop = stop  # ends a trial whose seed mean stagnated (sweeps/search/pruning.py)
         self.keep_weights = keep_weights  # weights saved only for trials that may be in this top k
         self._tasks: dict[str, Any] = {}  # data config (yaml) -> prepared task
         self._base = base  # the config composed from `base_overrides`, when the caller has it
@@ -145,7 +145,7 @@ class Objective:
     def _race(self, trial: optuna.Trial, workload: Workload, seeds: list[int], parent: str,
               looks: list[int], report, worth_saving, pruned: Callable[[], bool],
               maximize: bool) -> ConfigResult:
-        """The trial's seeds look by look (sweeps/racing.py), each look a stacked group
+        """The trial's seeds look by look (sweeps/search/racing.py), each look a stacked group
         under the same parent run; stops when pruned or when it can no longer beat the
         incumbent, read from the study at each look."""
         results: list[SeedResult] = []

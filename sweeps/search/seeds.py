@@ -90,7 +90,7 @@ class ConfigResult:
     seed_results: list[SeedResult]
     stopped: bool = False  # stopped by the epoch hook before every seed stopped by itself
     pruned: bool = False  # ... because the sweep's pruner found it unpromising
-    raced_out: str = ""  # seeds_policy=race: why it ran fewer than K seeds (sweeps/racing.py)
+    raced_out: str = ""  # seeds_policy=race: why it ran fewer than K seeds (sweeps/search/racing.py)
 
     @property
     def seeds(self) -> list[int]:
@@ -166,7 +166,7 @@ class SeedGroup:
     def close(self, status: str, save_weights: bool = True) -> list[SeedResult]:
         """Log each seed's best epoch, value and (if `save_weights`) weights, whatever it
         reached, and end its run; with weights, the parent run keeps the vocabulary and labels
-        they fit (sweeps/trained_data.py)."""
+        they fit (sweeps/tracking/trained_data.py)."""
         results = []
         with tempfile.TemporaryDirectory() as tmp:
             if save_weights and any(t.best_epoch > 0 for t in self.trainers):  # before any weights
@@ -205,7 +205,7 @@ def run_config(
     epoch and kept when the run is killed; a run started again with it (and its parent run
     id) goes on from the last epoch as if it had never stopped. `end_parent` False: these
     are some of the parent's seeds (a race adds more later); the parent gets no seed-mean
-    metrics and stays open, and the caller ends it (sweeps/racing.py).
+    metrics and stays open, and the caller ends it (sweeps/search/racing.py).
     """
     group = SeedGroup(workload, seeds, tracker, parent_id, checkpoint)
     monitor = group.monitor

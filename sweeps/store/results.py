@@ -17,7 +17,7 @@ from sweeps.core.records import (
 
 def ranked(study: optuna.Study, trials=None) -> list[optuna.trial.FrozenTrial]:
     """Completed trials, best first; a trial a race stopped before K seeds is no candidate
-    (its mean is over fewer seeds: sweeps/racing.py)."""
+    (its mean is over fewer seeds: sweeps/search/racing.py)."""
     trials = study.get_trials(deepcopy=False) if trials is None else trials
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None
             and not t.user_attrs.get(RACED_OUT)]

@@ -1,4 +1,4 @@
-"""Racing trials over seeds (sweeps/racing.py): who gets more seeds, what Optuna and MLflow
+"""Racing trials over seeds (sweeps/search/racing.py): who gets more seeds, what Optuna and MLflow
 record, the pruner alongside, resume, two workers, and bad input."""
 
 from __future__ import annotations

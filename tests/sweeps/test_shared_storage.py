@@ -1,4 +1,4 @@
-"""The shared study (sweeps/storage.py): the budget and the grid hold when many workers claim
+"""The shared study (sweeps/store/): the budget and the grid hold when many workers claim
 at once, on the journal and on PostgreSQL; heartbeats fail the trial of a worker that
 stopped; storage settings that cannot work are refused in one sentence; a database URL's
 password never shows. The PostgreSQL cases need SEEDSWEEP_TEST_PG_URL (see test_cluster)."""
