@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from models.errors import UserError
 from sweeps.paths import CONF_DIR
+from sweeps.places import check_places
 from sweeps.schema import check_config
 
 
@@ -136,6 +137,7 @@ def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
         raise UserError(f"a config file is not valid YAML{where}: {getattr(e, 'problem', e)}.") from e
     OmegaConf.set_readonly(cfg, True)
     check_config(cfg)
+    check_places(cfg)  # where it will write, before anything is written
     return cfg
 
 

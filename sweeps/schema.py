@@ -10,7 +10,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from models.checks import Check, boolean, integer, number, one_of
 from models.errors import UserError
-from sweeps.places import check_places
 
 OPTIMIZERS = ("adagrad", "sgd", "adam", "rmsprop")  # models.training.OPTIMIZERS, without torch
 
@@ -88,7 +87,6 @@ def check_config(cfg: DictConfig) -> None:
     if train is not None and train.get("momentum") and train.get("optimizer") not in ("sgd", "rmsprop"):
         raise UserError(f"train.momentum={train.momentum} has no effect with {train.optimizer}: it "
                         "applies to sgd and rmsprop only; set train.momentum=0.")
-    check_places(cfg)
 
 
 def check_searchable(key: str, values: list[Any], model: str | None) -> None:
