@@ -29,7 +29,14 @@ from collections.abc import Sequence
 
 from models.errors import UserError
 from sweeps import neighbours
-from sweeps.config import check_sweep_settings, compose_config, stop_on_sigterm, wants_help, whole_number
+from sweeps.config import (
+    check_sweep_settings,
+    compose_config,
+    default_recipe_note,
+    stop_on_sigterm,
+    wants_help,
+    whole_number,
+)
 from sweeps.faults import EnvironmentFailure
 from sweeps.progress import Progress
 
@@ -109,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if worker is None:
             progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search"
                          + (f", joining study {join} as worker {worker_id()}" if join else ""))
+            if note := default_recipe_note(cfg, args):
+                print(note, file=progress.stream, flush=True)
         import torch
 
         from sweeps.study import Sweep, summary

@@ -113,6 +113,20 @@ def _local_path(uri: str) -> Path | None:
     return None
 
 
+# The MLflow UI (3.x) shows an experiment as a GenAI app (traces, no runs) unless this tag
+# says it holds model training; `custom_model_development` is the UI's "Machine learning".
+TRAINING_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def mark_as_training(client: MlflowClient, experiment) -> str:
+    """Tag an experiment (made before the tag existed, or by another tool) as model training,
+    so the UI opens it on its runs table; its id."""
+    key, kind = TRAINING_KIND
+    if experiment.tags.get(key) != kind:
+        client.set_experiment_tag(experiment.experiment_id, key, kind)
+    return experiment.experiment_id
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
@@ -167,15 +181,15 @@ class Tracker:
         """Race-safe: another process may create the experiment between the two calls."""
         found = self.client.get_experiment_by_name(name)
         if found is not None:
-            return found.experiment_id
+            return mark_as_training(self.client, found)
         try:
             return self.client.create_experiment(
-                name, artifact_location=self._artifact_location(name, artifacts))
+                name, artifact_location=self._artifact_location(name, artifacts), tags=dict([TRAINING_KIND]))
         except MlflowException:
             found = self.client.get_experiment_by_name(name)
             if found is None:
                 raise
-            return found.experiment_id
+            return mark_as_training(self.client, found)
 
     def _artifact_location(self, experiment: str, artifacts: str | None) -> str | None:
         """A folder for a new experiment's artifacts beside a local store; None: the server's."""

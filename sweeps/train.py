@@ -23,7 +23,14 @@ from models.errors import UserError
 from models.ngram import ngram_perplexities
 from models.training import SeedRecord
 from sweeps import neighbours, trained_data
-from sweeps.config import check_seeds, compose_config, run_cli, stop_on_sigterm, wants_help
+from sweeps.config import (
+    check_seeds,
+    compose_config,
+    default_recipe_note,
+    run_cli,
+    stop_on_sigterm,
+    wants_help,
+)
 from sweeps.records import SEEDS_PARAM, SWEEP_ONLY, flatten
 from sweeps.redact import redact
 from sweeps.seeds import ConfigResult, draw_seeds, run_config, run_params
@@ -113,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "--cfg" in args:
             return OmegaConf.to_yaml(cfg)
         check_seeds(cfg)
+        if note := default_recipe_note(cfg, overrides):
+            print(note, flush=True)
         if cfg.model.name == "ngram":
             run_id, values = train_ngram(cfg, command_line(overrides))
             return "\n".join(f"{k:>32}  {v:.4f}" for k, v in values.items()) + f"\n(MLflow run {run_id})"
