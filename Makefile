@@ -29,11 +29,11 @@ SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep study worker mlflow-server final paper report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning bench-racing ui clean
+.PHONY: help install sweep study worker mlflow-server final paper report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning bench-racing ui ui-check dashboard clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: MODEL=$(MODEL)  ARGS='<hydra overrides>'  PORT=5000 (make ui)  TORCH_SPEC=$(TORCH_SPEC)"
+	@echo "  variables: MODEL=$(MODEL)  ARGS='<hydra overrides>'  PORT=5000 (make ui; 8080 make dashboard)  TORCH_SPEC=$(TORCH_SPEC)"
 
 # pip stays quiet; these lines say what runs and about how long (~3 minutes on a fresh clone)
 $(VENV)/.installed: pyproject.toml
@@ -109,8 +109,16 @@ bench-pruning: $(VENV)/.installed ## default DAN sweep, pruner=patience against 
 bench-racing: $(VENV)/.installed ## DAN on RT, seeds_policy fixed (K=5) against race 1->5 over 3 sampler seeds: seed-epochs, wall, winners [TRIALS=20] [EPOCHS=20]
 	$(PY) -m benchmarks.racing --trials $(or $(TRIALS),20) --max-epochs $(or $(EPOCHS),20) -- $(ARGS)
 
-ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:$PORT (default 5000) over the local store (runs/)
+ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:$PORT (default 5000) over the local store (runs/); prints each experiment's runs-table link
 	PORT=$(or $(PORT),5000) $(PY) -m sweeps.ui
+
+ui-check: $(VENV)/.installed ## make ui in headless chromium (apt-get install chromium) lands on the runs table; screenshot runs/ui-check.png
+	@$(PY) -c 'import playwright' 2>/dev/null || $(PY) -m pip install --quiet 'playwright>=1.40'
+	SEEDSWEEP_UI_SHOT=$(CURDIR)/runs/ui-check.png $(PY) -m pytest -q -rs -m browser tests/sweeps/test_ui_browser.py
+
+dashboard: $(VENV)/.installed ## optuna-dashboard on http://127.0.0.1:$PORT (default 8080) over the sweeps' study storage: [ARGS='storage=postgres']
+	@$(PY) -c 'import optuna_dashboard' 2>/dev/null || $(PY) -m pip install --quiet 'optuna-dashboard>=0.15'
+	PORT=$(or $(PORT),8080) $(PY) -m sweeps.dashboard $(ARGS)
 
 clean: ## remove the local runs (MLflow store, Optuna studies); keeps .venv and the data cache
 	rm -rf runs outputs

@@ -31,6 +31,7 @@ from models.errors import UserError
 from sweeps.config.compose import (
     check_sweep_settings,
     compose_config,
+    default_recipe_note,
     stop_on_sigterm,
     wants_help,
     whole_number,
@@ -115,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if worker is None:
             progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search"
                          + (f", joining study {join} as worker {worker_id()}" if join else ""))
+            if note := default_recipe_note(cfg, args):
+                print(note, file=progress.stream, flush=True)
         import torch
 
         from sweeps.search.study import Sweep

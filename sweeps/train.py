@@ -22,7 +22,14 @@ from omegaconf import DictConfig, OmegaConf
 from models.errors import UserError
 from models.ngram import ngram_perplexities
 from models.training import SeedRecord
-from sweeps.config.compose import check_seeds, compose_config, run_cli, stop_on_sigterm, wants_help
+from sweeps.config.compose import (
+    check_seeds,
+    compose_config,
+    default_recipe_note,
+    run_cli,
+    stop_on_sigterm,
+    wants_help,
+)
 from sweeps.config.workloads import build_workload, data_source, prepare_task
 from sweeps.core.records import SEEDS_PARAM, SWEEP_ONLY, flatten
 from sweeps.core.redact import redact
@@ -114,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "--cfg" in args:
             return OmegaConf.to_yaml(cfg)
         check_seeds(cfg)
+        if note := default_recipe_note(cfg, overrides):
+            print(note, flush=True)
         if cfg.model.name == "ngram":
             run_id, values = train_ngram(cfg, command_line(overrides))
             return "\n".join(f"{k:>32}  {v:.4f}" for k, v in values.items()) + f"\n(MLflow run {run_id})"

@@ -1,11 +1,13 @@
 """`make ui [PORT=5000]`: the MLflow UI on 127.0.0.1 over the same store the runs are tracked in.
 
 usage: make ui [PORT=5000]
-The address is printed once the server answers; Ctrl-C stops it.
+The address is printed once the server answers, with a link to each experiment's runs
+table; Ctrl-C stops it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -15,11 +17,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from sweeps.config.compose import wants_help
+from sweeps.config.compose import stop_on_sigterm, wants_help
 from sweeps.core.paths import RUNS_DIR
 from sweeps.core.redact import redact
 from sweeps.tracking.tracker import resolve_uri
 
+# MLflow 3's UI opens an experiment in its GenAI view (traces, no runs) unless the page asks
+# for the other workflow, as its "Model training" switch does: our links ask for it.
+RUNS_TABLE = "{url}/#/experiments/{id}/runs?workflowType=machine_learning"
 GUIDE = ("  experiments: <model>-<data> (make train), <study name> (make sweep: one parent run per\n"
          "  trial, tag trial_state; expand it for the seed runs), lockbox (one run per test\n"
          "  evaluation). Seed runs hold the per-epoch curves and weights/.")
@@ -58,6 +63,22 @@ def wait_until_up(server: subprocess.Popen, url: str, what: str, retry: str,
     return True
 
 
+def experiment_links(url: str, limit: int = 20) -> list[str]:
+    """`name  link` of the server's experiments, most recently updated first, each link
+    opening the experiment on its runs table (the REST API: the server may be remote)."""
+    body = json.dumps({"max_results": limit, "order_by": ["last_update_time DESC"]}).encode()
+    req = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            found = json.load(r).get("experiments", [])
+    except (urllib.error.URLError, OSError, ValueError):
+        return []
+    found = [e for e in found if e["name"] != "Default"]
+    width = max((len(e["name"]) for e in found), default=0)
+    return [f"    {e['name']:<{width}}  {RUNS_TABLE.format(url=url, id=e['experiment_id'])}" for e in found]
+
+
 def main(argv: list[str] | None = None) -> int:
     if wants_help(sys.argv[1:] if argv is None else argv, __doc__):
         return 0
@@ -81,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         if not wait_until_up(server, url, "the MLflow UI", "Try make ui PORT=<another port>.",
                              server.terminate):
             return 1
-        print(f"MLflow UI: {url} (Ctrl-C stops it)\n{GUIDE}", flush=True)
+        links = experiment_links(url) or ["    (no experiments yet: make train or make sweep)"]
+        print(f"MLflow UI: {url} (Ctrl-C stops it)\n{GUIDE}\n  Runs tables (MLflow opens an experiment "
+              "in its GenAI view unless asked; its switch, top left, says \"Model training\"):"
+              + "".join(f"\n{line}" for line in links),
+              flush=True)
         return server.wait()
     except KeyboardInterrupt:
         server.terminate()
@@ -90,4 +115,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_on_sigterm()  # a SIGTERM stops the server too, as Ctrl-C does
     sys.exit(main())

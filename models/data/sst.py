@@ -51,8 +51,14 @@ def parse_tree(line: str) -> list[tuple[int, list[str]]]:
 
 
 def read_trees(path: Path) -> list[list[tuple[int, list[str]]]]:
-    with open(path, encoding="utf-8") as f:
-        return [parse_tree(line) for line in f if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise DataError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} on line {line}); the "
+                        "Stanford PTB-tree files are UTF-8: fetch them again or re-save this file as UTF-8."
+                        ) from e
+    return [parse_tree(line) for line in text.splitlines() if line.strip()]
 
 
 def _examples(trees, binary: bool, phrases: bool) -> list[Example]:

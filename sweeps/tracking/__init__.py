@@ -7,7 +7,7 @@
 Stands on sweeps/core only: it never imports store, search or the commands.
 """
 
-from sweeps.tracking.client import git_commit, open_client, resolve_uri
+from sweeps.tracking.client import TRAINING_KIND, git_commit, mark_as_training, open_client, resolve_uri
 from sweeps.tracking.tracker import Tracker
 
-__all__ = ["Tracker", "git_commit", "open_client", "resolve_uri"]
+__all__ = ["TRAINING_KIND", "Tracker", "git_commit", "mark_as_training", "open_client", "resolve_uri"]

@@ -90,6 +90,20 @@ def local_path(uri: str) -> Path | None:
     return None
 
 
+# The MLflow UI (3.x) shows an experiment as a GenAI app (traces, no runs) unless this tag
+# says it holds model training; `custom_model_development` is the UI's "Machine learning".
+TRAINING_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
+def mark_as_training(client: MlflowClient, experiment) -> str:
+    """Tag an experiment (made before the tag existed, or by another tool) as model training,
+    so the UI opens it on its runs table; its id."""
+    key, kind = TRAINING_KIND
+    if experiment.tags.get(key) != kind:
+        client.set_experiment_tag(experiment.experiment_id, key, kind)
+    return experiment.experiment_id
+
+
 def git_commit() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,

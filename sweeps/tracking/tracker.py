@@ -32,7 +32,14 @@ from sweeps.core.records import (
     deleted_tag,
 )
 from sweeps.core.redact import redact
-from sweeps.tracking.client import git_commit, local_path, open_client, resolve_uri
+from sweeps.tracking.client import (
+    TRAINING_KIND,
+    git_commit,
+    local_path,
+    mark_as_training,
+    open_client,
+    resolve_uri,
+)
 
 _MAX_PARAM = 6000  # MLflow's longest param value
 
@@ -82,15 +89,15 @@ class Tracker:
         """Race-safe: another process may create the experiment between the two calls."""
         found = self.client.get_experiment_by_name(name)
         if found is not None:
-            return found.experiment_id
+            return mark_as_training(self.client, found)
         try:
             return self.client.create_experiment(
-                name, artifact_location=self._artifact_location(name, artifacts))
+                name, artifact_location=self._artifact_location(name, artifacts), tags=dict([TRAINING_KIND]))
         except MlflowException:
             found = self.client.get_experiment_by_name(name)
             if found is None:
                 raise
-            return found.experiment_id
+            return mark_as_training(self.client, found)
 
     def _artifact_location(self, experiment: str, artifacts: str | None) -> str | None:
         """A folder for a new experiment's artifacts beside a local store; None: the server's."""

@@ -22,7 +22,7 @@ def test_paper_experiment_sets_dan_rand():
 @pytest.mark.parametrize("override, fragment", [
     ("model=nope", "unknown model 'nope'; choose one of: {model}"),  # whatever conf/ holds
     ("data=nope", "unknown data 'nope'; choose one of: {data}"),
-    ("train.lrr=0.1", "bad override 'train.lrr'"),
+    ("train.lrr=0.1", "the config has no key 'train.lrr'; did you mean 'train.lr'?"),
 ])
 def test_bad_overrides_are_one_clear_sentence(override, fragment):
     with pytest.raises(UserError) as err:

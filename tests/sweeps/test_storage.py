@@ -143,7 +143,8 @@ def test_a_password_in_a_url_never_leaves_the_process(tmp_path, polarity_csv, ca
     from tests.sweeps.test_sweep import overrides
 
     secret = "hunter2secret"
-    args = overrides(tmp_path, polarity_csv, "sweep.trials=1", f"+notes=postgresql://ann:{secret}@db/x")
+    args = overrides(tmp_path, polarity_csv, "sweep.trials=1",
+                     f"tracking.experiment=postgresql://ann:{secret}@db/x")  # a key that takes any text
     assert sweep_main(args) == 0
     assert report_main([*args, f"--out={tmp_path / 'rep'}"]) == 0
     out = capsys.readouterr()
