@@ -75,9 +75,10 @@ def joined_args(name: str, local: list[str]) -> list[str]:
 
 def worker_command(name: str, args: list[str]) -> str:
     """`make worker` for study `name`, repeating the overrides that say where the study and
-    its runs are stored."""
+    its runs are stored (their credentials masked: this is printed)."""
+    from sweeps.redact import redact
     where = [a for a in args if a.split("=", 1)[0].lstrip("+").startswith(("storage", "tracking"))]
-    return f"make worker STUDY={name}" + (f" ARGS='{' '.join(where)}'" if where else "")
+    return redact(f"make worker STUDY={name}" + (f" ARGS='{' '.join(where)}'" if where else ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
