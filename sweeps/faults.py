@@ -8,6 +8,8 @@ import errno
 import os
 import signal
 
+from sweeps.redact import redact
+
 CRASH_ENV = "SEEDSWEEP_CRASH_AT"
 POINTS = (
     "trial_claimed",         # after Optuna's ask(), before anything in MLflow
@@ -36,12 +38,14 @@ def point(name: str) -> None:
 _ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
 _MESSAGES = ("no space left", "database is locked", "disk i/o error", "database or disk is full",
              "could not connect", "connection refused", "server closed the connection",
-             "connection reset", "read-only file system")
+             "connection reset", "read-only file system", "failed to establish a new connection",
+             "max retries exceeded")
 
 
 def environment_failure(err: BaseException) -> str | None:
     """A one-line cause if `err` (or an exception it came from) is a full disk, a locked
-    database or a lost connection; None for anything the trial itself caused."""
+    database or a lost connection (credentials masked); None for anything the trial itself
+    caused."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -49,6 +53,6 @@ def environment_failure(err: BaseException) -> str | None:
             return f"{os.strerror(err.errno)} ({err.filename or 'the store'})"
         text = str(err).lower()
         if any(m in text for m in _MESSAGES):
-            return str(err).splitlines()[0][:200]
+            return redact(str(err).splitlines()[0])[:200]
         err = err.__cause__ or err.__context__
     return None

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from models.errors import UserError
 from sweeps import neighbours
 from sweeps.config import check_sweep_settings, compose_config, stop_on_sigterm, wants_help, whole_number
-from sweeps.faults import EnvironmentFailure
+from sweeps.faults import EnvironmentFailure, environment_failure
 from sweeps.progress import Progress
 
 
@@ -148,6 +148,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EnvironmentFailure as e:
         print(f"error: {e}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again once the cause is fixed
+    except Exception as e:  # noqa: BLE001 - a store lost outside a trial is an environment failure too
+        if (cause := environment_failure(e)) is None:
+            raise
+        print(f"error: {cause}; the study is intact, rerun the same command to resume.", file=sys.stderr)
+        return 75
     except KeyboardInterrupt:
         print("\ninterrupted: the study is intact; run the same command to resume.", file=sys.stderr)
         return 130

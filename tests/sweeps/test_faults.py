@@ -92,3 +92,34 @@ def test_environment_failures_are_told_from_trial_failures():
     assert environment_failure(ValueError("lower the learning rate")) is None
     assert environment_failure(OSError(errno.ENOENT, "missing")) is None
     assert issubclass(EnvironmentFailure, Exception) and Sweep
+
+
+UNREACHABLE = "http://u:pw@127.0.0.1:1"  # port 1: nothing listens, the connection is refused
+
+
+def test_an_unreachable_tracking_server_ends_the_sweep_in_one_redacted_sentence(tmp_path, polarity_csv):
+    """Not MLflow's ~4 minutes of silent retries then a traceback with the raw URL: exit 75,
+    one line without the password, before a study is made (the generous timeout only stops a
+    hang; the speed is not what is asserted)."""
+    args = [a if not a.startswith("tracking.uri=") else f"tracking.uri={UNREACHABLE}"
+            for a in overrides(tmp_path, polarity_csv, "sweep.trials=1")]
+    done = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=150)
+    assert done.returncode == 75, done.stderr[-2000:]
+    assert done.stderr.count("\n") == 1 and "pw" not in done.stderr + done.stdout
+    assert "http://u:***@127.0.0.1:1" in done.stderr and "tracking server" in done.stderr
+    assert not (tmp_path / "optuna.db").exists()  # nothing made: the rerun starts clean
+
+
+def test_other_commands_answer_an_unreachable_tracking_server_with_exit_75(tmp_path, polarity_csv, capsys):
+    from sweeps.train import main as train_main
+    from tests.conftest import tiny_overrides
+    assert train_main(tiny_overrides(polarity_csv, UNREACHABLE, tmp_path)) == 75
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pw" not in err and "u:***@127.0.0.1:1" in err
+
+
+def test_an_environment_failure_s_cause_is_redacted():
+    lost = RuntimeError(f"API request to {UNREACHABLE}/api/2.0/mlflow/runs/log-batch failed with exception "
+                        "HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded")
+    assert environment_failure(lost).startswith("API request to http://u:***@127.0.0.1:1/api")
