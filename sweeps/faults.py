@@ -7,10 +7,16 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
+from pathlib import Path
 
 from sweeps.redact import redact
 
 CRASH_ENV = "SEEDSWEEP_CRASH_AT"
+# With SEEDSWEEP_MEET_AT=<name>:<folder>, the processes that reach point <name> wait there
+# for one another (a few seconds at most), so a concurrency test makes them overlap for
+# real inside what a lock should keep apart; with the lock, each waits alone and goes on.
+MEET_ENV = "SEEDSWEEP_MEET_AT"
 POINTS = (
     "trial_claimed",         # after Optuna's ask(), before anything in MLflow
     "parent_run_started",    # after the MLflow parent run, before Optuna knows its id
@@ -32,6 +38,19 @@ class EnvironmentFailure(Exception):
 def point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def meet(name: str, processes: int = 2, timeout: float = 5.0) -> None:
+    """Wait at point `name` until `processes` processes are there, or `timeout` seconds."""
+    where, _, folder = os.environ.get(MEET_ENV, "").partition(":")
+    if where != name or not folder:
+        return
+    here = Path(folder)
+    here.mkdir(parents=True, exist_ok=True)
+    (here / str(os.getpid())).touch()
+    deadline = time.monotonic() + timeout
+    while len(list(here.iterdir())) < processes and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # What an environment failure looks like from inside: the trial is not at fault.

@@ -43,8 +43,9 @@ from optuna.storages.journal._file import get_lock_file
 from optuna.trial import TrialState
 
 from models.errors import UserError
+from sweeps import faults
 from sweeps.faults import EnvironmentFailure
-from sweeps.locks import file_lock
+from sweeps.locks import file_lock, store_lock_path
 from sweeps.paths import RUNS_DIR
 from sweeps.records import (
     FAIL_REASON,
@@ -253,9 +254,10 @@ class DurableJournal(JournalFileBackend):
         return f"the study journal {path} cannot be read ({err})."
 
 
-def study_lock(name: str, folder: Path):
-    """An exclusive lock shared by every worker of study `name` on this machine."""
-    return file_lock(folder / (re.sub(r"[^\w.-]+", "_", name) + ".lock"))
+def study_lock(name: str, url: str | None, folder: Path):
+    """An exclusive lock shared by every worker of study `name` on this machine: it follows
+    the database (`url`, or the journal in `folder`), not the worker's storage.dir."""
+    return file_lock(store_lock_path(url, folder, name))
 
 
 def host() -> str:
@@ -321,6 +323,7 @@ def enqueue_grid(study: optuna.Study, points: list[dict[str, Any]]) -> None:
     """Queue each grid point not yet in the study (idempotent; call under the lock)."""
     seen = {tuple(sorted(trial_config(t).items())) for t in study.get_trials(deepcopy=False)
             if not (t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED))}
+    faults.meet("grid_read")
     for p in points:
         if tuple(sorted(p.items())) not in seen:
             study.enqueue_trial(p)
@@ -332,7 +335,7 @@ class SharedStudy:
     trials of workers that died, here or on another host."""
 
     def __init__(self, cfg: DictConfig, name: str):
-        self.name, self.folder = name, folder_of(cfg)
+        self.name, self.folder, self.url = name, folder_of(cfg), storage_url(cfg.storage)
         self.storage = storage_of(cfg)
         self.interval = self.storage.heartbeat_interval if isinstance(self.storage, RDBStorage) else None
         self.grace = (self.storage.grace_period or 2 * self.interval) if self.interval else None
@@ -349,7 +352,7 @@ class SharedStudy:
             with advisory_lock(self.storage.engine, f"study:{self.name}"):
                 yield
         else:
-            with study_lock(self.name, self.folder):
+            with study_lock(self.name, self.url, self.folder):
                 yield
 
     def load(self) -> optuna.Study | None:

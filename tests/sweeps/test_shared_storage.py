@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from models.errors import UserError
-from sweeps import storage
+from sweeps import faults, storage
 from sweeps.faults import EnvironmentFailure
 from sweeps.identity import joined_overrides
 from sweeps.records import FAIL_REASON, INTERRUPTED, RETRY_OF, WORKER
@@ -154,3 +154,37 @@ def test_mlflow_server_refuses_a_taken_port_instead_of_trusting_another_server(m
     monkeypatch.delenv("SEEDSWEEP_MLFLOW_DB_URL")
     assert mlflow_server.main([]) == 2
     assert "set SEEDSWEEP_MLFLOW_DB_URL" in capsys.readouterr().err
+
+
+def _open_and_claim(cfg_yaml: str, points: list[dict], out) -> None:
+    """One sweep's worker: open the study (queueing the grid), claim and finish trials."""
+    shared = storage.SharedStudy(OmegaConf.create(cfg_yaml), "shared-db")
+    shared.open("maximize", lambda n: optuna.samplers.RandomSampler(), optuna.pruners.NopPruner(),
+                check=lambda s: None, attrs={}, points=points)
+    mine = []
+    while (trial := shared.claim(len(points), True, poll=0.05)) is not None:
+        trial.suggest_float("x", 0, 10)
+        shared.study.tell(trial, 0.5)
+        mine.append(trial.number)
+    out.put(mine)
+
+
+def test_sweeps_sharing_a_sqlite_database_from_other_folders_share_its_lock(tmp_path, monkeypatch):
+    """The study lock follows the database, not storage.dir: two sweeps on one SQLite file
+    from two folders queue the grid once and run each point once. Both processes are made to
+    read the queue at the same moment (faults.meet); without a common lock both queue it."""
+    monkeypatch.setenv(faults.MEET_ENV, f"grid_read:{tmp_path / 'met'}")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    points = [{"x": float(i)} for i in range(4)]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_open_and_claim, args=(OmegaConf.to_yaml(settings(tmp_path / d, url)),
+                                                        points, out)) for d in ("a", "b")]
+    for p in procs:
+        p.start()
+    numbers = [n for _ in procs for n in out.get(timeout=300)]
+    for p in procs:
+        p.join(60)
+    trials = optuna.load_study(study_name="shared-db", storage=url).get_trials()
+    assert len(trials) == 4 and sorted(numbers) == [0, 1, 2, 3]
+    assert sorted(t.params["x"] for t in trials) == [0.0, 1.0, 2.0, 3.0]
