@@ -391,14 +391,25 @@ class SharedStudy:
         or, with heartbeats, a worker anywhere whose last heartbeat is older than the grace
         period. Call with the lock held."""
         found = recover_dead_trials(self.study)
-        if self.heartbeats:
-            stale = set(self.storage._get_stale_trial_ids(self.study._study_id))
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if t._trial_id in stale:
-                    retry(self.study, t, f"worker {t.user_attrs.get(WORKER, '?')} sent no heartbeat for "
-                                         f"{self.grace} s (killed, evicted or cut off)")
-                    found.append(t)
+        for t in self.silent():
+            retry(self.study, t, f"worker {t.user_attrs.get(WORKER, '?')} sent no heartbeat for "
+                                 f"{self.grace} s (killed, evicted or cut off)")
+            found.append(t)
         return found
+
+    def silent(self) -> list[optuna.trial.FrozenTrial]:
+        """RUNNING trials whose heartbeat is older than the grace period (none without heartbeats)."""
+        if not self.heartbeats:
+            return []
+        stale = set(self.storage._get_stale_trial_ids(self.study._study_id))
+        return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t._trial_id in stale]
+
+    def dead(self) -> list[optuna.trial.FrozenTrial]:
+        """The RUNNING trials `recover` would fail and retry, left as they are."""
+        gone = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if not _alive(t.user_attrs.get(WORKER))]
+        return gone + [t for t in self.silent() if t not in gone]
 
     def _watched(self, t: optuna.trial.FrozenTrial) -> bool:
         """Whether this worker could tell that trial `t`'s worker died."""

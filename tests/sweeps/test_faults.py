@@ -123,3 +123,38 @@ def test_an_environment_failure_s_cause_is_redacted():
     lost = RuntimeError(f"API request to {UNREACHABLE}/api/2.0/mlflow/runs/log-batch failed with exception "
                         "HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded")
     assert environment_failure(lost).startswith("API request to http://u:***@127.0.0.1:1/api")
+
+
+def test_doctor_fails_a_trial_whose_worker_was_killed_and_ends_its_runs(tmp_path, polarity_csv, capsys):
+    """A worker SIGKILLed mid-trial leaves the trial RUNNING in Optuna and its runs RUNNING in
+    MLflow: `make doctor` reports it (dry run: repairs nothing), then fails it as interrupted,
+    queues its configuration again and ends its runs KILLED; a second doctor finds nothing."""
+    from sweeps.reconcile import main as doctor
+    args = overrides(tmp_path, polarity_csv, "sampler=grid", "seeds=1", "train.max_epochs=2")
+    killed = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, capture_output=True,
+                            env={**os.environ, faults.CRASH_ENV: "epoch_logged"}, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert load(tmp_path, STUDY).get_trials(states=(TrialState.RUNNING,))
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+    def runs():
+        return client.search_runs([client.get_experiment_by_name(STUDY).experiment_id])
+    assert any(r.info.status == "RUNNING" for r in runs())
+
+    assert doctor([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "RUNNING, but its worker" in out and "0 disagreement" not in out
+    assert any(r.info.status == "RUNNING" for r in runs())  # a dry run repairs nothing
+
+    assert doctor(args) == 0
+    out = capsys.readouterr().out
+    assert "RUNNING, but its worker" in out and "0 disagreement" not in out
+    study = load(tmp_path, STUDY)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].user_attrs["interrupted"]
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 4  # its point queued again
+    assert {r.info.status for r in runs()} == {"KILLED"}
+    assert {r.data.tags[TRIAL_STATE] for r in runs() if "mlflow.parentRunId" not in r.data.tags} == {"FAIL"}
+    assert doctor(args) == 0
+    assert "0 disagreement(s) repaired" in capsys.readouterr().out
