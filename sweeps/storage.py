@@ -45,6 +45,7 @@ from optuna.trial import TrialState
 from models.errors import UserError
 from sweeps import faults
 from sweeps.faults import EnvironmentFailure
+from sweeps.journal_lock import OwnedJournalLock
 from sweeps.locks import file_lock, store_lock_path
 from sweeps.paths import RUNS_DIR
 from sweeps.records import (
@@ -134,7 +135,7 @@ def open_storage(url: str | None, folder: Path, heartbeat_interval: int | None =
     folder.mkdir(parents=True, exist_ok=True)
     path = str(folder / "studies.journal")
     try:
-        return JournalStorage(DurableJournal(path, lock_obj=JournalFileOpenLock(path)))
+        return JournalStorage(DurableJournal(path, lock_obj=OwnedJournalLock(path, worker_id(), _alive)))
     except (json.JSONDecodeError, ValueError) as e:
         raise UserError(DurableJournal.explain(path, e)) from e
 

@@ -188,3 +188,53 @@ def test_sweeps_sharing_a_sqlite_database_from_other_folders_share_its_lock(tmp_
     trials = optuna.load_study(study_name="shared-db", storage=url).get_trials()
     assert len(trials) == 4 and sorted(numbers) == [0, 1, 2, 3]
     assert sorted(t.params["x"] for t in trials) == [0.0, 1.0, 2.0, 3.0]
+
+
+def _journal_write_in_thread(folder: Path):
+    """Create a study in the journal under `folder` from a thread: (thread, what it raised)."""
+    import threading
+    raised = []
+
+    def write():
+        try:
+            optuna.create_study(study_name="after-a-kill", storage=storage.open_storage(None, folder))
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            raised.append(e)
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread, raised
+
+
+def test_a_journal_lock_left_by_a_killed_process_is_broken_at_once(tmp_path, monkeypatch, capsys):
+    """The lock file names its owner: one whose process is gone is broken at once, not after
+    Optuna's silent 30 s grace period (frozen here, so without the owner's name it would
+    wait for ever; the join's timeout only stops such a hang)."""
+    import subprocess
+    import time
+    storage.open_storage(None, tmp_path)  # the journal exists
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / "studies.journal.lock").write_text(f"{storage.host()}:{gone.pid}")
+    monkeypatch.setattr(time, "monotonic", lambda: 0.0)  # no grace period ever runs out
+    thread, raised = _journal_write_in_thread(tmp_path)
+    thread.join(60)
+    assert not thread.is_alive() and not raised
+    assert "broke the study journal's lock" in capsys.readouterr().err
+    assert not (tmp_path / "studies.journal.lock").exists()
+
+
+def test_a_wait_for_a_live_journal_lock_says_what_it_waits_for(tmp_path, monkeypatch, capsys):
+    from sweeps import journal_lock
+    storage.open_storage(None, tmp_path)
+    lock = tmp_path / "studies.journal.lock"
+    lock.write_text(storage.worker_id())  # held by this very process, alive
+    monkeypatch.setattr(journal_lock, "TELL_AFTER", 0.0)
+    thread, raised = _journal_write_in_thread(tmp_path)
+    deadline = time.monotonic() + 60
+    while "waiting for the study journal's lock" not in (err := capsys.readouterr().err) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert storage.worker_id() in err and thread.is_alive()
+    lock.unlink()  # the owner lets go
+    thread.join(60)
+    assert not thread.is_alive() and not raised
