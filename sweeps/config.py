@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 from models.errors import UserError
 from sweeps.faults import EnvironmentFailure, environment_failure
 from sweeps.paths import CONF_DIR
+from sweeps.redact import redact
 from sweeps.schema import check_config
 
 
@@ -68,7 +69,7 @@ def run_cli(body: Callable[[], str]) -> int:
         cause = str(e) if isinstance(e, EnvironmentFailure) else environment_failure(e)
         if cause is None:
             raise
-        print(f"error: {cause}", file=sys.stderr)
+        print(f"error: {redact(cause)[:300]}", file=sys.stderr)
         return 75  # EX_TEMPFAIL
     except KeyboardInterrupt as e:
         term = e.args == ("SIGTERM",)

@@ -10,8 +10,6 @@ import signal
 import time
 from pathlib import Path
 
-from sweeps.redact import redact
-
 CRASH_ENV = "SEEDSWEEP_CRASH_AT"
 # With SEEDSWEEP_MEET_AT=<name>:<folder>, the processes that reach point <name> wait there
 # for one another (a few seconds at most), so a concurrency test makes them overlap for
@@ -63,8 +61,8 @@ _MESSAGES = ("no space left", "database is locked", "disk i/o error", "database 
 
 def environment_failure(err: BaseException) -> str | None:
     """A one-line cause if `err` (or an exception it came from) is a full disk, a locked
-    database or a lost connection (credentials masked); None for anything the trial itself
-    caused."""
+    database or a lost connection; None for anything the trial itself caused. It may quote
+    a URL: pass it through sweeps.redact before it is shown."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -72,6 +70,6 @@ def environment_failure(err: BaseException) -> str | None:
             return f"{os.strerror(err.errno)} ({err.filename or 'the store'})"
         text = str(err).lower()
         if any(m in text for m in _MESSAGES):
-            return redact(str(err).splitlines()[0])[:200]
+            return str(err).splitlines()[0]  # whole: cut only once redacted
         err = err.__cause__ or err.__context__
     return None

@@ -45,8 +45,7 @@ from optuna.trial import TrialState
 from models.errors import UserError
 from sweeps import faults
 from sweeps.faults import EnvironmentFailure
-from sweeps.journal_lock import OwnedJournalLock
-from sweeps.locks import file_lock, store_lock_path
+from sweeps.locks import OwnedJournalLock, file_lock, store_lock_path
 from sweeps.paths import RUNS_DIR
 from sweeps.records import (
     FAIL_REASON,

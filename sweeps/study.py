@@ -183,6 +183,7 @@ class Sweep:
             raise
         except Exception as e:  # noqa: BLE001 - any failure fails this trial, not the sweep
             if cause := faults.environment_failure(e):
+                cause = redact(cause)[:200]
                 self._interrupted(trial, f"environment failure: {cause}")
                 raise faults.EnvironmentFailure(
                     f"the sweep stopped: {cause}. Trial {trial.number} goes back in the queue and "

@@ -32,6 +32,7 @@ from sweeps import neighbours
 from sweeps.config import check_sweep_settings, compose_config, stop_on_sigterm, wants_help, whole_number
 from sweeps.faults import EnvironmentFailure, environment_failure
 from sweeps.progress import Progress
+from sweeps.redact import redact
 
 
 def worker_threads(cfg, workers: int) -> int:
@@ -76,7 +77,6 @@ def joined_args(name: str, local: list[str]) -> list[str]:
 def worker_command(name: str, args: list[str]) -> str:
     """`make worker` for study `name`, repeating the overrides that say where the study and
     its runs are stored (their credentials masked: this is printed)."""
-    from sweeps.redact import redact
     where = [a for a in args if a.split("=", 1)[0].lstrip("+").startswith(("storage", "tracking"))]
     return redact(f"make worker STUDY={name}" + (f" ARGS='{' '.join(where)}'" if where else ""))
 
@@ -146,12 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except EnvironmentFailure as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again once the cause is fixed
     except Exception as e:  # noqa: BLE001 - a store lost outside a trial is an environment failure too
         if (cause := environment_failure(e)) is None:
             raise
-        print(f"error: {cause}; the study is intact, rerun the same command to resume.", file=sys.stderr)
+        print(f"error: {redact(cause)[:300]}; the study is intact, rerun the same command to resume.",
+              file=sys.stderr)
         return 75
     except KeyboardInterrupt:
         print("\ninterrupted: the study is intact; run the same command to resume.", file=sys.stderr)

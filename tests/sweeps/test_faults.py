@@ -119,10 +119,20 @@ def test_other_commands_answer_an_unreachable_tracking_server_with_exit_75(tmp_p
     assert err.count("\n") == 1 and "pw" not in err and "u:***@127.0.0.1:1" in err
 
 
-def test_an_environment_failure_s_cause_is_redacted():
+def test_a_tracking_server_lost_mid_trial_is_one_redacted_sentence_and_exit_75(tmp_path, polarity_csv,
+                                                                                monkeypatch, capsys):
+    """MLflow's own error, after its retries, quotes the URL with its password."""
+    from sweeps import study
     lost = RuntimeError(f"API request to {UNREACHABLE}/api/2.0/mlflow/runs/log-batch failed with exception "
                         "HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded")
-    assert environment_failure(lost).startswith("API request to http://u:***@127.0.0.1:1/api")
+    assert environment_failure(lost)
+
+    def cut_off(self, *a, **k):
+        raise lost
+    monkeypatch.setattr(study.Sweep, "run_trial", cut_off)  # outside the trial's own handler
+    assert main(overrides(tmp_path, polarity_csv, "sweep.trials=1")) == 75
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pw" not in err and "http://u:***@127.0.0.1:1/api" in err
 
 
 def test_doctor_fails_a_trial_whose_worker_was_killed_and_ends_its_runs(tmp_path, polarity_csv, capsys):

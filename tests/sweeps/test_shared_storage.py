@@ -224,11 +224,11 @@ def test_a_journal_lock_left_by_a_killed_process_is_broken_at_once(tmp_path, mon
 
 
 def test_a_wait_for_a_live_journal_lock_says_what_it_waits_for(tmp_path, monkeypatch, capsys):
-    from sweeps import journal_lock
+    from sweeps import locks
     storage.open_storage(None, tmp_path)
     lock = tmp_path / "studies.journal.lock"
     lock.write_text(storage.worker_id())  # held by this very process, alive
-    monkeypatch.setattr(journal_lock, "TELL_AFTER", 0.0)
+    monkeypatch.setattr(locks, "TELL_AFTER", 0.0)
     thread, raised = _journal_write_in_thread(tmp_path)
     deadline = time.monotonic() + 60
     while "waiting for the study journal's lock" not in (err := capsys.readouterr().err) \
