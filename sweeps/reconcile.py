@@ -1,6 +1,8 @@
 """Optuna and MLflow agree, trial for trial: every start of a sweep (and `make doctor`)
 checks each finished trial's MLflow parent run and seed runs, ends those a killed process
-left RUNNING and sets the `trial_state` tag that a kill may have cut off.
+left RUNNING and sets the `trial_state` tag that a kill may have cut off. `make doctor`
+also fails (and queues again) a trial left RUNNING by a worker that died, as the next
+sweep would, so its runs end KILLED and its state tag says FAIL.
 
     make doctor MODEL=dan [STUDY=name] [ARGS='--dry-run']
 """
@@ -18,7 +20,7 @@ from optuna.trial import TrialState
 from models.errors import UserError
 from sweeps import storage
 from sweeps.config import compose_config, run_cli
-from sweeps.records import INTERRUPTED, MLFLOW_EXPERIMENT, MLFLOW_RUN_ID, TRIAL_NUMBER, TRIAL_STATE
+from sweeps.records import INTERRUPTED, MLFLOW_EXPERIMENT, MLFLOW_RUN_ID, TRIAL_NUMBER, TRIAL_STATE, WORKER
 from sweeps.tracking import Tracker
 
 # The MLflow status a trial's runs end with
@@ -70,11 +72,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> str:
         cfg = compose_config(overrides)
         name = args.study or storage.study_name(cfg)
-        study = storage.load_study(cfg, name)
+        shared = storage.SharedStudy(cfg, name)
+        study = shared.study = shared.load()
         if study is None:
             raise UserError(f"no study {name!r}: pass STUDY=<name> (make sweep prints it).")
         tracker = Tracker(study.user_attrs.get(MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
-        found = reconcile(study, tracker, repair=not args.dry_run)
+        with shared.lock():
+            then = "to fail and retry" if args.dry_run else "failed as interrupted and queued again"
+            found = [f"trial {t.number}: RUNNING, but its worker {t.user_attrs.get(WORKER, '?')} "
+                     f"is gone; {then}" for t in shared.dead()]
+            if not args.dry_run:
+                shared.recover()  # its runs are ended KILLED below, as an interrupted trial's
+            found += reconcile(study, tracker, repair=not args.dry_run)
         verb = "found" if args.dry_run else "repaired"
         return "\n".join([*found, f"study {name!r} and MLflow: {len(found)} disagreement(s) {verb}."])
 

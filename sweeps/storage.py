@@ -43,8 +43,9 @@ from optuna.storages.journal._file import get_lock_file
 from optuna.trial import TrialState
 
 from models.errors import UserError
+from sweeps import faults
 from sweeps.faults import EnvironmentFailure
-from sweeps.locks import file_lock
+from sweeps.locks import OwnedJournalLock, file_lock, store_lock_path
 from sweeps.paths import RUNS_DIR
 from sweeps.records import (
     FAIL_REASON,
@@ -134,7 +135,7 @@ def open_storage(url: str | None, folder: Path, heartbeat_interval: int | None =
     folder.mkdir(parents=True, exist_ok=True)
     path = str(folder / "studies.journal")
     try:
-        return JournalStorage(DurableJournal(path, lock_obj=JournalFileOpenLock(path)))
+        return JournalStorage(DurableJournal(path, lock_obj=OwnedJournalLock(path, worker_id(), _alive)))
     except (json.JSONDecodeError, ValueError) as e:
         raise UserError(DurableJournal.explain(path, e)) from e
 
@@ -254,9 +255,10 @@ class DurableJournal(JournalFileBackend):
         return f"the study journal {path} cannot be read ({err})."
 
 
-def study_lock(name: str, folder: Path):
-    """An exclusive lock shared by every worker of study `name` on this machine."""
-    return file_lock(folder / (re.sub(r"[^\w.-]+", "_", name) + ".lock"))
+def study_lock(name: str, url: str | None, folder: Path):
+    """An exclusive lock shared by every worker of study `name` on this machine: it follows
+    the database (`url`, or the journal in `folder`), not the worker's storage.dir."""
+    return file_lock(store_lock_path(url, folder, name))
 
 
 def host() -> str:
@@ -322,6 +324,7 @@ def enqueue_grid(study: optuna.Study, points: list[dict[str, Any]]) -> None:
     """Queue each grid point not yet in the study (idempotent; call under the lock)."""
     seen = {tuple(sorted(trial_config(t).items())) for t in study.get_trials(deepcopy=False)
             if not (t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED))}
+    faults.meet("grid_read")
     for p in points:
         if tuple(sorted(p.items())) not in seen:
             study.enqueue_trial(p)
@@ -333,7 +336,7 @@ class SharedStudy:
     trials of workers that died, here or on another host."""
 
     def __init__(self, cfg: DictConfig, name: str):
-        self.name, self.folder = name, folder_of(cfg)
+        self.name, self.folder, self.url = name, folder_of(cfg), storage_url(cfg.storage)
         self.storage = storage_of(cfg)
         self.interval = self.storage.heartbeat_interval if isinstance(self.storage, RDBStorage) else None
         self.grace = (self.storage.grace_period or 2 * self.interval) if self.interval else None
@@ -350,7 +353,7 @@ class SharedStudy:
             with advisory_lock(self.storage.engine, f"study:{self.name}"):
                 yield
         else:
-            with study_lock(self.name, self.folder):
+            with study_lock(self.name, self.url, self.folder):
                 yield
 
     def load(self) -> optuna.Study | None:
@@ -389,14 +392,25 @@ class SharedStudy:
         or, with heartbeats, a worker anywhere whose last heartbeat is older than the grace
         period. Call with the lock held."""
         found = recover_dead_trials(self.study)
-        if self.heartbeats:
-            stale = set(self.storage._get_stale_trial_ids(self.study._study_id))
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if t._trial_id in stale:
-                    retry(self.study, t, f"worker {t.user_attrs.get(WORKER, '?')} sent no heartbeat for "
-                                         f"{self.grace} s (killed, evicted or cut off)")
-                    found.append(t)
+        for t in self.silent():
+            retry(self.study, t, f"worker {t.user_attrs.get(WORKER, '?')} sent no heartbeat for "
+                                 f"{self.grace} s (killed, evicted or cut off)")
+            found.append(t)
         return found
+
+    def silent(self) -> list[optuna.trial.FrozenTrial]:
+        """RUNNING trials whose heartbeat is older than the grace period (none without heartbeats)."""
+        if not self.heartbeats:
+            return []
+        stale = set(self.storage._get_stale_trial_ids(self.study._study_id))
+        return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t._trial_id in stale]
+
+    def dead(self) -> list[optuna.trial.FrozenTrial]:
+        """The RUNNING trials `recover` would fail and retry, left as they are."""
+        gone = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if not _alive(t.user_attrs.get(WORKER))]
+        return gone + [t for t in self.silent() if t not in gone]
 
     def _watched(self, t: optuna.trial.FrozenTrial) -> bool:
         """Whether this worker could tell that trial `t`'s worker died."""
