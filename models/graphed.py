@@ -171,7 +171,7 @@ class StaticStep:
         None going in, so the graph's backward writes (not adds to) grads in its own pool."""
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.cuda.graph(graph, stream=self.side, capture_error_mode="thread_local"):
+        with torch.cuda.graph(graph, stream=self.side):  # the warm-up's stream: its cuBLAS workspace
             for _ in range(n):
                 self._step(self.span)
         return graph
