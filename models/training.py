@@ -453,8 +453,8 @@ class Stacked(StaticEpochs):
         self.active = list(range(len(seeds)))  # stack position -> seed index
         self.optimizer = self._optimizer()
         self.updates = 0
-        self.cuda_graphs = not self.by_hand and use_graphs(cuda_graphs, self.stack, task, settings.optimizer,
-                                                           settings.momentum, device)
+        self.cuda_graphs = use_graphs(cuda_graphs, self.stack, task, settings.optimizer, settings.momentum,
+                                      device) and not self.by_hand
 
     def _optimizer(self) -> torch.optim.Optimizer:
         sparse = self.stack.sparse_parameters()
