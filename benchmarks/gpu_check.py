@@ -9,13 +9,17 @@ PTB: V = 10,000). It checks, on the device:
   3. DAN 3x300 epochs: 1 seed alone; 5 and 20 seeds stacked; 5 one after another
      (target: 20 stacked in at most 1.5x one seed's epoch time);
   4. that one epoch's batches never wait for the GPU (torch.cuda.set_sync_debug_mode);
-  5. a Brown MLP9-sized epoch, 3 seeds stacked at batch 64 (target: 5 s or less).
+  5. a Brown MLP9-sized epoch, 3 seeds stacked at batch 64 (target: 5 s or less);
+  6. train.cuda_graphs (models/graphed.py): graphed against eager parity (benchmarks/
+     gpu_graphs.py), and the NPLM and Brown rows again with the steps replayed as CUDA graphs.
 Each speed row stands beside plain PyTorch measured in the same run (benchmarks/gpu_plain.py).
 
     make gpu-check                              # device cuda; exits 3 when no GPU is seen
+    make gpu-check ARGS='--only graphs'         # only 6, with its eager and plain baselines
     python -m benchmarks.gpu_check --device cpu --small   # the same code on the CPU (tests)
 
-Prints a Markdown table; writes gpu-check.json to $OUT (or --out) when given.
+Prints Markdown tables, each row as soon as it is measured; writes gpu-check.json to $OUT
+(or --out) when given, after every table, so a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ import json
 import os
 import statistics
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
+from benchmarks.gpu_graphs import graphs_parity
 from benchmarks.suite import timed  # stdlib-only at import: fine on a torch-only machine
 from models.dan import DAN
 from models.data.classification import ClassificationSplit, ClassificationTask
@@ -100,23 +106,24 @@ def parity(device: torch.device, small: bool) -> list[dict]:
     return out
 
 
-def nplm_speed(device: torch.device, small: bool) -> list[dict]:
-    """Tokens/s of the platform's NPLM step beside a plain PyTorch loop, same batches."""
+def nplm_speed(device: torch.device, small: bool) -> Iterator[dict]:
+    """Tokens/s of the platform's NPLM step, eager and with CUDA graphs, beside a plain
+    PyTorch loop, same batches; a row a batch size as soon as it is measured."""
     from benchmarks import gpu_plain
     vocab = 2000 if small else 10_000
-    rows = []
     for batch in (64, 1024):
         steps = 20 if small else 200
         task = ptb_like(vocab, 200_000 if not small else 20_000, batch * steps).to(device)
         settings = TrainSettings(optimizer="sgd", lr=1.0, batch_size=batch, weight_decay=1e-4,
                                  decay_biases=False, lr_decay=1e-8)
-        trainer = SeedTrainer(lambda: NPLM(vocab, 4, 60, 50, True), task, settings, 0, device)
-        secs = median_time(trainer._train_epoch, device)
+        row = {"V": vocab, "batch": batch}
+        for key, graphs in (("tokens_per_s", "false"), ("graphs_tokens_per_s", "true")):
+            trainer = SeedTrainer(lambda: NPLM(vocab, 4, 60, 50, True), task, settings, 0, device, graphs)
+            row[key] = batch * steps / median_time(trainer._train_epoch, device)
         plain_model = NPLM(vocab, 4, 60, 50, True).to(device)
         plain = median_time(gpu_plain.nplm_epoch(plain_model, task, batch), device)
-        rows.append({"V": vocab, "batch": batch, "tokens_per_s": batch * steps / secs,
-                     "plain_tokens_per_s": batch * steps / plain})
-    return rows
+        row["plain_tokens_per_s"] = batch * steps / plain
+        yield row
 
 
 def dan_seeds(device: torch.device, small: bool) -> list[dict]:
@@ -149,18 +156,23 @@ def dan_seeds(device: torch.device, small: bool) -> list[dict]:
     return rows
 
 
-def brown_mlp9(device: torch.device, small: bool) -> dict:
-    """One training epoch of Bengio et al.'s MLP9 on Brown-sized synthetic data (V = 16,300,
-    800,000 tokens; n=5 h=100 m=30, no direct), 3 seeds stacked, batches of 64, the
-    bengio_brown_batched recipe (target: 5 s or less on a GPU)."""
-    vocab, tokens = (2000, 20_000) if small else (16_300, 800_000)
-    task = ptb_like(vocab, tokens, tokens).to(device)
+def brown_task(device: torch.device, small: bool) -> LMTask:
+    """Brown-sized synthetic data: V = 16,300, 800,000 training tokens."""
+    vocab, tokens = (2000, 6_000) if small else (16_300, 800_000)
+    return ptb_like(vocab, tokens, tokens).to(device)
+
+
+def brown_mlp9(device: torch.device, task: LMTask, cuda_graphs: str) -> dict:
+    """One training epoch of Bengio et al.'s MLP9 on Brown-sized data (n=5 h=100 m=30, no
+    direct), 3 seeds stacked, batches of 64, the bengio_brown_batched recipe (target: 5 s
+    or less on a GPU), with train.cuda_graphs `cuda_graphs`."""
     settings = TrainSettings(optimizer="sgd", lr=1.0, lr_decay=2e-5, weight_decay=1e-4, decay_biases=False,
                              batch_size=64)
-    trainers = make_trainers(lambda: NPLM(vocab, 4, 30, 100, False), task, settings, [1, 2, 3], device,
-                             "true")
+    trainers = make_trainers(lambda: NPLM(len(task.vocab), 4, 30, 100, False), task, settings, [1, 2, 3],
+                             device, "true", cuda_graphs=cuda_graphs)
     secs = median_time(trainers._train_epoch, device, repeats=1)
-    return {"V": vocab, "tokens": tokens, "seeds": 3, "batch": 64, "epoch_s": secs}
+    return {"V": len(task.vocab), "tokens": task.train.targets, "seeds": 3, "batch": 64,
+            "cuda_graphs": trainers.cuda_graphs, "epoch_s": secs}
 
 
 def no_sync(device: torch.device, small: bool) -> list[dict]:
@@ -179,8 +191,10 @@ def no_sync(device: torch.device, small: bool) -> list[dict]:
          make_trainers(lambda: DAN(2000, 5, sparse=True), task, adagrad, list(range(5)), device, "true")),
         ("DAN 1 seed", make_trainers(lambda: DAN(2000, 5, sparse=True), task, adagrad, [0], device, "auto")),
         ("NPLM 3 seeds stacked", make_trainers(lambda: NPLM(2000, 4, 30, 100, False), lm, sgd, [1, 2, 3],
-                                               device, "true")),
-        ("NPLM 1 seed", SeedTrainer(lambda: NPLM(2000, 4, 60, 50, True), lm, sgd, 0, device)),
+                                               device, "true", cuda_graphs="false")),
+        ("NPLM 1 seed", SeedTrainer(lambda: NPLM(2000, 4, 60, 50, True), lm, sgd, 0, device, "false")),
+        ("NPLM 3 seeds stacked, CUDA graphs", make_trainers(lambda: NPLM(2000, 4, 30, 100, False), lm, sgd,
+                                                            [1, 2, 3], device, "true", cuda_graphs="true")),
     ]
     out = []
     for name, trainers in cases:
@@ -199,10 +213,16 @@ def no_sync(device: torch.device, small: bool) -> list[dict]:
     return out
 
 
+def emit(text: str = "") -> None:
+    print(text, flush=True)  # a run cut short still shows every row it measured
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--small", action="store_true", help="tiny sizes: check the code path, not the speed")
+    ap.add_argument("--only", choices=["graphs"], help="graphs: only the CUDA-graph rows, with their eager "
+                    "and plain baselines (a few minutes at most)")
     ap.add_argument("--out", default=os.environ.get("OUT"))
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -211,37 +231,68 @@ def main(argv: list[str] | None = None) -> int:
               "(CI and the CPU tests cover device=cpu).", file=sys.stderr)
         return 3
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"# gpu-check on {name}, torch {torch.__version__}\n")
-    report = {"device": name, "torch": torch.__version__, "parity": parity(device, args.small)}
-    print("| parity | seeds | max relative dev difference | same best epoch | ok |\n|---|---:|---:|---|---|")
-    for r in report["parity"]:
-        print(f"| {r['model']} | {r['seeds']} | {r['max_rel_diff']:.2e} | {r['same_best_epoch']} "
-              f"| {r['ok']} |")
-    report["no_sync"] = no_sync(device, args.small)
-    print("\n| one epoch's batches, sync_debug_mode=error | no host-device sync |\n|---|---|")
-    for r in report["no_sync"]:
-        print(f"| {r['case']} | {r['ok']} {r.get('why', '')} |")
-    report["nplm"] = nplm_speed(device, args.small)
-    print("\n| NPLM n=5 m=60 h=50 direct | batch | tokens/s | plain PyTorch tokens/s |\n|---|---:|---:|---:|")
-    for r in report["nplm"]:
-        print(f"| V={r['V']} | {r['batch']} | {r['tokens_per_s']:,.0f} | {r['plain_tokens_per_s']:,.0f} |")
-    report["dan"] = dan_seeds(device, args.small)
-    print("\n| DAN 3x300 epoch (train + dev) | K | s | / one seed | plain PyTorch s | plain / one seed |"
-          "\n|---|---:|---:|---:|---:|---:|")
-    for r in report["dan"]:
-        how = "stacked" if r["stacked"] and r["k"] > 1 else ("alone" if r["k"] == 1 else "one after another")
-        plain = "" if r["plain_epoch_s"] is None else (
-            f"{r['plain_epoch_s']:.2f} ({'plain loop' if r['k'] == 1 else 'torch.func vmap'}) "
-            f"| {r['plain_over_one_seed']:.2f}x")
-        print(f"| {how} | {r['k']} | {r['epoch_s']:.2f} | {r['over_one_seed']:.2f}x | {plain or '– | –'} |")
-    report["brown_mlp9"] = r = brown_mlp9(device, args.small)
-    print(f"\n| Brown MLP9 training epoch (n=5 h=100 m=30) | V | tokens | seeds stacked | batch | s |"
-          f"\n|---|---:|---:|---:|---:|---:|\n| synthetic, Brown's size | {r['V']:,} | {r['tokens']:,} "
-          f"| {r['seeds']} | {r['batch']} | {r['epoch_s']:.2f} |")
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "gpu-check.json").write_text(json.dumps(report, indent=2) + "\n")
-    return 0 if all(r["ok"] for r in report["parity"] + report["no_sync"]) else 1
+    everything = args.only is None
+    report: dict = {"device": name, "torch": torch.__version__, "only": args.only}
+
+    def save() -> None:
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "gpu-check.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    def table(key: str, rows: Iterable[dict]) -> None:
+        header, line = TABLES[key]
+        emit("\n" + header)
+        report[key] = []
+        for r in rows:
+            report[key].append(r)
+            emit(line(r))
+        save()
+
+    emit(f"# gpu-check on {name}, torch {torch.__version__}" + (f", only {args.only}" if args.only else ""))
+    if everything:
+        table("parity", parity(device, args.small))
+        table("no_sync", no_sync(device, args.small))
+    table("graphs_parity", graphs_parity(device, ptb_like(200, 6000, 2000, seed=1).to(device), args.small))
+    table("nplm", nplm_speed(device, args.small))
+    if everything:
+        table("dan", dan_seeds(device, args.small))
+    brown = brown_task(device, args.small)
+    # graphed first: the new row, and the eager one takes ~25 s an epoch on a GPU
+    table("brown_mlp9", (brown_mlp9(device, brown, graphs) for graphs in ("true", "false")))
+    checks = report.get("parity", []) + report.get("no_sync", []) + report["graphs_parity"]
+    return 0 if all(r["ok"] for r in checks) else 1
+
+
+def parity_line(r: dict) -> str:
+    return f"| {r['model']} | {r['seeds']} | {r['max_rel_diff']:.2e} | {r['same_best_epoch']} | {r['ok']} |"
+
+
+def dan_line(r: dict) -> str:
+    how = "stacked" if r["stacked"] and r["k"] > 1 else ("alone" if r["k"] == 1 else "one after another")
+    plain = "" if r["plain_epoch_s"] is None else (
+        f"{r['plain_epoch_s']:.2f} ({'plain loop' if r['k'] == 1 else 'torch.func vmap'}) "
+        f"| {r['plain_over_one_seed']:.2f}x")
+    return f"| {how} | {r['k']} | {r['epoch_s']:.2f} | {r['over_one_seed']:.2f}x | {plain or '– | –'} |"
+
+
+TABLES = {  # report key -> (Markdown header, a row's line)
+    "parity": ("| parity | seeds | max relative dev difference | same best epoch | ok |"
+               "\n|---|---:|---:|---|---|", parity_line),
+    "no_sync": ("| one epoch's batches, sync_debug_mode=error | no host-device sync |\n|---|---|",
+                lambda r: f"| {r['case']} | {r['ok']} {r.get('why', '')} |"),
+    "graphs_parity": ("| CUDA graphs against eager | seeds | max relative difference (dev, train loss) "
+                      "| same best epoch | ok |\n|---|---:|---:|---|---|", parity_line),
+    "nplm": ("| NPLM n=5 m=60 h=50 direct | batch | tokens/s | CUDA graphs tokens/s "
+             "| plain PyTorch tokens/s |\n|---|---:|---:|---:|---:|",
+             lambda r: f"| V={r['V']} | {r['batch']} | {r['tokens_per_s']:,.0f} "
+             f"| {r['graphs_tokens_per_s']:,.0f} | {r['plain_tokens_per_s']:,.0f} |"),
+    "dan": ("| DAN 3x300 epoch (train + dev) | K | s | / one seed | plain PyTorch s | plain / one seed |"
+            "\n|---|---:|---:|---:|---:|---:|", dan_line),
+    "brown_mlp9": ("| Brown MLP9 training epoch (n=5 h=100 m=30) | V | tokens | seeds stacked | batch | s |"
+                   "\n|---|---:|---:|---:|---:|---:|",
+                   lambda r: f"| synthetic, Brown's size, {'CUDA graphs' if r['cuda_graphs'] else 'eager'} "
+                   f"| {r['V']:,} | {r['tokens']:,} | {r['seeds']} | {r['batch']} | {r['epoch_s']:.2f} |"),
+}
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from torch import nn
 
 from models import metrics
 from models.errors import NonFiniteLossError, UserError
+from models.graphed import StaticStep, use_graphs
 from models.noise import noise_generator
 from models.registry import stack_models
 from models.relocate import load_on
@@ -298,9 +299,36 @@ def build_seeded(build_model: Callable[[], nn.Module], seed: int) -> nn.Module:
         return build_model()
 
 
-class SeedTrainer(SeedRecord):
+class StaticEpochs:
+    """Epochs run by models/graphed.py's StaticStep where `cuda_graphs` is on: the same
+    steps, replayed as CUDA graphs on a GPU. The step is never pickled (a CUDA graph cannot
+    be): it is built again after loading, and when the parameters change (seeds leaving)."""
+
+    cuda_graphs = False  # and so for checkpoints written before the setting
+    _static: StaticStep | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_static"}
+
+    def static_epoch(self, model: nn.Module, new_optimizer: Callable[[], torch.optim.Optimizer],
+                     orders: torch.Tensor, stacked: bool) -> tuple[torch.Tensor, int]:
+        """One epoch over training positions `orders` (K, N): as `run_batches`."""
+        s = self.settings
+        if self._static is None or not self._static.serves(model):
+            self._static = StaticStep(model, new_optimizer(), self.task, stacked, s.lr, s.lr_decay,
+                                      s.batch_size)
+        total, batches = self._static.run_epoch(orders, self.updates)
+        self.updates += batches
+        if s.lr_decay:
+            for g in self.optimizer.param_groups:
+                g["lr"] = decayed_lr(s, self.updates)
+        return total, batches
+
+
+class SeedTrainer(SeedRecord, StaticEpochs):
     """One seed trained alone. Its weights come from `seed`, its batch order from a CPU
-    generator seeded with `seed`, its dropout from `noise_generator(seed)` on the device."""
+    generator seeded with `seed`, its dropout from `noise_generator(seed)` on the device.
+    `cuda_graphs`: train.cuda_graphs (models/graphed.py's `use_graphs`)."""
 
     def __init__(
         self,
@@ -309,6 +337,7 @@ class SeedTrainer(SeedRecord):
         settings: TrainSettings,
         seed: int,
         device: torch.device | str = "cpu",
+        cuda_graphs: str = "auto",
     ) -> None:
         super().__init__(task, settings, seed)
         self.model = build_seeded(build_model, seed).to(device)
@@ -316,10 +345,15 @@ class SeedTrainer(SeedRecord):
         self.generator = torch.Generator().manual_seed(seed)  # batch order
         self.optimizer = make_optimizer(self.model, settings)
         self.updates = 0
+        self.cuda_graphs = use_graphs(cuda_graphs, self.model, task, settings.optimizer, settings.momentum,
+                                      device)
 
     def run_batches(self) -> tuple[torch.Tensor | None, int]:
         """One epoch's batches, none of which waits for the device: returns the sum of the
         batch losses, on the device, and the number of batches."""
+        if self.cuda_graphs:
+            return self.static_epoch(self.model, lambda: make_optimizer(self.model, self.settings),
+                                     self.task.epoch_order(self.generator).unsqueeze(0), stacked=False)
         self.model.train()
         total, batches = None, 0
         for batch in self.task.train_batches(self.settings.batch_size, self.generator):
@@ -386,14 +420,14 @@ class OneAfterAnother:
     vectorized = False
 
     def __init__(self, build_model, task: Task, settings: TrainSettings, seeds: list[int],
-                 device: torch.device | str = "cpu") -> None:
-        self.seeds = [SeedTrainer(build_model, task, settings, s, device) for s in seeds]
+                 device: torch.device | str = "cpu", cuda_graphs: str = "auto") -> None:
+        self.seeds = [SeedTrainer(build_model, task, settings, s, device, cuda_graphs) for s in seeds]
 
     def step(self) -> list[EpochMetrics | None]:
         return [None if t.done else t.step() for t in self.seeds]
 
 
-class Stacked:
+class Stacked(StaticEpochs):
     """K seeds as one stacked model (models/seed_stack.py): one forward, backward and optimizer
     step a batch for all of them. Seed s gets the same initial weights, batch order and noise
     as `SeedTrainer(seed=s)`, so the same metrics within float tolerance. A seed that stops
@@ -402,7 +436,8 @@ class Stacked:
     vectorized = True
 
     def __init__(self, build_model, task: Task, settings: TrainSettings, seeds: list[int],
-                 device: torch.device | str = "cpu", stack_fn: StackFn | None = None) -> None:
+                 device: torch.device | str = "cpu", stack_fn: StackFn | None = None,
+                 cuda_graphs: str = "auto") -> None:
         if stack_fn is None:
             stack_fn = stack_models
         self.task, self.settings = task, settings
@@ -420,6 +455,8 @@ class Stacked:
         self.active = list(range(len(seeds)))  # stack position -> seed index
         self.optimizer = self._optimizer()
         self.updates = 0
+        self.cuda_graphs = use_graphs(cuda_graphs, self.stack, task, settings.optimizer, settings.momentum,
+                                      device) and not self.by_hand
 
     def _optimizer(self) -> torch.optim.Optimizer:
         sparse = self.stack.sparse_parameters()
@@ -433,6 +470,9 @@ class Stacked:
         """One epoch's batches of every active seed, none of which waits for the device:
         returns the sums of each seed's batch losses, (K,) on the device, and the batches."""
         s = self.settings
+        if self.cuda_graphs:
+            return self.static_epoch(self.stack, self._optimizer, torch.stack(
+                [self.task.epoch_order(self.order[i]) for i in self.active]), stacked=True)
         self.stack.train()
         self.stack.noise = [self.noise[i] for i in self.active]
         totals, batches = None, 0
@@ -549,28 +589,30 @@ VECTORIZE = ("auto", "true", "false")
 
 def make_trainers(build_model: Callable[[], nn.Module], task: Task, settings: TrainSettings,
                   seeds: list[int], device: torch.device | str = "cpu",
-                  vectorize: str = "auto", stack_fn: StackFn | None = None) -> SeedTrainers:
+                  vectorize: str = "auto", stack_fn: StackFn | None = None,
+                  cuda_graphs: str = "auto") -> SeedTrainers:
     """K seeds of one configuration: stacked where the model has a stacked form and more than
     one seed trains, or one seed whose stacked form is the faster (`vectorize=auto`: the
     stack's `faster_alone`), or as asked (`true`, `false`). `stack_fn` makes the
     stacked form of K models, or None where there is none (the registry's `ModelSpec.stack`;
-    by default the registry's, by the model's class)."""
+    by default the registry's, by the model's class). `cuda_graphs`: train.cuda_graphs,
+    auto, true or false (models/graphed.py)."""
     if stack_fn is None:
         stack_fn = stack_models
     vectorize = str(vectorize).lower()
     if vectorize not in VECTORIZE:
         raise UserError(f"train.vectorize_seeds must be auto, true or false, not {vectorize!r}.")
     if vectorize == "false":
-        return OneAfterAnother(build_model, task, settings, seeds, device)
+        return OneAfterAnother(build_model, task, settings, seeds, device, cuda_graphs)
     probe = build_seeded(build_model, 0)
     stack = stack_fn([probe]) if hasattr(task, "stack_batches") else None
     if vectorize == "auto" and len(seeds) < 2 and not (
             stack is not None and settings.sparse_ok and getattr(stack, "faster_alone", lambda *a: False)(
                 settings.optimizer, torch.device(device))):
-        return OneAfterAnother(build_model, task, settings, seeds, device)
+        return OneAfterAnother(build_model, task, settings, seeds, device, cuda_graphs)
     if stack is None:
         if vectorize == "true":
             raise UserError(f"train.vectorize_seeds=true, but {type(probe).__name__} has no stacked form "
                             "(models/seed_stack.py): use train.vectorize_seeds=auto or false.")
-        return OneAfterAnother(build_model, task, settings, seeds, device)
-    return Stacked(build_model, task, settings, seeds, device, stack_fn)
+        return OneAfterAnother(build_model, task, settings, seeds, device, cuda_graphs)
+    return Stacked(build_model, task, settings, seeds, device, stack_fn, cuda_graphs)

@@ -1,5 +1,6 @@
 """`make doctor`: check a study against MLflow, trial for trial, and repair where they
-disagree (runs a killed process left RUNNING, a `trial_state` tag a kill cut off).
+disagree (runs a killed process left RUNNING, a `trial_state` tag a kill cut off), and
+fail (and queue again) a trial left RUNNING by a worker that died, as the next sweep would.
 
     make doctor MODEL=dan [STUDY=name] [ARGS='--dry-run']
 """
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from models.errors import UserError
 from sweeps import store
 from sweeps.config.compose import compose_config, run_cli
-from sweeps.core.records import MLFLOW_EXPERIMENT
+from sweeps.core.records import MLFLOW_EXPERIMENT, WORKER
 from sweeps.search.reconcile import reconcile
 from sweeps.tracking.tracker import Tracker
 
@@ -27,11 +28,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> str:
         cfg = compose_config(overrides)
         name = args.study or store.study_name(cfg)
-        study = store.load_study(cfg, name)
+        shared = store.SharedStudy(cfg, name)
+        study = shared.study = shared.load()
         if study is None:
             raise UserError(f"no study {name!r}: pass STUDY=<name> (make sweep prints it).")
         tracker = Tracker(study.user_attrs.get(MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
-        found = reconcile(study, tracker, repair=not args.dry_run)
+        with shared.lock():
+            then = "to fail and retry" if args.dry_run else "failed as interrupted and queued again"
+            found = [f"trial {t.number}: RUNNING, but its worker {t.user_attrs.get(WORKER, '?')} "
+                     f"is gone; {then}" for t in shared.dead()]
+            if not args.dry_run:
+                shared.recover()  # its runs are ended KILLED below, as an interrupted trial's
+            found += reconcile(study, tracker, repair=not args.dry_run)
         verb = "found" if args.dry_run else "repaired"
         return "\n".join([*found, f"study {name!r} and MLflow: {len(found)} disagreement(s) {verb}."])
 

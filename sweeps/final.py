@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import re
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -36,7 +35,8 @@ from models.ngram import ngram_perplexities
 from sweeps import store
 from sweeps.config.compose import compose_config, run_cli
 from sweeps.config.workloads import COUNTED, build_workload, prepare_task, test_split
-from sweeps.core.locks import file_lock
+from sweeps.core import faults
+from sweeps.core.locks import file_lock, store_lock_path
 from sweeps.core.records import (
     BUDGET,
     CONFIG_FILE,
@@ -154,12 +154,15 @@ def seen(target: Target, reason: str | None) -> int:
     return times
 
 
-def evaluate(target: Target, reason: str | None, lock_folder: Path) -> FinalResult:
+def evaluate(target: Target, reason: str | None) -> FinalResult:
     """Test metrics of every seed of the target configuration, logged and entered in the
-    ledger. One evaluation of a scope at a time: a second waits, then finds the first."""
-    name = re.sub(r"[^\w.-]+", "_", target.scope)
-    with file_lock(lock_folder / f"final-{name}.lock"):
-        return _evaluate(target, reason, seen(target, reason))
+    ledger. One evaluation of a scope at a time: a second waits, then finds the first. The
+    lock follows the tracking store that holds the ledger, whatever storage.dir says."""
+    lock = store_lock_path(target.tracker.uri, Path(), f"final-{target.scope}")
+    with file_lock(lock):
+        earlier = seen(target, reason)
+        faults.meet("final_counted")
+        return _evaluate(target, reason, earlier)
 
 
 def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
@@ -250,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = compose_config(overrides)
         target = resolve(cfg, args.study, args.trial, args.run)
         note = check_finished(target, args.allow_unfinished)
-        return report(evaluate(target, args.reason, store.folder_of(cfg))) + note
+        return report(evaluate(target, args.reason)) + note
 
     return run_cli(body)
 

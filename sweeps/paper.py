@@ -177,7 +177,7 @@ def _run_cell(cell: Cell, cfg: DictConfig, seeds: int, reason: str | None, extra
                   else train(cfg, command, checkpoints=CHECKPOINTS, resume=run_id).run_id)
         Tracker(cell.experiment, cfg.tracking.uri).set_tags(run_id, {
             PAPER_CELL: f"{cell.table}/{cell.row}/{cell.column}", HARDWARE: hardware(cfg)})
-    out = final.evaluate(final.resolve(cfg, None, None, run_id), reason, store.folder_of(cfg))
+    out = final.evaluate(final.resolve(cfg, None, None, run_id), reason)
     return (f"{cell.row}/{cell.column}: {time.monotonic() - started:.0f} s\n" + final.report(out))
 
 

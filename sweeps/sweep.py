@@ -36,7 +36,8 @@ from sweeps.config.compose import (
     wants_help,
     whole_number,
 )
-from sweeps.core.faults import EnvironmentFailure
+from sweeps.core.faults import EnvironmentFailure, environment_failure
+from sweeps.core.redact import redact
 from sweeps.search import neighbours
 from sweeps.search.progress import Progress
 
@@ -82,9 +83,9 @@ def joined_args(name: str, local: list[str]) -> list[str]:
 
 def worker_command(name: str, args: list[str]) -> str:
     """`make worker` for study `name`, repeating the overrides that say where the study and
-    its runs are stored."""
+    its runs are stored (their credentials masked: this is printed)."""
     where = [a for a in args if a.split("=", 1)[0].lstrip("+").startswith(("storage", "tracking"))]
-    return f"make worker STUDY={name}" + (f" ARGS='{' '.join(where)}'" if where else "")
+    return redact(f"make worker STUDY={name}" + (f" ARGS='{' '.join(where)}'" if where else ""))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -158,8 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except EnvironmentFailure as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 75  # EX_TEMPFAIL: try again once the cause is fixed
+    except Exception as e:  # noqa: BLE001 - a store lost outside a trial is an environment failure too
+        if (cause := environment_failure(e)) is None:
+            raise
+        print(f"error: {redact(cause)[:300]}; the study is intact, rerun the same command to resume.",
+              file=sys.stderr)
+        return 75
     except KeyboardInterrupt:
         again = None if sweep is None or worker is not None else (
             worker_command(join, local) if join else sweep.command)

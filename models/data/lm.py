@@ -93,17 +93,26 @@ class LMTask:
         limit = torch.zeros_like(pos) if self.cross_sentences else split.start[pos]
         return ctx.masked_fill(idx < limit.unsqueeze(1), self.vocab.stoi[EOS])
 
-    def train_batches(self, batch_size: int, generator: torch.Generator
-                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch_order(self, generator: torch.Generator) -> torch.Tensor:
+        """One epoch's training positions in the order `generator` draws them, (N,) on the
+        task's device; N is the same every epoch (models/graphed.py relies on it)."""
         n = self.train.targets
         if self.tokens_per_epoch is None or self.tokens_per_epoch >= n:
             order = torch.randperm(n, generator=generator)
         else:  # a fresh random subset of the training positions every epoch
             order = torch.randint(n, (self.tokens_per_epoch,), generator=generator)
-        order = order.to(self.train.tokens.device, non_blocking=True)  # the copy need not wait
+        return order.to(self.train.tokens.device, non_blocking=True)  # the copy need not wait
+
+    def batch_at(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training batch of positions `pos` (B,): contexts (B, n-1), targets (B,);
+        gathered on the device, in shapes that depend on B alone."""
+        return self.contexts(self.train, pos), self.train.tokens[pos]
+
+    def train_batches(self, batch_size: int, generator: torch.Generator
+                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.epoch_order(generator)
         for i in range(0, len(order), batch_size):
-            pos = order[i:i + batch_size]
-            yield self.contexts(self.train, pos), self.train.tokens[pos]
+            yield self.batch_at(order[i:i + batch_size])
 
     @staticmethod
     def loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

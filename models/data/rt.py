@@ -56,21 +56,31 @@ def is_test(text: str) -> bool:
     return int.from_bytes(digest[:8], "big") % 1000 < 1000 * TEST_FRACTION
 
 
-def read_rt(cache_dir: Path) -> tuple[list[Example], list[bool]]:
-    """All distinct fresh/rotten snippets in file order, and whether each is a test example."""
+def _read(cache_dir: Path, test: bool) -> list[Example]:
+    """The distinct fresh/rotten snippets of one side of the fixed test set, in file order:
+    the test examples (`test`, behind the lockbox) or the rest."""
+    if test:
+        unlock("rt", log=False)
     seen: set[str] = set()
-    examples, test = [], []
+    examples, n = [], 0
     with open(rt_csv(cache_dir), newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             label = _CATEGORY.get(row["category"])
             if label is None or row["text"] in seen:  # `plot` rows, duplicates
                 continue
             seen.add(row["text"])
-            examples.append(Example(tokenize(row["text"]), label))
-            test.append(is_test(row["text"]))
-    if not examples:
+            n += 1
+            if is_test(row["text"]) == test:
+                examples.append(Example(tokenize(row["text"]), label))
+    if not n:
         raise DataError("the RT CSV held no fresh or rotten rows; delete the cache and refetch.")
-    return examples, test
+    return examples
+
+
+def read_rt(cache_dir: Path) -> list[Example]:
+    """The distinct fresh/rotten snippets that are not test examples, in file order: what
+    train and dev are drawn from. The test examples come only through `load_rt_test`."""
+    return _read(cache_dir, test=False)
 
 
 def check_fractions(fractions: tuple[float, ...]) -> tuple[float, float]:
@@ -102,8 +112,7 @@ def stratified_split(labels: np.ndarray, dev_share: float, seed: int) -> dict[st
 def load_rt(cache_dir: Path, split_seed: int, fractions: tuple[float, float, float]) -> TextSplits:
     """Train and dev splits of RT (the test set is held back for the final evaluation)."""
     train_share, dev_share = check_fractions(fractions)
-    examples, test = read_rt(cache_dir)
-    rest = [e for e, t in zip(examples, test) if not t]
+    rest = read_rt(cache_dir)
     idx = stratified_split(np.array([e.label for e in rest]), dev_share / (train_share + dev_share),
                            split_seed)
     return TextSplits(train=[rest[i] for i in idx["train"]], dev=[rest[i] for i in idx["dev"]],
@@ -112,9 +121,7 @@ def load_rt(cache_dir: Path, split_seed: int, fractions: tuple[float, float, flo
 
 def load_rt_test(cache_dir: Path) -> list[Example]:
     """RT's fixed test set; only the final evaluation may call this."""
-    unlock("rt", log=False)
-    examples, test = read_rt(cache_dir)
-    return [e for e, t in zip(examples, test) if t]
+    return _read(cache_dir, test=True)
 
 
 register_data(DataSource(

@@ -58,6 +58,12 @@ class NPLM(nn.Module):
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)
         self.noise: torch.Generator | None = None  # dropout draws from here
 
+    @property
+    def draws_noise(self) -> bool:
+        """Whether a training step draws random numbers (dropout): models/graphed.py
+        captures only steps that draw none."""
+        return self.dropout > 0
+
     def drop(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.dropout, self.training, self.noise)
 

@@ -50,6 +50,10 @@ class StackedNPLM(SeedStack):
             self._stack("U", "out.weight")
         self._done_stacking()
 
+    @property
+    def draws_noise(self) -> bool:
+        return self.p > 0  # as NPLM.draws_noise
+
     def forward(self, ctx: torch.Tensor) -> torch.Tensor:
         """ctx (K, B, n-1) word indices, oldest first -> logits (K, B, V)."""
         x = F.embedding(ctx + self.seed_offsets(self.vocab, ctx.device), self.embed).flatten(2)

@@ -17,7 +17,9 @@ from omegaconf.errors import OmegaConfBaseException
 from models.errors import UserError
 from sweeps.config.places import check_places
 from sweeps.config.schema import check_config
+from sweeps.core.faults import EnvironmentFailure, environment_failure
 from sweeps.core.paths import CONF_DIR
+from sweeps.core.redact import redact
 
 
 def choices(group: str) -> list[str]:
@@ -107,13 +109,21 @@ def stop_on_sigterm() -> None:
 
 def run_cli(body: Callable[[], str]) -> int:
     """Run a command's body: print what it returns (exit 0), or a UserError as one line on
-    stderr without a traceback (exit 2). Ctrl-C or a SIGTERM, once the body has ended its runs
-    as KILLED, is one line too, with the shell's exit status (130, 143)."""
+    stderr without a traceback (exit 2). An environment failure (a full disk, a store or server
+    out of reach) is one line too, exit 75: rerun once the cause is fixed. Ctrl-C or a SIGTERM,
+    once the body has ended its runs as KILLED, is one line too, with the shell's exit status
+    (130, 143)."""
     try:
         out = body()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - only environment failures are answered here
+        cause = str(e) if isinstance(e, EnvironmentFailure) else environment_failure(e)
+        if cause is None:
+            raise
+        print(f"error: {redact(cause)[:300]}", file=sys.stderr)
+        return 75  # EX_TEMPFAIL
     except KeyboardInterrupt as e:
         term = e.args == ("SIGTERM",)
         print(f"stopped by {'SIGTERM' if term else 'Ctrl-C'}.", file=sys.stderr)

@@ -30,7 +30,7 @@ def device(v: Any) -> str | None:
 
 RULES: dict[str, Check] = {
     "seeds": integer(1), "threads": integer(1, optional=True), "device": device,
-    "train.vectorize_seeds": one_of("auto", True, False),
+    "train.vectorize_seeds": one_of("auto", True, False), "train.cuda_graphs": one_of("auto", True, False),
     "sweep.trials": integer(1), "sweep.workers": integer(1), "sweep.keep_weights": integer(0),
     "sweep.show_top": integer(0), "sweep.new": boolean, "sweep.min_seeds": integer(1),
     "sweep.seeds_policy": one_of("fixed", "race"), "sweep.race_alpha": number(0, 0.5, low_open=True),
@@ -52,7 +52,8 @@ RULES: dict[str, Check] = {
     "storage.grace_period": integer(1, optional=True), "storage.pool_size": integer(1),
 }
 NOT_SEARCHABLE = ("seeds", "seed_list", "sweep.", "sampler.", "pruner.", "storage.", "tracking.",
-                  "threads", "cache_dir", "device", "train.vectorize_seeds")
+                  "threads", "cache_dir", "device", "train.vectorize_seeds",
+                  "train.cuda_graphs")
 
 
 def model_rules(model: str | None) -> dict[str, Check]:

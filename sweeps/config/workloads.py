@@ -23,7 +23,7 @@ from models.registry import BuildContext, Built, DataSource, ModelSpec
 from models.training import SeedTrainers, Task, TrainSettings, device_name, make_trainers, resolve_device
 
 # train settings that say how seeds are computed, not what is computed
-EXECUTION = ("vectorize_seeds",)
+EXECUTION = ("vectorize_seeds", "cuda_graphs")
 # models that `make train` evaluates but nothing trains over seeds
 COUNTED = {"ngram": "n-gram baselines are counted, not trained over seeds: use make train MODEL=ngram."}
 
@@ -39,11 +39,12 @@ class Workload:
     prepared: Any = None  # the data as prepared on the CPU, reusable by the next configuration
     spec: ModelSpec | None = None
     built: Built | None = None  # on the CPU: what the final evaluation needs of the model
+    cuda_graphs: str = "auto"  # train.cuda_graphs: training steps replayed as CUDA graphs
 
     def trainers(self, seeds: list[int]) -> SeedTrainers:
         stack = self.spec.stack if self.spec is not None else None
         return make_trainers(self.build_model, self.task, self.settings, seeds, self.device, self.vectorize,
-                             stack or _no_stacked_form)
+                             stack or _no_stacked_form, self.cuda_graphs)
 
 
 def _no_stacked_form(models: list[nn.Module]) -> None:
@@ -113,7 +114,8 @@ def build_workload(cfg: DictConfig, task: Any | None = None, device: str | None 
         raise UserError(f"bad {spec.name} settings: {e}.") from e
     info = {**built.info, "device": device_name(device)}
     return Workload(built.task.to(device), built.model, settings, info, device,
-                    str(cfg.train.get("vectorize_seeds", "auto")).lower(), task, spec, built)
+                    str(cfg.train.get("vectorize_seeds", "auto")).lower(), task, spec, built,
+                    str(cfg.train.get("cuda_graphs", "auto")).lower())
 
 
 def test_split(cfg: DictConfig, task: Any, built: Built | None = None) -> tuple[Any, dict[str, Any]]:

@@ -7,8 +7,14 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
+from pathlib import Path
 
 CRASH_ENV = "SEEDSWEEP_CRASH_AT"
+# With SEEDSWEEP_MEET_AT=<name>:<folder>, the processes that reach point <name> wait there
+# for one another (a few seconds at most), so a concurrency test makes them overlap for
+# real inside what a lock should keep apart; with the lock, each waits alone and goes on.
+MEET_ENV = "SEEDSWEEP_MEET_AT"
 POINTS = (
     "trial_claimed",         # after Optuna's ask(), before anything in MLflow
     "parent_run_started",    # after the MLflow parent run, before Optuna knows its id
@@ -32,16 +38,31 @@ def point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def meet(name: str, processes: int = 2, timeout: float = 5.0) -> None:
+    """Wait at point `name` until `processes` processes are there, or `timeout` seconds."""
+    where, _, folder = os.environ.get(MEET_ENV, "").partition(":")
+    if where != name or not folder:
+        return
+    here = Path(folder)
+    here.mkdir(parents=True, exist_ok=True)
+    (here / str(os.getpid())).touch()
+    deadline = time.monotonic() + timeout
+    while len(list(here.iterdir())) < processes and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 # What an environment failure looks like from inside: the trial is not at fault.
 _ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
 _MESSAGES = ("no space left", "database is locked", "disk i/o error", "database or disk is full",
              "could not connect", "connection refused", "server closed the connection",
-             "connection reset", "read-only file system")
+             "connection reset", "read-only file system", "failed to establish a new connection",
+             "max retries exceeded")
 
 
 def environment_failure(err: BaseException) -> str | None:
     """A one-line cause if `err` (or an exception it came from) is a full disk, a locked
-    database or a lost connection; None for anything the trial itself caused."""
+    database or a lost connection; None for anything the trial itself caused. It may quote
+    a URL: pass it through sweeps.redact before it is shown."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
@@ -49,6 +70,6 @@ def environment_failure(err: BaseException) -> str | None:
             return f"{os.strerror(err.errno)} ({err.filename or 'the store'})"
         text = str(err).lower()
         if any(m in text for m in _MESSAGES):
-            return str(err).splitlines()[0][:200]
+            return str(err).splitlines()[0]  # whole: cut only once redacted
         err = err.__cause__ or err.__context__
     return None

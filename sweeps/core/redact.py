@@ -1,18 +1,31 @@
-"""Credentials never leave the process: `scheme://user:password@host` becomes
-`scheme://user:***@host` in everything written to MLflow, Optuna or the terminal."""
+"""Credentials never leave the process: the userinfo of every URL in a text is masked,
+`scheme://user:password@host` becoming `scheme://user:***@host` and `scheme://token@host`
+becoming `scheme://***@host`, in everything written to MLflow, Optuna or the terminal."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-# user:password@ (or a lone token@) right after a URL scheme
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@\s'\"]*):(?P<secret>[^@/\s'\"]+)@")
+# A URL's scheme and its netloc (RFC 3986: what follows `//` up to the path). A password
+# may hold an unescaped '@' (`ann:p@ss@db`), so the netloc runs to the first '/', blank or
+# quote, and its host is what follows its *last* '@', as urllib.parse splits it.
+_NETLOC = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<netloc>[^/\s'\"]*)")
+
+
+def _mask(m: re.Match) -> str:
+    netloc = m["netloc"]
+    if "@" not in netloc:
+        return m[0]
+    userinfo, host = netloc.rsplit("@", 1)
+    user, colon, _ = userinfo.partition(":")
+    # user:password keeps the user (who it is is no secret); a lone userinfo is a token
+    return f"{m['scheme']}{user + ':***' if colon else '***'}@{host}"
 
 
 def redact(text: str) -> str:
-    """`text` with the password of every URL in it replaced by ***."""
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """`text` with the userinfo secret of every URL in it replaced by ***."""
+    return _NETLOC.sub(_mask, text)
 
 
 def redact_value(value: Any) -> Any:

@@ -25,8 +25,8 @@ from sweeps.core.redact import redact, redact_value
 # Config sections that say how and where a sweep runs, not what its trials mean.
 NOT_IDENTITY = ("search_space", "sampler", "pruner", "storage", "tracking", "sweep", "threads",
                 "cache_dir", "device")
-# Keys that say how trials are computed (stacked or not), not what they compute.
-NOT_IDENTITY_KEYS = ("train.vectorize_seeds",)
+# Keys that say how trials are computed (stacked or not, CUDA graphs or not), not what they compute.
+NOT_IDENTITY_KEYS = ("train.vectorize_seeds", "train.cuda_graphs")
 # Overrides the Makefile spells as variables, for the reproduce line.
 MAKE_VARIABLES = {"model": "MODEL", "data": "DATA", "sampler": "SAMPLER", "sweep.trials": "TRIALS",
                   "seeds": "SEEDS", "sweep.workers": "WORKERS"}

@@ -1,7 +1,9 @@
 """Optuna and MLflow agree, trial for trial: every start of a sweep (and `make doctor`)
 checks each finished trial's MLflow parent run and seed runs, ends those a killed process
-left RUNNING and sets the `trial_state` tag that a kill may have cut off.
-The command is sweeps/doctor.py.
+left RUNNING and sets the `trial_state` tag that a kill may have cut off. `make doctor`
+also fails (and queues again) a trial left RUNNING by a worker that died, as the next
+sweep would, so its runs end KILLED and its state tag says FAIL. The command is
+sweeps/doctor.py.
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ class Sweep:
         self.tracker.experiment = self.name
         self.objective.command = self.command
         self.abbrev = abbreviations([p.name for p in self.params])
+        self.tracker.check_reachable()  # before a study is made or a trial claimed
         self.shared = store.SharedStudy(cfg, self.name)
         self.created = self.shared.open(
             self.direction, lambda n: make_sampler(cfg.sampler, n, self.worker), self.plan.pruner,
@@ -201,11 +202,12 @@ class Sweep:
             raise
         except Exception as e:  # noqa: BLE001 - any failure fails this trial, not the sweep
             if cause := faults.environment_failure(e):
+                cause = redact(cause)[:200]
                 self._interrupted(trial, f"environment failure: {cause}")
                 raise faults.EnvironmentFailure(
                     f"the sweep stopped: {cause}. Trial {trial.number} goes back in the queue and "
-                    "counts for nothing; fix the cause (free space, release the database) and rerun "
-                    f"the same command to resume: {self.command}") from e
+                    "counts for nothing; fix the cause (free space, release the database, start the "
+                    f"server) and rerun the same command to resume: {self.command}") from e
             if self._lost(trial, start):
                 return
             reason = f"{type(e).__name__}: {e}"

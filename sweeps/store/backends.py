@@ -25,9 +25,10 @@ from optuna.storages.journal._file import get_lock_file
 
 from models.errors import UserError
 from sweeps.core.faults import EnvironmentFailure
-from sweeps.core.locks import file_lock
+from sweeps.core.locks import OwnedJournalLock, file_lock
 from sweeps.core.paths import RUNS_DIR
 from sweeps.core.redact import redact
+from sweeps.store.workers import alive, worker_id
 
 DEFAULT_DIR = RUNS_DIR / "optuna"
 
@@ -104,7 +105,7 @@ def open_storage(url: str | None, folder: Path, heartbeat_interval: int | None =
     folder.mkdir(parents=True, exist_ok=True)
     path = str(folder / "studies.journal")
     try:
-        return JournalStorage(DurableJournal(path, lock_obj=JournalFileOpenLock(path)))
+        return JournalStorage(DurableJournal(path, lock_obj=OwnedJournalLock(path, worker_id(), alive)))
     except (json.JSONDecodeError, ValueError) as e:
         raise UserError(DurableJournal.explain(path, e)) from e
 

@@ -38,8 +38,9 @@ from sweeps.core.records import (
     WORKER,
 )
 from sweeps.core.redact import redact
-from sweeps.store.backends import advisory_lock, folder_of, storage_of
+from sweeps.store.backends import advisory_lock, folder_of, storage_of, storage_url
 from sweeps.store.workers import (
+    alive,
     counts_toward_budget,
     enqueue_grid,
     on_this_host,
@@ -53,10 +54,13 @@ from sweeps.store.workers import (
 class SharedStudy:
     """A study and this worker's part in it: the storage, the lock all its workers share,
     claiming trials within the budget, heartbeats while a trial runs, and recovery of the
-    trials of workers that died, here or on another host."""
+    trials of workers that died, here or on another host.
+
+    Long because claiming, heartbeats and recovery all act on the same storage, study and
+    lock under one protocol (the module's docstring); apart, each would reach into the others."""
 
     def __init__(self, cfg: DictConfig, name: str):
-        self.name, self.folder = name, folder_of(cfg)
+        self.name, self.folder, self.url = name, folder_of(cfg), storage_url(cfg.storage)
         self.storage = storage_of(cfg)
         self.interval = self.storage.heartbeat_interval if isinstance(self.storage, RDBStorage) else None
         self.grace = (self.storage.grace_period or 2 * self.interval) if self.interval else None
@@ -73,7 +77,7 @@ class SharedStudy:
             with advisory_lock(self.storage.engine, f"study:{self.name}"):
                 yield
         else:
-            with study_lock(self.name, self.folder):
+            with study_lock(self.name, self.url, self.folder):
                 yield
 
     def load(self) -> optuna.Study | None:
@@ -112,14 +116,25 @@ class SharedStudy:
         or, with heartbeats, a worker anywhere whose last heartbeat is older than the grace
         period. Call with the lock held."""
         found = recover_dead_trials(self.study)
-        if self.heartbeats:
-            stale = set(self.storage._get_stale_trial_ids(self.study._study_id))
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if t._trial_id in stale:
-                    retry(self.study, t, f"worker {t.user_attrs.get(WORKER, '?')} sent no heartbeat for "
-                                         f"{self.grace} s (killed, evicted or cut off)")
-                    found.append(t)
+        for t in self.silent():
+            retry(self.study, t, f"worker {t.user_attrs.get(WORKER, '?')} sent no heartbeat for "
+                                 f"{self.grace} s (killed, evicted or cut off)")
+            found.append(t)
         return found
+
+    def silent(self) -> list[optuna.trial.FrozenTrial]:
+        """RUNNING trials whose heartbeat is older than the grace period (none without heartbeats)."""
+        if not self.heartbeats:
+            return []
+        stale = set(self.storage._get_stale_trial_ids(self.study._study_id))
+        return [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t._trial_id in stale]
+
+    def dead(self) -> list[optuna.trial.FrozenTrial]:
+        """The RUNNING trials `recover` would fail and retry, left as they are."""
+        gone = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if not alive(t.user_attrs.get(WORKER))]
+        return gone + [t for t in self.silent() if t not in gone]
 
     def _watched(self, t: optuna.trial.FrozenTrial) -> bool:
         """Whether this worker could tell that trial `t`'s worker died."""

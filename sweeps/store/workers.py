@@ -5,7 +5,6 @@ interrupted, its configuration queued again)."""
 from __future__ import annotations
 
 import os
-import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.core.locks import file_lock
+from sweeps.core import faults
+from sweeps.core.locks import file_lock, store_lock_path
 from sweeps.core.records import (
     FAIL_REASON,
     FIXED_PARAMS,
@@ -25,9 +25,10 @@ from sweeps.core.records import (
 HOST_ENV = "SEEDSWEEP_HOST"  # the host name in a worker's identity (default: the machine's)
 
 
-def study_lock(name: str, folder: Path):
-    """An exclusive lock shared by every worker of study `name` on this machine."""
-    return file_lock(folder / (re.sub(r"[^\w.-]+", "_", name) + ".lock"))
+def study_lock(name: str, url: str | None, folder: Path):
+    """An exclusive lock shared by every worker of study `name` on this machine: it follows
+    the database (`url`, or the journal in `folder`), not the worker's storage.dir."""
+    return file_lock(store_lock_path(url, folder, name))
 
 
 def host() -> str:
@@ -42,7 +43,7 @@ def on_this_host(worker: str | None) -> bool:
     return bool(worker) and worker.rpartition(":")[0] == host()
 
 
-def _alive(worker: str | None) -> bool:
+def alive(worker: str | None) -> bool:
     """Whether the process that claimed a trial still runs (only decidable on this host)."""
     if not worker:
         return False
@@ -76,7 +77,7 @@ def recover_dead_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """Trials left RUNNING by a process of this host that died: FAIL them and retry their
     configuration. Call with the study lock held."""
     dead = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if not _alive(t.user_attrs.get(WORKER))]
+            if not alive(t.user_attrs.get(WORKER))]
     for t in dead:
         retry(study, t, f"worker {t.user_attrs.get(WORKER, '?')} died during the trial")
     return dead
@@ -93,6 +94,7 @@ def enqueue_grid(study: optuna.Study, points: list[dict[str, Any]]) -> None:
     """Queue each grid point not yet in the study (idempotent; call under the lock)."""
     seen = {tuple(sorted(trial_config(t).items())) for t in study.get_trials(deepcopy=False)
             if not (t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED))}
+    faults.meet("grid_read")
     for p in points:
         if tuple(sorted(p.items())) not in seen:
             study.enqueue_trial(p)

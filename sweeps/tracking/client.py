@@ -5,6 +5,7 @@ tagged with."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -12,8 +13,10 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from sweeps.core.faults import EnvironmentFailure
 from sweeps.core.locks import file_lock
 from sweeps.core.paths import ROOT, RUNS_DIR
+from sweeps.core.redact import redact
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in our output
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # nor a server's run links
@@ -29,12 +32,30 @@ def resolve_uri(uri: str | None = None) -> str:
     return f"sqlite:///{RUNS_DIR / 'mlflow.db'}"
 
 
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """A tracking server that does not answer is an environment failure said in one sentence
+    at once: MLflow itself retries each call for ~4 minutes, silently, before a traceback.
+    Any HTTP answer (even 401 or 404) will do; a local store needs no check."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except requests.RequestException as e:
+        errno_text = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(e))
+        why = (errno_text.group(1).strip() if errno_text else f"no answer within {timeout:g} s"
+               if isinstance(e, requests.Timeout) else type(e).__name__)
+        raise EnvironmentFailure(f"cannot reach the MLflow tracking server {redact(uri)} ({why.lower()}); "
+                                 "start it or fix tracking.uri, then rerun the same command.") from None
+
+
 def open_client(uri: str) -> MlflowClient:
     """A client of the store at `uri`. A local SQLite store is created, or its schema
     migrated, by the first client that touches it: under a file lock here, since processes
     doing it at once corrupt the store (`table _alembic_tmp_... already exists`)."""
     local = local_path(uri)
     if local is None:
+        check_reachable(uri)
         return MlflowClient(tracking_uri=uri)
     db = Path(uri.removeprefix("sqlite:///"))
     with file_lock(db.with_suffix(".init-lock")):

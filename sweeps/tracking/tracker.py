@@ -34,6 +34,7 @@ from sweeps.core.records import (
 from sweeps.core.redact import redact
 from sweeps.tracking.client import (
     TRAINING_KIND,
+    check_reachable,
     git_commit,
     local_path,
     mark_as_training,
@@ -76,6 +77,11 @@ class Tracker:
         if self._client is None:
             self._client = open_client(self.uri)
         return self._client
+
+    def check_reachable(self) -> None:
+        """Raise EnvironmentFailure now if the tracking server does not answer."""
+        if self._client is None:
+            check_reachable(self.uri)
 
     @property
     def experiment_id(self) -> str:

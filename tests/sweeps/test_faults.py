@@ -93,3 +93,79 @@ def test_environment_failures_are_told_from_trial_failures():
     assert environment_failure(OSError(errno.ENOENT, "missing")) is None
     # nor from bad input: a sweep exits 75 (resumable) on it, not 2 as on a UserError
     assert not issubclass(EnvironmentFailure, UserError)
+
+
+UNREACHABLE = "http://u:pw@127.0.0.1:1"  # port 1: nothing listens, the connection is refused
+
+
+def test_an_unreachable_tracking_server_ends_the_sweep_in_one_redacted_sentence(tmp_path, polarity_csv):
+    """Not MLflow's ~4 minutes of silent retries then a traceback with the raw URL: exit 75,
+    one line without the password, before a study is made (the generous timeout only stops a
+    hang; the speed is not what is asserted)."""
+    args = [a if not a.startswith("tracking.uri=") else f"tracking.uri={UNREACHABLE}"
+            for a in overrides(tmp_path, polarity_csv, "sweep.trials=1")]
+    done = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=150)
+    assert done.returncode == 75, done.stderr[-2000:]
+    assert done.stderr.count("\n") == 1 and "pw" not in done.stderr + done.stdout
+    assert "http://u:***@127.0.0.1:1" in done.stderr and "tracking server" in done.stderr
+    assert not (tmp_path / "optuna.db").exists()  # nothing made: the rerun starts clean
+
+
+def test_other_commands_answer_an_unreachable_tracking_server_with_exit_75(tmp_path, polarity_csv, capsys):
+    from sweeps.train import main as train_main
+    from tests.conftest import tiny_overrides
+    assert train_main(tiny_overrides(polarity_csv, UNREACHABLE, tmp_path)) == 75
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pw" not in err and "u:***@127.0.0.1:1" in err
+
+
+def test_a_tracking_server_lost_mid_trial_is_one_redacted_sentence_and_exit_75(tmp_path, polarity_csv,
+                                                                                monkeypatch, capsys):
+    """MLflow's own error, after its retries, quotes the URL with its password."""
+    from sweeps.search import study
+    lost = RuntimeError(f"API request to {UNREACHABLE}/api/2.0/mlflow/runs/log-batch failed with exception "
+                        "HTTPConnectionPool(host='127.0.0.1', port=1): Max retries exceeded")
+    assert environment_failure(lost)
+
+    def cut_off(self, *a, **k):
+        raise lost
+    monkeypatch.setattr(study.Sweep, "run_trial", cut_off)  # outside the trial's own handler
+    assert main(overrides(tmp_path, polarity_csv, "sweep.trials=1")) == 75
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pw" not in err and "http://u:***@127.0.0.1:1/api" in err
+
+
+def test_doctor_fails_a_trial_whose_worker_was_killed_and_ends_its_runs(tmp_path, polarity_csv, capsys):
+    """A worker SIGKILLed mid-trial leaves the trial RUNNING in Optuna and its runs RUNNING in
+    MLflow: `make doctor` reports it (dry run: repairs nothing), then fails it as interrupted,
+    queues its configuration again and ends its runs KILLED; a second doctor finds nothing."""
+    from sweeps.doctor import main as doctor
+    args = overrides(tmp_path, polarity_csv, "sampler=grid", "seeds=1", "train.max_epochs=2")
+    killed = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, capture_output=True,
+                            env={**os.environ, faults.CRASH_ENV: "epoch_logged"}, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert load(tmp_path, STUDY).get_trials(states=(TrialState.RUNNING,))
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+    def runs():
+        return client.search_runs([client.get_experiment_by_name(STUDY).experiment_id])
+    assert any(r.info.status == "RUNNING" for r in runs())
+
+    assert doctor([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "RUNNING, but its worker" in out and "0 disagreement" not in out
+    assert any(r.info.status == "RUNNING" for r in runs())  # a dry run repairs nothing
+
+    assert doctor(args) == 0
+    out = capsys.readouterr().out
+    assert "RUNNING, but its worker" in out and "0 disagreement" not in out
+    study = load(tmp_path, STUDY)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].user_attrs["interrupted"]
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 4  # its point queued again
+    assert {r.info.status for r in runs()} == {"KILLED"}
+    assert {r.data.tags[TRIAL_STATE] for r in runs() if "mlflow.parentRunId" not in r.data.tags} == {"FAIL"}
+    assert doctor(args) == 0
+    assert "0 disagreement(s) repaired" in capsys.readouterr().out

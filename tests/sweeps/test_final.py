@@ -79,3 +79,28 @@ def test_two_evaluations_at_once_are_serialised(tmp_path, polarity_csv):
     assert any("already evaluated 1 time(s)" in err for _, err in results)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert len(client.search_runs([client.get_experiment_by_name("lockbox").experiment_id])) == 1
+
+
+@pytest.mark.slow
+def test_evaluations_at_once_from_other_folders_or_by_run_id_share_one_lock(tmp_path, polarity_csv):
+    """The test-set lock follows what is evaluated (the tracking store and the study), not
+    storage.dir: `make final RUN=<best run>` and `make final` with another storage.dir, made
+    to count earlier evaluations at the same moment (faults.meet), still count one first."""
+    import os
+
+    import optuna
+
+    from sweeps.core import faults
+    args = overrides(tmp_path, polarity_csv, "sampler=grid", "sweep.trials=1")
+    assert sweep_main(args) == 0
+    study = optuna.load_study(study_name="dan-csv-grid", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    env = {**os.environ, faults.MEET_ENV: f"final_counted:{tmp_path / 'met'}"}
+    runs = [[*args, f"--run={study.trials[0].user_attrs['mlflow_run_id']}"],
+            [*args, f"storage.dir={tmp_path / 'elsewhere'}"]]
+    procs = [subprocess.Popen([sys.executable, "-m", "sweeps.final", *a], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in runs]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    assert any("already evaluated 1 time(s)" in err for _, err in results)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert len(client.search_runs([client.get_experiment_by_name("lockbox").experiment_id])) == 1

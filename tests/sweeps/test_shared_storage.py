@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from models.errors import UserError
 from sweeps import store
+from sweeps.core import faults
 from sweeps.core.faults import EnvironmentFailure
 from sweeps.core.records import FAIL_REASON, INTERRUPTED, RETRY_OF, WORKER
 from sweeps.search.identity import joined_overrides
@@ -154,3 +155,87 @@ def test_mlflow_server_refuses_a_taken_port_instead_of_trusting_another_server(m
     monkeypatch.delenv("SEEDSWEEP_MLFLOW_DB_URL")
     assert mlflow_server.main([]) == 2
     assert "set SEEDSWEEP_MLFLOW_DB_URL" in capsys.readouterr().err
+
+
+def _open_and_claim(cfg_yaml: str, points: list[dict], out) -> None:
+    """One sweep's worker: open the study (queueing the grid), claim and finish trials."""
+    shared = store.SharedStudy(OmegaConf.create(cfg_yaml), "shared-db")
+    shared.open("maximize", lambda n: optuna.samplers.RandomSampler(), optuna.pruners.NopPruner(),
+                check=lambda s: None, attrs={}, points=points)
+    mine = []
+    while (trial := shared.claim(len(points), True, poll=0.05)) is not None:
+        trial.suggest_float("x", 0, 10)
+        shared.study.tell(trial, 0.5)
+        mine.append(trial.number)
+    out.put(mine)
+
+
+def test_sweeps_sharing_a_sqlite_database_from_other_folders_share_its_lock(tmp_path, monkeypatch):
+    """The study lock follows the database, not storage.dir: two sweeps on one SQLite file
+    from two folders queue the grid once and run each point once. Both processes are made to
+    read the queue at the same moment (faults.meet); without a common lock both queue it."""
+    monkeypatch.setenv(faults.MEET_ENV, f"grid_read:{tmp_path / 'met'}")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    points = [{"x": float(i)} for i in range(4)]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_open_and_claim, args=(OmegaConf.to_yaml(settings(tmp_path / d, url)),
+                                                        points, out)) for d in ("a", "b")]
+    for p in procs:
+        p.start()
+    numbers = [n for _ in procs for n in out.get(timeout=300)]
+    for p in procs:
+        p.join(60)
+    trials = optuna.load_study(study_name="shared-db", storage=url).get_trials()
+    assert len(trials) == 4 and sorted(numbers) == [0, 1, 2, 3]
+    assert sorted(t.params["x"] for t in trials) == [0.0, 1.0, 2.0, 3.0]
+
+
+def _journal_write_in_thread(folder: Path):
+    """Create a study in the journal under `folder` from a thread: (thread, what it raised)."""
+    import threading
+    raised = []
+
+    def write():
+        try:
+            optuna.create_study(study_name="after-a-kill", storage=store.open_storage(None, folder))
+        except Exception as e:  # noqa: BLE001 - handed to the test
+            raised.append(e)
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread, raised
+
+
+def test_a_journal_lock_left_by_a_killed_process_is_broken_at_once(tmp_path, monkeypatch, capsys):
+    """The lock file names its owner: one whose process is gone is broken at once, not after
+    Optuna's silent 30 s grace period (frozen here, so without the owner's name it would
+    wait for ever; the join's timeout only stops such a hang)."""
+    import subprocess
+    import time
+    store.open_storage(None, tmp_path)  # the journal exists
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / "studies.journal.lock").write_text(f"{store.host()}:{gone.pid}")
+    monkeypatch.setattr(time, "monotonic", lambda: 0.0)  # no grace period ever runs out
+    thread, raised = _journal_write_in_thread(tmp_path)
+    thread.join(60)
+    assert not thread.is_alive() and not raised
+    assert "broke the study journal's lock" in capsys.readouterr().err
+    assert not (tmp_path / "studies.journal.lock").exists()
+
+
+def test_a_wait_for_a_live_journal_lock_says_what_it_waits_for(tmp_path, monkeypatch, capsys):
+    from sweeps.core import locks
+    store.open_storage(None, tmp_path)
+    lock = tmp_path / "studies.journal.lock"
+    lock.write_text(store.worker_id())  # held by this very process, alive
+    monkeypatch.setattr(locks, "TELL_AFTER", 0.0)
+    thread, raised = _journal_write_in_thread(tmp_path)
+    deadline = time.monotonic() + 60
+    while "waiting for the study journal's lock" not in (err := capsys.readouterr().err) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.worker_id() in err and thread.is_alive()
+    lock.unlink()  # the owner lets go
+    thread.join(60)
+    assert not thread.is_alive() and not raised

@@ -130,9 +130,20 @@ from sweeps.core.redact import redact  # noqa: E402
     ("tracking.uri=https://u:tok@mlflow.example/ x", "tracking.uri=https://u:***@mlflow.example/ x"),
     ("s3://:key@bucket/a", "s3://:***@bucket/a"),
     ("sqlite:////tmp/a.db and ann@example.org", "sqlite:////tmp/a.db and ann@example.org"),
+    ("tracking.uri=http://TOKEN@host:5000", "tracking.uri=http://***@host:5000"),  # a token alone
+    ("postgresql://ann:p@ss@db/x", "postgresql://ann:***@db/x"),  # '@' in the password
+    ("'http://u:a@b@h/p' and http://v:c@d/", "'http://u:***@h/p' and http://v:***@d/"),
+    ("https://host/users/ann@example.org", "https://host/users/ann@example.org"),  # a path
 ])
 def test_redact_hides_passwords_in_urls(text, expected):
     assert redact(text) == expected
+
+
+def test_the_printed_worker_command_masks_credentials():
+    from sweeps.sweep import worker_command
+    cmd = worker_command("s", ["storage.url=postgresql://ann:p@ss@db/o", "tracking.uri=http://TOK@h:5000",
+                               "train.lr=0.1"])
+    assert cmd == "make worker STUDY=s ARGS='storage.url=postgresql://ann:***@db/o tracking.uri=http://***@h:5000'"
 
 
 def test_a_password_in_a_url_never_leaves_the_process(tmp_path, polarity_csv, capsys):
@@ -142,16 +153,23 @@ def test_a_password_in_a_url_never_leaves_the_process(tmp_path, polarity_csv, ca
     from sweeps.sweep import main as sweep_main
     from tests.sweeps.test_sweep import overrides
 
-    secret = "hunter2secret"
-    args = overrides(tmp_path, polarity_csv, "sweep.trials=1",
-                     f"tracking.experiment=postgresql://ann:{secret}@db/x")  # a key that takes any text
-    assert sweep_main(args) == 0
-    assert report_main([*args, f"--out={tmp_path / 'rep'}"]) == 0
-    out = capsys.readouterr()
-    assert secret not in out.out + out.err and "postgresql://ann:***@db/x" in out.out
+    secret, token, at = "hunter2secret", "tok3nALONE", "pass@word9"  # user:pw, token@, '@' in pw
+    urls = [f"postgresql://ann:{secret}@db/x", f"http://{token}@mlflow.example:5000",
+            f"postgresql://ann:{at}@db/y"]
+    out_all, err_all = "", ""
+    for i, url in enumerate(urls):  # tracking.experiment: a key that takes any text
+        args = overrides(tmp_path / f"case{i}", polarity_csv, "sweep.trials=1", f"tracking.experiment={url}")
+        assert sweep_main(args) == 0
+        assert report_main([*args, f"--out={tmp_path / f'rep{i}'}"]) == 0
+        captured = capsys.readouterr()
+        out_all, err_all = out_all + captured.out, err_all + captured.err
+    out = type("Out", (), {"out": out_all, "err": err_all})
+    assert "postgresql://ann:***@db/x" in out.out and "http://***@mlflow.example:5000" in out.out
+    for s in (secret, token, at, "word9"):
+        assert s not in out.out + out.err
     stored = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "polarity.csv"]
     assert any(p.name == "config.yaml" for p in stored) and any(p.suffix == ".db" for p in stored)
-    leaks = [str(p) for p in stored if secret.encode() in p.read_bytes()]
+    leaks = [str(p) for p in stored for s in (secret, token, at, "word9") if s.encode() in p.read_bytes()]
     assert leaks == []
 
 
