@@ -134,6 +134,10 @@ from sweeps.redact import redact  # noqa: E402
     ("postgresql://ann:p@ss@db/x", "postgresql://ann:***@db/x"),  # '@' in the password
     ("'http://u:a@b@h/p' and http://v:c@d/", "'http://u:***@h/p' and http://v:***@d/"),
     ("https://host/users/ann@example.org", "https://host/users/ann@example.org"),  # a path
+    ("http://host:5000/users/ann@example.org", "http://host:5000/users/ann@example.org"),  # port, path
+    ("postgresql://ann:ab/cd+ef@db:5432/x", "postgresql://ann:***@db:5432/x"),  # '/' in the password
+    ("postgresql://db/x?user=ann&password=s3cret&x=1", "postgresql://db/x?user=ann&password=***&x=1"),
+    ("https://h/api?token=abc123", "https://h/api?token=***"),
 ])
 def test_redact_hides_passwords_in_urls(text, expected):
     assert redact(text) == expected
