@@ -209,7 +209,7 @@ class Sweep:
                     f"server) and rerun the same command to resume: {self.command}") from e
             if self._lost(trial, start):
                 return
-            reason = f"{type(e).__name__}: {e}"
+            reason = redact(f"{type(e).__name__}: {e}")  # stored and printed: no credentials
             trial.set_user_attr(FAIL_REASON, reason)
             self.study.tell(trial, state=TrialState.FAIL)
             if run_id := trial.user_attrs.get(MLFLOW_RUN_ID):
