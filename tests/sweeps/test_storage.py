@@ -203,3 +203,24 @@ def test_a_new_mlflow_store_is_a_copy_of_the_empty_one_and_works_alike(tmp_path,
         client.log_metric(run, "dev_accuracy", 0.5, step=1)
         assert client.get_run(run).data.metrics == {"dev_accuracy": 0.5}
         assert [e.name for e in client.search_experiments()] == ["x", "Default"]
+
+
+def test_the_machine_s_lock_folder_is_shared_by_every_user(tmp_path, monkeypatch):
+    """A store reached over the network locks in the machine's temp folder: made with the
+    first user's umask (0755, files 0644), a second user's `make final` got a traceback
+    (review). The folder is sticky and writable by all, as /tmp; its lock files too."""
+    import stat
+    import tempfile
+
+    from sweeps.locks import file_lock, store_lock_path
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    old = os.umask(0o022)
+    try:
+        path = store_lock_path("http://u:pw@mlflow.example:5000", tmp_path / "unused", "final-x")
+        with file_lock(path):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666
+    assert "pw" not in path.name
