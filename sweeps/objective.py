@@ -114,6 +114,7 @@ class Objective:
                 if self.on_epoch is not None:
                     self.on_epoch(trial.number, epoch, look_seeds, sum(not t.done for t in trainers), mean)
                 faults.point("epoch_logged")
+                faults.meet("epoch_logged", timeout=30.0)  # tests: a trial held mid-way, on cue
                 pruned = look == 0 and trial.should_prune()
                 return pruned or (self.stop is not None and self.stop.stagnant(means, maximize))
             return hook

@@ -112,7 +112,8 @@ class Sweep:
             self.points if self.grid else None, create=join is None)
         self.study = self.shared.study
         # `make final` refuses a search short of its budget, naming the command that finishes it
-        self.study.set_user_attr(BUDGET, {"trials": self.budget, "command": self.command})
+        if join is None:  # a `make worker` joins; the budget and its command are the study's maker's
+            self.study.set_user_attr(BUDGET, {"trials": self.budget, "command": self.command})
         if self.policy.racing:  # the K seeds drawn once, when the study was made
             self.objective.policy = self.policy
             self.objective.race_seeds = racing.study_seeds(self.study.user_attrs)
