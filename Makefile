@@ -112,9 +112,9 @@ bench-racing: $(VENV)/.installed ## DAN on RT, seeds_policy fixed (K=5) against 
 ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:$PORT (default 5000) over the local store (runs/); prints each experiment's runs-table link
 	PORT=$(or $(PORT),5000) $(PY) -m sweeps.ui
 
-ui-check: $(VENV)/.installed ## make ui in headless chromium (apt-get install chromium) lands on the runs table; screenshot runs/ui-check.png
+ui-check: $(VENV)/.installed ## make ui in headless chromium (apt-get install chromium) lands on the runs table; screenshot /tmp/seedsweep-ui-check.png
 	@$(PY) -c 'import playwright' 2>/dev/null || $(PY) -m pip install --quiet 'playwright>=1.40'
-	SEEDSWEEP_UI_SHOT=$(CURDIR)/runs/ui-check.png $(PY) -m pytest -q -rs -m browser tests/sweeps/test_ui_browser.py
+	SEEDSWEEP_UI_SHOT=$${TMPDIR:-/tmp}/seedsweep-ui-check.png $(PY) -m pytest -q -rs -m browser tests/sweeps/test_ui_browser.py && echo "screenshot: $${TMPDIR:-/tmp}/seedsweep-ui-check.png"
 
 dashboard: $(VENV)/.installed ## optuna-dashboard on http://127.0.0.1:$PORT (default 8080) over the sweeps' study storage: [ARGS='storage=postgres']
 	@$(PY) -c 'import optuna_dashboard' 2>/dev/null || $(PY) -m pip install --quiet 'optuna-dashboard>=0.15'

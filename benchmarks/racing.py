@@ -1,8 +1,10 @@
 """Does racing over seeds pay? The default DAN space on RT, `seeds_policy=fixed` with K
 seeds against `race` from 1 to K, over several sampler seeds. Both arms of one sampler
 seed use the same sampler seed, budget and K seed values (`seed_list`), so the random
-sampler proposes the same configurations in the same order and a configuration's seed i
-trains identically in both: the race's winner has the same K-seed mean in both arms.
+sampler proposes the same configurations in the same order. A configuration's seeds need
+not end at the same epochs in both arms (under `fixed` its K seeds stop together on their
+joint mean; under `race` each look's seeds stop on their own), so the race's winner is
+also shown as `fixed` ran it, and the target compares the two winners as `fixed` ran them.
 
     python -m benchmarks.racing [--trials 20] [--k 5] [--max-epochs 20] [--sampler-seeds 0,1,2]
                                 [--keep DIR] [-- overrides]
@@ -76,6 +78,7 @@ def pair(sampler_seed: int, args, root: Path, extra: list[str]) -> dict:
         "fixed_winner": f_best.number, "fixed_winner_mean": f_best.value,
         "fixed_winner_std": f_best.user_attrs.get(STD, 0.0),
         "race_winner": r_best.number, "race_winner_mean": r_best.value,
+        "race_winner_mean_under_fixed": same.value,
         "fixed_winner_dropped_by_race": bool(in_race.user_attrs.get(RACED_OUT)),
         "fixed_winner_in_race": in_race.user_attrs.get(RACED_OUT) or "ran all K seeds",
     }
@@ -108,10 +111,13 @@ def main() -> None:
               f"({r['race_seed_epochs'] / r['fixed_seed_epochs']:.0%}) | {r['fixed_wall_s']:.0f} / "
               f"{r['race_wall_s']:.0f} s | {r['raced_out']} | #{r['fixed_winner']} "
               f"{r['fixed_winner_mean']:.4f} ± {r['fixed_winner_std']:.4f} | "
-              f"#{r['race_winner']} {r['race_winner_mean']:.4f} | "
+              f"#{r['race_winner']} {r['race_winner_mean']:.4f} (under fixed "
+              f"{r['race_winner_mean_under_fixed']:.4f}) | "
               f"{r['fixed_winner_in_race']} |")
     spent = sum(r["race_seed_epochs"] for r in rows) / sum(r["fixed_seed_epochs"] for r in rows)
-    worse = [r for r in rows if r["fixed_winner_mean"] - r["race_winner_mean"] > r["fixed_winner_std"]]
+    # like with like: both winners as `fixed` ran them (K seeds stopping together)
+    worse = [r for r in rows
+             if r["fixed_winner_mean"] - r["race_winner_mean_under_fixed"] > r["fixed_winner_std"]]
     print(f"\nrace spent {spent:.0%} of fixed's seed-epochs (target <= 40%): "
           f"{'met' if spent <= 0.4 else 'NOT met'}; race's winner worse than fixed's by more than its "
           f"seed std in {len(worse)} of {len(rows)} runs (target 0); fixed's winner dropped by the race "

@@ -4,9 +4,11 @@ A checkpoint written on a GPU host holds CUDA tensors and CUDA random generators
 bare `torch.load` recreates each where it was: on a CPU-only host, a torch traceback.
 Tensors go to `device` through `map_location`. A generator is made anew on `device`: with
 its saved state where the device type is the one it was saved on (training goes on
-exactly), else seeded again with its initial seed, since a CPU and a CUDA generator are
-different algorithms whose states do not carry over (a run moved to another kind of
-device draws other noise from there on, as it would have anyway).
+exactly), a CPU generator (the batch order's, drawn on the CPU on every device) stays on
+the CPU with its state, and a CUDA generator on a CPU-only host is seeded again with its
+initial seed, since a CPU and a CUDA generator are different algorithms whose states do
+not carry over (a run moved to another kind of device draws other noise from there on,
+as it would have anyway).
 
 A class that has moved since a checkpoint was written is found where it lives now
 (`MOVED`: the stacked models left models/stack.py for their models' packages, issue 35).
@@ -52,8 +54,10 @@ def _pickle_module(device: torch.device) -> Any:
 
 def _generator_on(device: torch.device):
     def make(saved_on: torch.device | str = "cpu") -> torch.Generator:
-        same = torch.device(saved_on).type == device.type
-        return (torch.Generator if same else _Reseeded)(device=device)
+        saved = torch.device(saved_on)
+        if saved.type == "cpu":  # batch orders are drawn on the CPU whatever the device: as saved
+            return torch.Generator()
+        return (torch.Generator if saved.type == device.type else _Reseeded)(device=device)
     return make
 
 

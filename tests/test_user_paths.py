@@ -13,6 +13,7 @@ runs only where the user's cache already holds it. Everything is written under t
 from __future__ import annotations
 
 import importlib
+import os
 import shlex
 import signal
 import subprocess
@@ -30,6 +31,7 @@ from optuna.trial import TrialState
 from models import registry
 from sweeps.config.compose import compose_config
 from sweeps.config.workloads import source_name
+from sweeps.core import faults
 from tests.conftest import REPO, cached, write_polarity_csv, write_sst_trees, write_text_corpus
 
 RESUME_LINE = "rerun or resume with:"
@@ -139,20 +141,14 @@ def states(tmp_path: Path, name: str) -> list[str]:
     return [t.state.name for t in trials(tmp_path, name)]
 
 
-def wait_mid_trial(tmp_path: Path, name: str, proc: subprocess.Popen, number: int) -> bool:
-    """Whether trial `number` was seen RUNNING with its first epoch reported (so its last is
-    still to come) before the sweep process ended."""
+def wait_mid_trial(folder: Path, proc: subprocess.Popen) -> bool:
+    """Whether the sweep reached its first reported epoch (where SEEDSWEEP_MEET_AT holds it
+    for up to 30 s, sweeps/faults.py) before it ended: no race with a fast epoch."""
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-        if not (tmp_path / "optuna" / "studies.journal").exists():
-            continue
-        try:
-            running = [t for t in trials(tmp_path, name) if t.state == TrialState.RUNNING]
-        except (KeyError, ValueError):
-            continue
-        if any(t.number >= number and t.intermediate_values for t in running):
+        if folder.is_dir() and any(folder.iterdir()):
             return True
+        time.sleep(0.05)
     return False
 
 
@@ -192,9 +188,11 @@ def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path
     # 4. Ctrl-C in the middle of the third trial; the sweep prints how to resume
     larger = with_var(printed_command(out, RESUME_LINE), "TRIALS", "3")
     # a child inherits an ignored SIGINT from its parent; give it the default, as a shell would
+    held = tmp_path / "held"  # the third trial waits at its first epoch until SIGINT comes
     sweep = subprocess.Popen(make_words(larger), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    mid = wait_mid_trial(tmp_path, name, sweep, number=2)
+                             text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                             env={**os.environ, faults.MEET_ENV: f"epoch_logged:{held}"})
+    mid = wait_mid_trial(held, sweep)
     if mid:
         sweep.send_signal(signal.SIGINT)
     _, err = sweep.communicate(timeout=300)

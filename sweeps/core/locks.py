@@ -36,7 +36,13 @@ def file_lock(path: Path, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on `path` (created if missing) for the `with` block; with
     `wait=False`, raise `Busy` at once where another process holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
+    fd = os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o666)
+    if path.parent.stat().st_mode & 0o1000:  # a shared lock folder: another user opens it too
+        try:
+            os.fchmod(fd, 0o666)
+        except PermissionError:
+            pass  # another user's file, already shared
+    with os.fdopen(fd, "a") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -61,7 +67,14 @@ def store_lock_path(url: str | None, folder: Path, key: str) -> Path:
     parts = urlsplit(url)  # the host is what follows the netloc's last '@'
     where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
     store = hashlib.sha256(where.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / "seedsweep-locks" / f"{store}-{name}"
+    shared = Path(tempfile.gettempdir()) / "seedsweep-locks"
+    if not shared.is_dir():  # every user of the machine locks here: sticky and writable, as /tmp is
+        shared.mkdir(exist_ok=True)
+        try:
+            shared.chmod(0o1777)
+        except PermissionError:
+            pass  # made by another user in the meantime: theirs to set
+    return shared / f"{store}-{name}"
 
 
 TELL_AFTER = 3.0  # seconds of waiting before saying what for

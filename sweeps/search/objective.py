@@ -115,6 +115,7 @@ class Objective:
                 if self.on_epoch is not None:
                     self.on_epoch(trial.number, epoch, look_seeds, sum(not t.done for t in trainers), mean)
                 faults.point("epoch_logged")
+                faults.meet("epoch_logged", timeout=30.0)  # tests: a trial held mid-way, on cue
                 pruned = look == 0 and trial.should_prune()
                 return pruned or (self.stop is not None and self.stop.stagnant(means, maximize))
             return hook
@@ -147,7 +148,9 @@ class Objective:
               maximize: bool) -> ConfigResult:
         """The trial's seeds look by look (sweeps/search/racing.py), each look a stacked group
         under the same parent run; stops when pruned or when it can no longer beat the
-        incumbent, read from the study at each look."""
+        incumbent, read from the study at each look. Every look keeps its seeds' weights:
+        one look's mean says nothing of the trial's K-seed mean, which may end up the best
+        (the sweep removes the weights of trials outside the top k once they end)."""
         results: list[SeedResult] = []
         stopped, reason, status, ended = False, "", "FAILED", False
         try:
@@ -155,7 +158,7 @@ class Objective:
                 try:
                     part = run_config(workload, seeds[len(results):upto], self.tracker, parent,
                                       on_epoch=report(look, seeds[len(results):upto]),
-                                      keep_weights=worth_saving, end_parent=False)
+                                      keep_weights=None, end_parent=False)
                 except BaseException:
                     ended = True  # run_config ended the parent run with what it logged
                     raise

@@ -113,7 +113,8 @@ class Sweep:
             self.points if self.grid else None, create=join is None)
         self.study = self.shared.study
         # `make final` refuses a search short of its budget, naming the command that finishes it
-        self.study.set_user_attr(BUDGET, {"trials": self.budget, "command": self.command})
+        if join is None:  # a `make worker` joins; the budget and its command are the study's maker's
+            self.study.set_user_attr(BUDGET, {"trials": self.budget, "command": self.command})
         if self.policy.racing:  # the K seeds drawn once, when the study was made
             self.objective.policy = self.policy
             self.objective.race_seeds = racing.study_seeds(self.study.user_attrs)
@@ -210,7 +211,7 @@ class Sweep:
                     f"server) and rerun the same command to resume: {self.command}") from e
             if self._lost(trial, start):
                 return
-            reason = f"{type(e).__name__}: {e}"
+            reason = redact(f"{type(e).__name__}: {e}")  # stored and printed: no credentials
             trial.set_user_attr(FAIL_REASON, reason)
             self.study.tell(trial, state=TrialState.FAIL)
             if run_id := trial.user_attrs.get(MLFLOW_RUN_ID):

@@ -81,9 +81,10 @@ def test_a_checkpoint_from_before_fused_sgd_goes_on_fused_and_identically(tmp_pa
             assert torch.equal(v, b.best_state_dict()[k]), k
 
 
-def save_as_on_a_gpu(trainers, path, monkeypatch):
+def save_as_on_a_gpu(trainers, path, monkeypatch, noise):
     """`save_trainers` as a GPU host writes it: every tensor storage tagged `cuda:0` and
-    every random generator a CUDA one (its state a CUDA generator's 16 bytes)."""
+    the models' noise generators CUDA ones (their state a CUDA generator's 16 bytes); the
+    batch orders' generators stay CPU ones, as they are on a GPU host."""
     import copyreg
 
     import torch.serialization
@@ -91,8 +92,10 @@ def save_as_on_a_gpu(trainers, path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
         cuda_state = lambda g: (g.initial_seed(), 0, torch.zeros(16, dtype=torch.uint8))  # noqa: E731
+        on_gpu = {id(g) for g in noise}
         m.setitem(copyreg.dispatch_table, torch._C.Generator,
-                  lambda g: (torch._C.Generator, (torch.device("cuda", 0),), cuda_state(g)))
+                  lambda g: (torch._C.Generator, (torch.device("cuda", 0),), cuda_state(g))
+                  if id(g) in on_gpu else g.__reduce__())
         save_trainers(trainers, path, {"epoch": 2})
 
 
@@ -106,19 +109,32 @@ def test_a_checkpoint_written_on_a_gpu_goes_on_on_the_cpu(tmp_path, monkeypatch,
                         dropout=0.2, sparse=True)
     settings = TrainSettings(optimizer="adagrad", lr=0.1, weight_decay=1e-4, batch_size=16,
                              max_epochs=4, patience=5)
+    def noise(trainers):
+        return [t.model.noise for t in trainers.seeds] if vectorize == "false" else trainers.noise
+
+    def orders(trainers):
+        return [t.generator for t in trainers.seeds] if vectorize == "false" else trainers.order
+
     first = run(make_trainers(build, task, settings, SEEDS, vectorize=vectorize), epochs=2)
     path = tmp_path / "ck.pt"
-    save_as_on_a_gpu(first, path, monkeypatch)
+    save_as_on_a_gpu(first, path, monkeypatch, noise(first))
     resumed, extra = load_trainers(path, task, torch.device("cpu"))
     assert extra == {"epoch": 2}
     for a, b in zip(first.seeds, resumed.seeds):
         assert per_epoch(a) == per_epoch(b)
         for k, v in a.best_state_dict().items():
             assert b.best_state_dict()[k].device.type == "cpu" and torch.equal(v, b.best_state_dict()[k])
-    def noise(trainers):
-        return [t.model.noise for t in trainers.seeds] if vectorize == "false" else trainers.noise
-
     assert [g.device.type for g in noise(resumed)] == ["cpu"] * len(SEEDS)
     assert [g.initial_seed() for g in noise(resumed)] == [g.initial_seed() for g in noise(first)]
+    # the batch orders go on where they were (before: reseeded, or on the GPU device)
+    assert all(torch.equal(a.get_state(), b.get_state()) for a, b in zip(orders(first), orders(resumed)))
     run(resumed)
     assert all(r.done and r.epoch == 4 for r in resumed.seeds)
+
+
+def test_a_cpu_generator_stays_on_the_cpu_when_a_run_goes_on_on_a_gpu():
+    """Batch orders are drawn on the CPU on every device: a GPU resume keeps their state on
+    the CPU (before: remade on the GPU, where `randperm(n, generator=g)` refuses them)."""
+    from models.relocate import _generator_on
+    g = _generator_on(torch.device("cuda", 0))("cpu")
+    assert g.device.type == "cpu" and type(g) is torch.Generator

@@ -169,3 +169,20 @@ def test_doctor_fails_a_trial_whose_worker_was_killed_and_ends_its_runs(tmp_path
     assert {r.data.tags[TRIAL_STATE] for r in runs() if "mlflow.parentRunId" not in r.data.tags} == {"FAIL"}
     assert doctor(args) == 0
     assert "0 disagreement(s) repaired" in capsys.readouterr().out
+
+
+def test_a_failed_trial_s_reason_is_stored_and_printed_without_credentials(tmp_path, polarity_csv,
+                                                                          monkeypatch, capsys):
+    """A trial's own error quoting a URL with its password went raw into Optuna's
+    fail_reason and onto the terminal (only the MLflow tag was redacted) (review)."""
+    from sweeps.core.records import FAIL_REASON
+    from sweeps.search import objective
+
+    def refused(*a, **k):
+        raise ValueError("login refused by postgresql://ann:hunter2@db/x")
+    monkeypatch.setattr(objective, "run_config", refused)
+    assert main(overrides(tmp_path, polarity_csv, "sweep.trials=1")) == 0
+    (trial,) = load(tmp_path, "dan-csv-random").trials
+    assert trial.user_attrs[FAIL_REASON] == "ValueError: login refused by postgresql://ann:***@db/x"
+    captured = capsys.readouterr()
+    assert "hunter2" not in captured.out + captured.err

@@ -225,3 +225,23 @@ def test_a_killed_race_resumes_on_the_same_seeds(tmp_path, polarity_csv):
     assert all(t.user_attrs[SEEDS] == drawn[:len(t.user_attrs[SEEDS])] for t in complete)
     _, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
     assert not [r for r in parents + children if r.info.status == "RUNNING"]
+
+
+def test_every_look_of_a_race_keeps_its_weights_so_the_winner_can_be_evaluated(tmp_path, polarity_csv,
+                                                                               monkeypatch):
+    """A look's seed mean is not the trial's: judging each look's weights by it (the fixed
+    policy's rule) dropped the first seed's weights of a trial that went on to win, and
+    `make final` then refused the winner for missing weights (review)."""
+    from sweeps.search import objective
+    calls = []
+    real = objective.run_config
+
+    def recording(workload, seeds, *a, **k):
+        calls.append((list(seeds), k.get("keep_weights")))
+        return real(workload, seeds, *a, **k)
+    monkeypatch.setattr(objective, "run_config", recording)
+    sweep = Sweep(race(tmp_path, polarity_csv, "sampler=grid", "sweep.keep_weights=1"), quiet=True,
+                  workload_factory=noisy_factory(by_lr))
+    sweep.run()
+    looks = [keep for seeds, keep in calls if len(seeds) < 4]
+    assert looks and all(keep is None for keep in looks)

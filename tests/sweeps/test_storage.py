@@ -134,6 +134,10 @@ from sweeps.core.redact import redact  # noqa: E402
     ("postgresql://ann:p@ss@db/x", "postgresql://ann:***@db/x"),  # '@' in the password
     ("'http://u:a@b@h/p' and http://v:c@d/", "'http://u:***@h/p' and http://v:***@d/"),
     ("https://host/users/ann@example.org", "https://host/users/ann@example.org"),  # a path
+    ("http://host:5000/users/ann@example.org", "http://host:5000/users/ann@example.org"),  # port, path
+    ("postgresql://ann:ab/cd+ef@db:5432/x", "postgresql://ann:***@db:5432/x"),  # '/' in the password
+    ("postgresql://db/x?user=ann&password=s3cret&x=1", "postgresql://db/x?user=ann&password=***&x=1"),
+    ("https://h/api?token=abc123", "https://h/api?token=***"),
 ])
 def test_redact_hides_passwords_in_urls(text, expected):
     assert redact(text) == expected
@@ -199,3 +203,24 @@ def test_a_new_mlflow_store_is_a_copy_of_the_empty_one_and_works_alike(tmp_path,
         client.log_metric(run, "dev_accuracy", 0.5, step=1)
         assert client.get_run(run).data.metrics == {"dev_accuracy": 0.5}
         assert [e.name for e in client.search_experiments()] == ["x", "Default"]
+
+
+def test_the_machine_s_lock_folder_is_shared_by_every_user(tmp_path, monkeypatch):
+    """A store reached over the network locks in the machine's temp folder: made with the
+    first user's umask (0755, files 0644), a second user's `make final` got a traceback
+    (review). The folder is sticky and writable by all, as /tmp; its lock files too."""
+    import stat
+    import tempfile
+
+    from sweeps.core.locks import file_lock, store_lock_path
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    old = os.umask(0o022)
+    try:
+        path = store_lock_path("http://u:pw@mlflow.example:5000", tmp_path / "unused", "final-x")
+        with file_lock(path):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o1777
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666
+    assert "pw" not in path.name
