@@ -126,6 +126,9 @@ def _param(name: str, entry: Mapping[str, Any]) -> Param:
     if kind == "int":
         if int(low) != low or int(high) != high or not isinstance(step, int) or _is_bool(step) or step < 1:
             raise bad("an int needs integer low and high and an integer step >= 1")
+        if not grid and (int(high) - int(low)) // step + 1 > MAX_INT_GRID:
+            raise bad(f"an int range of {(int(high) - int(low)) // step + 1:,} values is too large to "
+                      f"grid; give `grid: [...]` values (at most {MAX_INT_GRID:,} from the range)")
         grid = grid or tuple(range(int(low), int(high) + 1, step))
     elif not grid:
         raise bad("a float needs grid values for grid search")
@@ -133,6 +136,9 @@ def _param(name: str, entry: Mapping[str, Any]) -> Param:
         raise bad(f"grid values {list(grid)} must be numbers in [{low}, {high}]")
     return Param(name, kind, low=low, high=high, log=log, step=step, grid=grid, when=when,
                  otherwise=otherwise)
+
+
+MAX_INT_GRID = 10_000  # an int entry's implied grid (every value of its range) beyond this is refused
 
 
 def _when(raw: Any, bad: Callable[[str], UserError]) -> tuple[tuple[str, tuple[Any, ...]], ...]:

@@ -47,6 +47,8 @@ def test_grid_is_the_product_of_grid_values():
     ({"type": "categorical", "choices": [1, 2], "grid": [3]}, "among the choices"),
     ({"type": "int", "low": 0, "high": 3, "choices": [1]}, "unknown field(s) choices"),
     ({"type": "float", "low": 0.0, "high": 1.0, "grid": [2.0]}, "must be numbers in"),
+    # every value of a huge int range became its grid: MemoryError or OverflowError, no sentence
+    ({"type": "int", "low": -17_000_000_000, "high": 0}, "too large to grid"),
 ])
 def test_malformed_entries_name_the_key(entry, fragment):
     with pytest.raises(UserError) as err:
