@@ -48,8 +48,8 @@ class Comparison:
             return (f"trial {self.winner} beats trial {self.other} over {self.seeds} seeds "
                     f"(difference {self.diff:+.4f}, 95% CI [{self.low:+.4f}, {self.high:+.4f}]).")
         if math.isnan(self.low):
-            return (f"trials {self.winner} and {self.other} cannot be compared with {self.seeds} seed(s): "
-                    f"run seeds={max(self.seeds_needed, 3)} on both.")
+            return (f"trials {self.winner} and {self.other} cannot be compared with {self.seeds} seed(s), "
+                    "which show no spread: run seeds=3 or more on both.")
         more = (f"run seeds={self.seeds_needed} on both" if self.seeds_needed <= MAX_SEEDS else
                 f"even {MAX_SEEDS} seeds would likely not separate them: treat them as equal")
         return (f"trials {self.winner} and {self.other} are not distinguishable with {self.seeds} "
@@ -115,10 +115,12 @@ def markdown(comparisons: list[Comparison], completed: int) -> str:
              "P(winner > other) is the chance the winner scores better on a random seed.", "",
              "| trial | seeds | paired | difference [95% CI] | p (one-sided) | P(winner > other) [95% CI] |",
              "|---|---|---|---|---|---|"]
+    def show(x: float, form: str) -> str:
+        return "n/a" if math.isnan(x) else format(x, form)
     for c in comparisons:
         lines.append(f"| {c.other} | {c.seeds} | {'yes' if c.paired else 'no'} | {c.diff:+.4f} "
-                     f"[{c.low:+.4f}, {c.high:+.4f}] | {c.p:.3g} | {c.p_better:.2f} "
-                     f"[{c.p_low:.2f}, {c.p_high:.2f}] |")
+                     f"[{show(c.low, '+.4f')}, {show(c.high, '+.4f')}] | {show(c.p, '.3g')} | "
+                     f"{c.p_better:.2f} [{show(c.p_low, '.2f')}, {show(c.p_high, '.2f')}] |")
     lines += ["", *(f"- {c.sentence()}" for c in comparisons)]
     if any(c.seeds < 5 for c in comparisons):
         lines.append("- With fewer than 5 seeds the intervals are wide and the bootstrap of P(winner > "

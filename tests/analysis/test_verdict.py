@@ -63,3 +63,16 @@ def test_stats_come_from_scipy_paired_and_welch():
     ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval()
     assert (low_w, high_w) == pytest.approx((ci.low, ci.high))
     assert prob_better(a, b, paired=False)[0] == pytest.approx(11 / 16)  # all 16 pairs, ties half
+
+
+def test_one_seed_each_cannot_be_compared_and_says_so_without_nan():
+    """One seed a trial has no spread: the report printed '+nan' and asked for 'seeds=51'
+    (the sentinel for 'more than 50'), as a new user's first two-trial sweep showed."""
+    import pandas as pd
+
+    from analysis.verdict import markdown, verdict
+    rows = pd.DataFrame([{"trial": 0, "state": "COMPLETE", "seed_ids": [1], "seed_values": [0.76]},
+                         {"trial": 1, "state": "COMPLETE", "seed_ids": [2], "seed_values": [0.69]}])
+    text = markdown(verdict(rows, maximize=True), completed=2)
+    assert "nan" not in text and "seeds=51" not in text
+    assert "cannot be compared with 1 seed(s)" in text and "run seeds=3 or more on both" in text
