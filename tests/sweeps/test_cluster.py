@@ -155,7 +155,7 @@ def test_a_worker_killed_on_one_host_has_its_trial_retried_by_another(
     if venv_is_made():
         assert "make worker STUDY=dan-csv-grid" in output["host-c"] and "threads=1" in output["host-c"]
 
-    study = optuna.load_study(study_name="dan-csv-grid", storage=store)
+    study = optuna.load_study(study_name="dan-csv-grid", storage=optuna_store)
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     # the budget holds and each grid point completed exactly once
