@@ -8,7 +8,7 @@ whole captured step (or S of them) at once, so the epoch runs at the GPU's speed
 training positions (K, N) on the device, a cursor (where the next batch starts), the
 learning rate, the update count and the sum of the batch losses. One step gathers its
 batch at the cursor, runs forward, backward and SGD, moves the cursor and anneals the rate
-(lr_t = lr / (1 + r t), models/training.py's `decayed_lr`), all on the device. On a GPU
+(lr_t = lr / (1 + r t), models/training/optimizers.py's `decayed_lr`), all on the device. On a GPU
 the first steps run eagerly on a side stream (the warm-up of the CUDA Graphs recipe:
 cuBLAS handles, autograd's streams), then S steps (and 1, for an epoch's rest) are captured
 with torch.cuda.graph and replayed; an epoch's last, smaller batch runs eagerly. On the CPU
@@ -71,7 +71,7 @@ class StaticStep:
                  lr: float, lr_decay: float, batch_size: int, steps_per_graph: int | None = None) -> None:
         if not all(isinstance(optimizer, torch.optim.SGD) and g.get("fused") and not g["momentum"]
                    for g in optimizer.param_groups):
-            raise ValueError("a StaticStep needs fused SGD without momentum (models/training.py's fuse)")
+            raise ValueError("a StaticStep needs fused SGD without momentum (models.training's fuse)")
         self.model, self.optimizer, self.task, self.stacked = model, optimizer, task, stacked
         self.base_lr, self.lr_decay, self.batch_size = lr, lr_decay, batch_size
         self.steps_per_graph = steps_per_graph or STEPS_PER_GRAPH
@@ -139,7 +139,7 @@ class StaticStep:
             losses.backward()
         self.optimizer.step()
         self.cursor.add_(len(span))
-        self.total.add_(losses.detach().double())  # in float64, as models/training.py's add_loss
+        self.total.add_(losses.detach().double())  # in float64, as models/training/record.py's add_loss
         if self.lr_decay:
             self.updates.add_(1)
             self._anneal()

@@ -11,7 +11,8 @@ not carry over (a run moved to another kind of device draws other noise from the
 as it would have anyway).
 
 A class that has moved since a checkpoint was written is found where it lives now
-(`MOVED`: the stacked models left models/stack.py for their models' packages, issue 35).
+(`MOVED`: the stacked models left models/stack.py for their models' packages, and
+models/training.py became the package models/training/, issue 35).
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ MOVED = {
     ("models.stack", "SeedStack"): "models.seed_stack",
     ("models.dan", "DAN"): "models.dan.model",
     ("models.nplm", "NPLM"): "models.nplm.model",
+    # the classes a trainer checkpoint pickles, from before models/training.py was split
+    ("models.training", "TrainSettings"): "models.training.settings",
+    ("models.training", "EpochMetrics"): "models.training.record",
+    ("models.training", "SeedResult"): "models.training.record",
+    ("models.training", "SeedRecord"): "models.training.record",
+    ("models.training", "SeedTrainer"): "models.training.seed",
+    ("models.training", "OneAfterAnother"): "models.training.seed",
+    ("models.training", "Stacked"): "models.training.stacked",
 }
 
 

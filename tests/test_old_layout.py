@@ -1,10 +1,12 @@
 """What was written before the reshape of issue 35 still loads: trainer checkpoints pickled
-when the stacked models lived in models/stack.py resume exactly, and a sweep's Optuna and
+when the stacked models lived in models/stack.py, or the trainers in the one module
+models/training.py, resume exactly, and a sweep's Optuna and
 MLflow stores are evaluated by `make final` and reported by `make report`. The fixture was
 written by the old code (tests/fixtures/make_old_layout.py)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import sqlite3
@@ -14,7 +16,8 @@ import pytest
 import torch
 
 from analysis.report import main as report_main
-from models.training import load_trainers
+from models.relocate import MOVED
+from models.training import OneAfterAnother, Stacked, load_trainers
 from sweeps.final import main as final_main
 from tests.fixtures.make_old_layout import TOKEN, problem, run
 from tests.models.test_stack import per_epoch
@@ -35,6 +38,64 @@ def test_an_old_checkpoint_resumes_to_the_metrics_the_old_code_reached(model):
     expected = json.loads((OLD / f"expected-{model}.json").read_text())
     got = {str(r.seed): per_epoch(r) for r in trainers.seeds}
     assert json.loads(json.dumps(got)) == expected
+
+
+def pickled_classes(path: Path) -> set[tuple[str, str]]:
+    """The (module, name) of every class the pickle in checkpoint `path` names."""
+    import pickletools
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    out, strings = set(), []
+    for op, arg, _pos in pickletools.genops(data):
+        if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE"):
+            strings.append(arg)
+        elif op.name == "STACK_GLOBAL":
+            out.add((strings[-2], strings[-1]))
+        elif op.name == "GLOBAL":
+            out.add(tuple(arg.split(" ", 1)))
+    return out
+
+
+@pytest.mark.parametrize("vectorize", ["true", "false"])
+@pytest.mark.parametrize("model", ["dan", "nplm"])
+def test_a_checkpoint_of_the_one_module_trainers_resumes_exactly(model, vectorize):
+    """Written at 1146e34, when models/training.py was one module: its classes are pickled as
+    models.training.<name> and load from the package's rooms through MOVED."""
+    torch.set_num_threads(1)
+    path = OLD / "flat-training" / f"checkpoint-{model}-{vectorize}.pt"
+    named = {name for module, name in pickled_classes(path) if module == "models.training"}
+    trainer = {"Stacked", "SeedRecord"} if vectorize == "true" else {"OneAfterAnother", "SeedTrainer"}
+    assert named == trainer | {"TrainSettings", "EpochMetrics"}
+    task, _build, _settings = problem(model)
+    trainers, extra = load_trainers(path, task)
+    assert extra == {"epoch": 2}
+    assert type(trainers) is (Stacked if vectorize == "true" else OneAfterAnother)
+    assert {type(r).__module__ for r in trainers.seeds} == \
+        {"models.training.record" if vectorize == "true" else "models.training.seed"}
+    run(trainers)
+    expected = json.loads((OLD / "flat-training" / f"expected-{model}-{vectorize}.json").read_text())
+    got = {str(r.seed): per_epoch(r) for r in trainers.seeds}
+    assert json.loads(json.dumps(got)) == expected
+
+
+def test_every_moved_name_lives_where_the_map_says():
+    for (old, name), new in MOVED.items():
+        assert hasattr(importlib.import_module(new), name), f"{old}.{name} -> {new}: not there"
+        assert new != old
+
+
+def test_every_class_an_old_checkpoint_names_loads_through_the_map():
+    """Every project class pickled in a fixture from an old layout is in MOVED, or still
+    lives where the pickle says (`getattr` on a package's re-export is not enough: a class
+    must be defined in the module the map names)."""
+    for path in OLD.rglob("checkpoint-*.pt"):
+        for module, name in pickled_classes(path):
+            if module.split(".")[0] != "models":
+                continue
+            target = MOVED.get((module, name), module)
+            cls = getattr(importlib.import_module(target), name)
+            assert cls.__module__ == target, (path.name, module, name, cls.__module__)
 
 
 def copy_store(tmp_path: Path) -> list[str]:

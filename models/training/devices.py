@@ -1,0 +1,64 @@
+"""Where a model trains and what it starts from: the device named in the config, the names
+MLflow records for the hardware, and seeding."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.errors import UserError
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` (a GPU when torch sees one, else the CPU), `cpu`, `cuda` or `cuda:N`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise UserError(f"device must be auto, cpu, cuda or cuda:N, not {name!r}.") from e
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"device must be auto, cpu, cuda or cuda:N, not {name!r}.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError(f"device={name} but torch {torch.__version__} sees no GPU (a CPU build, or "
+                            "no driver): use device=cpu or device=auto, or install a CUDA build of torch "
+                            "(README, 'GPUs').")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UserError(f"device={name} but only {torch.cuda.device_count()} GPU(s) are visible.")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    """What MLflow records: `cpu`, or the GPU's model name."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what `platform` knows."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_seeded(build_model: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """`build_model()` initialised from `seed`, on the CPU, leaving the global RNG as it was."""
+    with torch.random.fork_rng(devices=[]):
+        seed_everything(seed)
+        return build_model()
