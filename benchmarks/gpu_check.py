@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.gpu_graphs import graphs_parity
-from benchmarks.suite import timed  # stdlib-only at import: fine on a torch-only machine
+from benchmarks.suite_timing import timed  # stdlib-only at import: fine on a torch-only machine
 from models.dan import DAN
 from models.data.classification import ClassificationSplit, ClassificationTask
 from models.data.lm import LMTask, encode_split
