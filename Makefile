@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 #   make TORCH_SPEC='torch' TORCH_INDEX='--index-url https://download.pytorch.org/whl/cu124' install
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
-MODEL ?= dan
+MODEL ?=
 ARGS ?=
 PYTEST_ARGS ?=
 # make sweep knobs; empty means the config's default (conf/config.yaml)
@@ -24,7 +24,7 @@ ALLOW_UNFINISHED ?=
 TABLE ?=
 ROWS ?=
 COLUMNS ?=
-SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+SWEEP_ARGS = $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 	$(if $(TRIALS),sweep.trials=$(TRIALS)) $(if $(SEEDS),seeds=$(SEEDS)) \
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
@@ -33,7 +33,7 @@ SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@echo "  variables: MODEL=$(MODEL)  ARGS='<hydra overrides>'  PORT=5000 (make ui; 8080 make dashboard)  TORCH_SPEC=$(TORCH_SPEC)"
+	@echo "  variables: MODEL=<model; default: conf/config.yaml's>  ARGS='<hydra overrides>'  PORT=5000 (make ui; 8080 make dashboard)  TORCH_SPEC=$(TORCH_SPEC)"
 
 # pip stays quiet; these lines say what runs and about how long (~3 minutes on a fresh clone)
 $(VENV)/.installed: pyproject.toml
@@ -62,7 +62,7 @@ mlflow-server: $(VENV)/.installed ## MLflow tracking server on a PostgreSQL stor
 	$(PY) -m sweeps.mlflow_server $(ARGS)
 
 final: $(VENV)/.installed ## test-set evaluation, once, of a finished search: make final MODEL=dan [STUDY=] [TRIAL=] [RUN=] [REASON=] [ALLOW_UNFINISHED=1]
-	$(PY) -m sweeps.final model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+	$(PY) -m sweeps.final $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 		$(if $(STUDY),--study=$(STUDY)) $(if $(TRIAL),--trial=$(TRIAL)) $(if $(RUN),--run=$(RUN)) \
 		$(if $(REASON),--reason="$(REASON)") $(if $(ALLOW_UNFINISHED),--allow-unfinished) $(ARGS)
 
@@ -73,15 +73,15 @@ paper: $(VENV)/.installed ## a paper's table, cell by cell over 3 seeds, then do
 	$(PY) -m analysis.paper $(ARGS)
 
 report: $(VENV)/.installed ## tables, plots and report.md of a study under reports/<study>/: make report MODEL=dan [STUDY=]; make report TABLE=all: docs/results.md, every paper table
-	$(if $(TABLE),$(PY) -m analysis.paper $(ARGS) && exit 0;) $(PY) -m analysis.report model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+	$(if $(TABLE),$(PY) -m analysis.paper $(ARGS) && exit 0;) $(PY) -m analysis.report $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 		$(if $(STUDY),--study=$(STUDY)) $(ARGS)
 
 doctor: $(VENV)/.installed ## check a study against MLflow and repair disagreements: make doctor MODEL=dan [STUDY=] [ARGS=--dry-run]
-	$(PY) -m sweeps.doctor model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
+	$(PY) -m sweeps.doctor $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$(SAMPLER)) \
 		$(if $(STUDY),--study=$(STUDY)) $(ARGS)
 
 train: $(VENV)/.installed ## train one configuration over K seeds: make train MODEL=dan ARGS='data=sst2 seeds=3'
-	$(PY) -m sweeps.train model=$(MODEL) $(ARGS)
+	$(PY) -m sweeps.train $(if $(MODEL),model=$(MODEL)) $(ARGS)
 
 test: $(VENV)/.installed ## run the whole test suite, slow end-to-end tests included
 	$(PY) -m pytest -q $(PYTEST_ARGS)

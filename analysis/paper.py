@@ -16,7 +16,6 @@ cell keeps the others; a newer run in the store replaces it. Reads only; trains 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import sys
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from pathlib import Path
 from analysis.paper_cells import NO_REASON, Found, choose, in_training, load_record, read_cell, save_record
 from analysis.paper_checks import commands, fmt, frame, gaps, ordering
 from analysis.tables import write_all
-from sweeps.config.compose import run_cli
+from sweeps.core.cli import Args, main_of
 from sweeps.core.paths import ROOT
 from sweeps.paper_spec import Table, load_table, tables
 
@@ -108,16 +107,14 @@ def write(names: Sequence[str], out: Path, uri: str | None) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.paper", description=__doc__.splitlines()[0])
-    ap.add_argument("tables", nargs="*")
-    ap.add_argument("--out", default=str(DOCS / "results.md"))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = [a for a in argv if "=" in a and not a.startswith("-")]  # overrides, not table names
-    args, unknown = ap.parse_known_args([a for a in argv if a not in extra])
-    if unknown:
-        ap.error(f"unrecognised arguments: {' '.join(unknown)}")
-    uri = next((o.split("=", 1)[1] for o in extra if o.startswith("tracking.uri=")), None)
-    return run_cli(lambda: f"wrote {write(args.tables or tables(), Path(args.out), uri)}")
+    return main_of(argv, __doc__, "python -m analysis.paper", body, values=("out",), words=True)
+
+
+def body(args: Args) -> str:
+    """The tables named (all when none), written to --out (docs/results.md); of the
+    overrides, tracking.uri= says which MLflow store to read."""
+    uri = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("tracking.uri=")), None)
+    return f"wrote {write(args.words or tables(), Path(args.get('out') or DOCS / 'results.md'), uri)}"
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ def commands(cell: Cell, found: Found | None, seeds: int) -> str:
         return (f"`{env}{paper}` (after row {cell.mixes}), which mixes the trained networks of row "
                 f"{cell.mixes} with the trigram and trains nothing")
     args = " ".join(o for o in cell.overrides if not o.startswith("model=")) + f" seeds={seeds}"
-    model = next((o.split("=", 1)[1] for o in cell.overrides if o.startswith("model=")), "dan")
+    model = next((o.split("=", 1)[1] for o in cell.overrides if o.startswith("model=")), None)
+    m = f" MODEL={model}" if model else ""  # none: conf/config.yaml's default
     return (f"`{env}{paper}`, or by hand "
-            f"`{env}make train MODEL={model} ARGS='{args} tracking.experiment={cell.experiment}'` then "
-            f"`make final MODEL={model} RUN={found.run_id}`")
+            f"`{env}make train{m} ARGS='{args} tracking.experiment={cell.experiment}'` then "
+            f"`make final{m} RUN={found.run_id}`")
 
 
 def frame(table: Table, found: dict[Cell, Found | None]) -> pd.DataFrame:

@@ -6,7 +6,6 @@ of a study under reports/<study>/, read from Optuna and MLflow. Trains nothing.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +30,8 @@ from analysis.verdict import markdown as verdict_markdown
 from analysis.verdict import verdict
 from models.errors import UserError
 from sweeps import store
-from sweeps.config.compose import compose_config, run_cli
+from sweeps.config.compose import compose_config
+from sweeps.core.cli import Args, main_of, whole
 from sweeps.core.paths import ROOT
 from sweeps.core.records import (
     COMMAND,
@@ -209,20 +209,18 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
-    ap.add_argument("--study")
-    ap.add_argument("--top", type=int, default=3)
-    ap.add_argument("--out", help="folder (default reports/<study>)")
-    ap.add_argument("--compare", default="", help="other studies for the expected-max plot, comma-separated")
-    args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    # --out: a folder (default reports/<study>); --compare: other studies for the expected-max
+    # plot, comma-separated
+    return main_of(argv, __doc__, "python -m analysis.report", body,
+                   values=("study", "top", "out", "compare"))
 
-    def body() -> str:
-        cfg = compose_config(overrides)
-        name = args.study or store.study_name(cfg)
-        out = Path(args.out) if args.out else ROOT / "reports" / name
-        return f"report: {build(cfg, name, out, args.top, [c for c in args.compare.split(',') if c])}"
 
-    return run_cli(body)
+def body(args: Args) -> str:
+    top = whole(args, "top") or 3
+    cfg = compose_config(args.overrides)
+    name = args.get("study") or store.study_name(cfg)
+    out = Path(args.get("out")) if args.get("out") else ROOT / "reports" / name
+    return f"report: {build(cfg, name, out, top, [c for c in args.get('compare', '').split(',') if c])}"
 
 
 if __name__ == "__main__":

@@ -51,18 +51,18 @@ def _override(key: str, value: Any) -> str:
     return to_overrides({key: value})[0]
 
 
-def overrides(model: str, data: str | None = None, sampler: str | None = None, trials: int | None = None,
-              seeds: int | None = None, workers: int | None = None,
+def overrides(model: str | None, data: str | None = None, sampler: str | None = None,
+              trials: int | None = None, seeds: int | None = None, workers: int | None = None,
               settings: Mapping[str, Any] | None = None) -> list[str]:
     """The command-line overrides of these values: what `make sweep` would pass."""
     values: dict[str, Any] = {"sweep.trials": trials, "seeds": seeds, "sweep.workers": workers}
-    out = [f"model={model}", *([f"data={data}"] if data else []),
+    out = [*([f"model={model}"] if model else []), *([f"data={data}"] if data else []),
            *([f"sampler={sampler}"] if sampler else [])]
     out += [_override(k, v) for k, v in values.items() if v is not None]
     return out + [_override(k, v) for k, v in dict(settings or {}).items()]
 
 
-def sweep(model: str = "dan", *, data: str | None = None, sampler: str | None = None,
+def sweep(model: str | None = None, *, data: str | None = None, sampler: str | None = None,
           trials: int | None = None, seeds: int | None = None, workers: int | None = None,
           settings: Mapping[str, Any] | None = None, quiet: bool = False) -> str:
     """Run (or resume) the sweep these values describe and return its study name. With
@@ -91,7 +91,7 @@ def load(study: str, settings: Mapping[str, Any] | None = None):
     """The Optuna study `study`, in the storage the config names; of `settings`, only the
     keys that say where results live (storage.*, tracking.*) are read."""
     where = {k: v for k, v in dict(settings or {}).items() if k.startswith(WHERE)}
-    cfg = compose_config(overrides("dan", settings=where))
+    cfg = compose_config(overrides(None, settings=where))
     found = store.load_study(cfg, study)
     if found is None:
         raise UserError(f"no study {study!r} in this storage: run api.sweep(...) first, or pass the "

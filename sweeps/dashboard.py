@@ -14,32 +14,30 @@ import sys
 from collections.abc import Sequence
 
 from models.errors import UserError
-from sweeps.config.compose import compose_config, run_cli, stop_on_sigterm, wants_help
+from sweeps.config.compose import compose_config, stop_on_sigterm
+from sweeps.core.cli import Args, main_of
 from sweeps.store import storage_of
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if wants_help(args, __doc__):
-        return 0
+    return main_of(argv, __doc__, "python -m sweeps.dashboard", body)
 
-    def body() -> str:
-        port = os.environ.get("PORT", "8080")
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise UserError(f"PORT must be a port number, not {port!r}.")
-        try:
-            import optuna_dashboard
-        except ImportError as e:
-            raise UserError("optuna-dashboard is not installed: `make dashboard` installs it, or "
-                            "`.venv/bin/pip install -e '.[dashboard]'`.") from e
-        storage = storage_of(compose_config(args))  # the sweep's own: same lock, same URL rules
-        names = [s.study_name for s in storage.get_all_studies()]
-        print(f"optuna-dashboard: http://127.0.0.1:{port} (Ctrl-C stops it); studies: "
-              f"{', '.join(names) or 'none yet (make sweep)'}", flush=True)
-        optuna_dashboard.run_server(storage, host="127.0.0.1", port=int(port))
-        return "optuna-dashboard stopped."
 
-    return run_cli(body)
+def body(args: Args) -> str:
+    port = os.environ.get("PORT", "8080")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"PORT must be a port number, not {port!r}.")
+    try:
+        import optuna_dashboard
+    except ImportError as e:
+        raise UserError("optuna-dashboard is not installed: `make dashboard` installs it, or "
+                        "`.venv/bin/pip install -e '.[dashboard]'`.") from e
+    storage = storage_of(compose_config(args.overrides))  # the sweep's own: same lock, same URL rules
+    names = [s.study_name for s in storage.get_all_studies()]
+    print(f"optuna-dashboard: http://127.0.0.1:{port} (Ctrl-C stops it); studies: "
+          f"{', '.join(names) or 'none yet (make sweep)'}", flush=True)
+    optuna_dashboard.run_server(storage, host="127.0.0.1", port=int(port))
+    return "optuna-dashboard stopped."
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ A study whose search has not run its budget of trials is refused unless --allow-
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import sys
@@ -33,9 +32,10 @@ from models import metrics
 from models.errors import UserError
 from models.ngram import ngram_perplexities
 from sweeps import store
-from sweeps.config.compose import compose_config, run_cli
+from sweeps.config.compose import compose_config
 from sweeps.config.workloads import COUNTED, build_workload, prepare_task, test_split
 from sweeps.core import faults
+from sweeps.core.cli import Args, main_of, whole
 from sweeps.core.locks import file_lock, store_lock_path
 from sweeps.core.records import (
     BUDGET,
@@ -240,22 +240,17 @@ def report(r: FinalResult) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sweeps.final", description=__doc__.splitlines()[0])
-    ap.add_argument("--study")
-    ap.add_argument("--trial", type=int)
-    ap.add_argument("--run")
-    ap.add_argument("--reason")
-    ap.add_argument("--allow-unfinished", action="store_true",
-                    help="evaluate a study whose search has not yet run its budget of trials")
-    args, overrides = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    # --allow-unfinished: evaluate a study whose search has not yet run its budget of trials
+    return main_of(argv, __doc__, "python -m sweeps.final", body, values=("study", "trial", "run", "reason"),
+                   switches=("allow-unfinished",))
 
-    def body() -> str:
-        cfg = compose_config(overrides)
-        target = resolve(cfg, args.study, args.trial, args.run)
-        note = check_finished(target, args.allow_unfinished)
-        return report(evaluate(target, args.reason)) + note
 
-    return run_cli(body)
+def body(args: Args) -> str:
+    trial = whole(args, "trial")
+    cfg = compose_config(args.overrides)
+    target = resolve(cfg, args.get("study"), trial, args.get("run"))
+    note = check_finished(target, bool(args.get("allow-unfinished")))
+    return report(evaluate(target, args.get("reason"))) + note
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sweeps.config.compose import wants_help
+from models.errors import UserError
+from sweeps.core.cli import Args, main_of
+from sweeps.core.faults import EnvironmentFailure
 from sweeps.core.paths import RUNS_DIR
 from sweeps.core.redact import redact
 from sweeps.ui import port_taken, wait_until_up
@@ -40,22 +42,21 @@ def init_schema(uri: str, artifacts: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if wants_help(args, __doc__):
-        return 0
+    return main_of(argv, __doc__, "python -m sweeps.mlflow_server", serve, overrides=False)
+
+
+def serve(_args: Args) -> int:
     uri = os.environ.get(DB_ENV)
     if uri:
         from sweeps.store import psycopg2_url
         uri = psycopg2_url(uri)
     else:
-        print(f"error: set {DB_ENV} to the backend store's URL, e.g. "
-              f"{DB_ENV}=postgresql://USER:PASSWORD@HOST:5432/mlflow (cluster/postgres.sh start DIR "
-              "makes a server with an `mlflow` database).", file=sys.stderr)
-        return 2
+        raise UserError(f"set {DB_ENV} to the backend store's URL, e.g. "
+                        f"{DB_ENV}=postgresql://USER:PASSWORD@HOST:5432/mlflow (cluster/postgres.sh "
+                        "start DIR makes a server with an `mlflow` database).")
     host, port = os.environ.get("HOST") or "127.0.0.1", os.environ.get("PORT") or "5000"
     if not port.isdigit() or not 0 < int(port) < 65536:
-        print(f"error: PORT must be a port number, not {port!r}.", file=sys.stderr)
-        return 2
+        raise UserError(f"PORT must be a port number, not {port!r}.")
     if port_taken(host, int(port)):
         print(f"error: port {port} on {host} is taken (another server?); try PORT=<another port>.",
               file=sys.stderr)
@@ -64,15 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mlflow-server: preparing the backend store {redact(uri)}", flush=True)
     try:
         init_schema(uri, artifacts)
-    except Exception as e:  # noqa: BLE001 - one line, the password masked
-        print(f"error: cannot prepare the backend store {redact(uri)}: "
-              f"{redact(str(e)).strip().splitlines()[0][:300]}", file=sys.stderr)
-        return 75
+    except Exception as e:  # noqa: BLE001 - one line, the password masked: an environment failure
+        raise EnvironmentFailure(f"cannot prepare the backend store {redact(uri)}: "
+                                 f"{redact(str(e)).strip().splitlines()[0][:300]}") from e
     artifacts.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=uri)
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", host, "--port", port,
            "--artifacts-destination", str(artifacts),
-           "--workers", os.environ.get("MLFLOW_WORKERS", "2"), *args]
+           "--workers", os.environ.get("MLFLOW_WORKERS", "2")]
     server = subprocess.Popen(cmd, env=env, start_new_session=True)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 

@@ -16,7 +16,6 @@ the reason. `python -m analysis.paper` then writes docs/results.md from what MLf
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -31,8 +30,9 @@ from models import metrics
 from models.errors import UserError
 from models.training import cpu_name
 from sweeps import final, store
-from sweeps.config.compose import check_seeds, run_cli, stop_on_sigterm
+from sweeps.config.compose import check_seeds, stop_on_sigterm
 from sweeps.config.workloads import build_workload, metric
+from sweeps.core.cli import Args, main_of
 from sweeps.core.locks import Busy, file_lock
 from sweeps.core.paths import RUNS_DIR
 from sweeps.core.records import (
@@ -253,27 +253,26 @@ def mix_cell(cell: Cell, cfg: DictConfig, source_cfg: DictConfig) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sweeps.paper", description=__doc__.splitlines()[0])
-    ap.add_argument("table", nargs="?")
-    ap.add_argument("--rows")
-    ap.add_argument("--columns")
-    ap.add_argument("--list", action="store_true", help="list the cells and their state, train nothing")
-    ap.add_argument("--reason", help="why a cell's test split is read again (recorded as a repeat)")
-    args, extra = ap.parse_known_args(sys.argv[1:] if argv is None else argv)
+    # --list: the cells and their state, training nothing; --reason: why a cell's test split is
+    # read again (recorded as a repeat)
+    return main_of(argv, __doc__, "python -m sweeps.paper", body, values=("rows", "columns", "reason"),
+                   switches=("list",), words=True)
 
-    def body() -> str:
-        if not args.table:
-            raise UserError(f"name a table: TABLE=<one of {', '.join(tables())}>")
-        table = load_table(args.table)
-        cells = select(table, args.rows, args.columns)
-        if args.list:
-            return "\n".join(f"{c.row}/{c.column}: " + (c.missing() or listed(c, extra, table.seeds))
-                             for c in cells)
-        for cell in cells:
-            print(run_cell(cell, extra, table.seeds, args.reason), flush=True)
-        return f"{table.name}: {len(cells)} cell(s) looked at; docs/results.md: python -m analysis.paper"
 
-    return run_cli(body)
+def body(args: Args) -> str:
+    extra = args.overrides
+    if not args.words:
+        raise UserError(f"name a table: TABLE=<one of {', '.join(tables())}>")
+    if len(args.words) > 1:
+        raise UserError(f"one table at a time, not {' '.join(args.words)}; overrides are key=value.")
+    table = load_table(args.words[0])
+    cells = select(table, args.get("rows"), args.get("columns"))
+    if args.get("list"):
+        return "\n".join(f"{c.row}/{c.column}: " + (c.missing() or listed(c, extra, table.seeds))
+                         for c in cells)
+    for cell in cells:
+        print(run_cell(cell, extra, table.seeds, args.get("reason")), flush=True)
+    return f"{table.name}: {len(cells)} cell(s) looked at; docs/results.md: python -m analysis.paper"
 
 
 if __name__ == "__main__":

@@ -33,10 +33,9 @@ from sweeps.config.compose import (
     compose_config,
     default_recipe_note,
     stop_on_sigterm,
-    wants_help,
     whole_number,
 )
-from sweeps.core.faults import EnvironmentFailure, environment_failure
+from sweeps.core.cli import Args, main_of, whole
 from sweeps.core.redact import redact
 from sweeps.search import neighbours
 from sweeps.search.progress import Progress
@@ -89,95 +88,84 @@ def worker_command(name: str, args: list[str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if wants_help(args, __doc__):
-        return 0
-    worker, join, create_only = None, None, False
-    if args and args[0].startswith("--worker="):
-        worker = int(args.pop(0).split("=", 1)[1])
-    elif args and args[0].startswith("--join="):
-        join = args.pop(0).split("=", 1)[1]
-    elif args and args[0] == "--create-only":
-        create_only = True
-        args.pop(0)
-    progress = Progress(tty=False, prefix=f"worker {worker}: ") if worker is not None else Progress()
-    sweep = None
-    try:
-        if worker is None:  # composing checks the model's values, which loads the registry (torch)
-            progress.say("sweep: loading libraries and the config")
-        from sweeps.store import worker_id  # optuna: after the first line
-        local = list(args)
-        if join is not None:
-            args = joined_args(join, args)
-        cfg = compose_config(args)
-        check_sweep_settings(cfg, args)
-        from sweeps.search.racing import seed_policy
-        seed_policy(cfg)  # race with seeds=1, min_seeds > seeds: refused before anything loads
-        workers = 1 if join else whole_number(cfg, "sweep.workers", 1)
-        if worker is None:
-            progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search"
-                         + (f", joining study {join} as worker {worker_id()}" if join else ""))
-            if note := default_recipe_note(cfg, args):
-                print(note, file=progress.stream, flush=True)
-        import torch
+    """The sweep through the one error path (sweeps/core/cli.py), but for its stop: Ctrl-C
+    or a SIGTERM both exit 130 with the command that resumes the study (as before the
+    convention; a scheduler's SIGTERM reads as an interruption to resume)."""
+    state: dict = {}
 
-        from sweeps.search.study import Sweep
-        from sweeps.search.summary import summary
-        torch.set_num_threads(worker_threads(cfg, workers))
-        index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
-        sweep = Sweep(args, index, progress=progress, join=join, cfg=cfg)
-        if create_only:
-            print(f"study {sweep.name}: {sweep.budget} trials"
-                  + (f", {len(sweep.points)} grid points queued" if sweep.grid else "")
-                  + f"; start workers on any host with:\n  {worker_command(sweep.name, args)}", flush=True)
-            return 0
-        if worker is not None or workers == 1:
-            with neighbours.training(torch.get_num_threads(), f"sweep {sweep.name}"):
-                sweep.run()
-            if worker is not None:
-                return 0
-        else:  # the study exists and the grid is queued: let the workers run it
-            progress.say(f"study {sweep.name}: starting {workers} worker processes, "
-                         f"{worker_threads(cfg, workers)} torch threads each")
-            procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}", *args],
-                                      env=worker_env(i, str(cfg.device)))
-                     for i in range(workers)]
-            try:
-                codes = [p.wait() for p in procs]
-            except KeyboardInterrupt:  # Ctrl-C reached the workers too; a SIGTERM did not
-                for p in procs:
-                    if p.poll() is None:
-                        p.send_signal(signal.SIGTERM)
-                for p in procs:
-                    p.wait()
-                raise
-            if any(codes):
-                print(f"error: worker exit codes {codes}; run the same command to resume:\n"
-                      f"  {sweep.command}", file=sys.stderr)
-                return 1
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except EnvironmentFailure as e:
-        print(f"error: {redact(str(e))}", file=sys.stderr)
-        return 75  # EX_TEMPFAIL: try again once the cause is fixed
-    except Exception as e:  # noqa: BLE001 - a store lost outside a trial is an environment failure too
-        if (cause := environment_failure(e)) is None:
-            raise
-        print(f"error: {redact(cause)[:300]}; the study is intact, rerun the same command to resume.",
-              file=sys.stderr)
-        return 75
-    except KeyboardInterrupt:
+    def stopped(_term: bool) -> str:
+        sweep, worker, join = state.get("sweep"), state.get("worker"), state.get("join")
         again = None if sweep is None or worker is not None else (
-            worker_command(join, local) if join else sweep.command)
-        print("\ninterrupted: the study is intact; run the same command to resume"
-              + (f":\n  {again}" if again else "."), file=sys.stderr)
-        return 130
-    print(summary(sweep.study, int(cfg.sweep.show_top)))
+            worker_command(join, state["local"]) if join else sweep.command)
+        return ("\ninterrupted: the study is intact; run the same command to resume"
+                + (f":\n  {again}" if again else "."))
+
+    return main_of(argv, __doc__, "python -m sweeps.sweep", lambda args: run(args, state),
+                   values=("worker", "join"), switches=("create-only",), intact="the study is intact",
+                   stopped=stopped, sigterm_status=130)
+
+
+def run(parsed: Args, state: dict) -> str | int:
+    worker, join, create_only = whole(parsed, "worker"), parsed.get("join"), bool(parsed.get("create-only"))
+    if sum((worker is not None, join is not None, create_only)) > 1:
+        raise UserError("--worker, --join and --create-only go one at a time.")
+    args = parsed.overrides
+    state.update(worker=worker, join=join, local=list(args))
+    progress = Progress(tty=False, prefix=f"worker {worker}: ") if worker is not None else Progress()
+    if worker is None:  # composing checks the model's values, which loads the registry (torch)
+        progress.say("sweep: loading libraries and the config")
+    from sweeps.store import worker_id  # optuna: after the first line
+    local = list(args)
+    if join is not None:
+        args = joined_args(join, args)
+    cfg = compose_config(args)
+    check_sweep_settings(cfg, args)
+    from sweeps.search.racing import seed_policy
+    seed_policy(cfg)  # race with seeds=1, min_seeds > seeds: refused before anything loads
+    workers = 1 if join else whole_number(cfg, "sweep.workers", 1)
+    if worker is None:
+        progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search"
+                     + (f", joining study {join} as worker {worker_id()}" if join else ""))
+        if note := default_recipe_note(cfg, args):
+            print(note, file=progress.stream, flush=True)
+    import torch
+
+    from sweeps.search.study import Sweep
+    from sweeps.search.summary import summary
+    torch.set_num_threads(worker_threads(cfg, workers))
+    index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
+    sweep = state["sweep"] = Sweep(args, index, progress=progress, join=join, cfg=cfg)
+    if create_only:
+        return (f"study {sweep.name}: {sweep.budget} trials"
+                + (f", {len(sweep.points)} grid points queued" if sweep.grid else "")
+                + f"; start workers on any host with:\n  {worker_command(sweep.name, args)}")
+    if worker is not None or workers == 1:
+        with neighbours.training(torch.get_num_threads(), f"sweep {sweep.name}"):
+            sweep.run()
+        if worker is not None:
+            return 0
+    else:  # the study exists and the grid is queued: let the workers run it
+        progress.say(f"study {sweep.name}: starting {workers} worker processes, "
+                     f"{worker_threads(cfg, workers)} torch threads each")
+        procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}", *args],
+                                  env=worker_env(i, str(cfg.device)))
+                 for i in range(workers)]
+        try:
+            codes = [p.wait() for p in procs]
+        except KeyboardInterrupt:  # Ctrl-C reached the workers too; a SIGTERM did not
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait()
+            raise
+        if any(codes):
+            print(f"error: worker exit codes {codes}; run the same command to resume:\n"
+                  f"  {sweep.command}", file=sys.stderr)
+            return 1
     again = worker_command(join, local) if join else sweep.command
-    print(f"Optuna study and MLflow experiment {sweep.name!r} (make ui); "
-          f"rerun or resume with:\n  {again}")
-    return 0
+    return (f"{summary(sweep.study, int(cfg.sweep.show_top))}\n"
+            f"Optuna study and MLflow experiment {sweep.name!r} (make ui); rerun or resume with:\n  {again}")
 
 
 if __name__ == "__main__":

@@ -26,11 +26,10 @@ from sweeps.config.compose import (
     check_seeds,
     compose_config,
     default_recipe_note,
-    run_cli,
     stop_on_sigterm,
-    wants_help,
 )
 from sweeps.config.workloads import build_workload, data_source, prepare_task
+from sweeps.core.cli import Args, main_of
 from sweeps.core.records import SEEDS_PARAM, SWEEP_ONLY, flatten
 from sweeps.core.redact import redact
 from sweeps.search import neighbours
@@ -41,9 +40,10 @@ from sweeps.tracking.tracker import Tracker
 
 def command_line(overrides: Sequence[str]) -> str:
     """The make command that reruns this configuration (with credentials redacted)."""
-    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), "dan")
+    model = next((o.split("=", 1)[1] for o in overrides if o.startswith("model=")), None)
     rest = [o for o in overrides if not o.startswith("model=")]
-    return redact(f"make train MODEL={model}" + (f" ARGS={shlex.quote(' '.join(rest))}" if rest else ""))
+    return redact("make train" + (f" MODEL={model}" if model else "")
+                  + (f" ARGS={shlex.quote(' '.join(rest))}" if rest else ""))
 
 
 def print_epoch(epoch: int, mean: float, trainers: list[SeedRecord]) -> bool:
@@ -111,24 +111,21 @@ def report(result: ConfigResult) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if wants_help(args, __doc__):
-        return 0
-    overrides = [a for a in args if a != "--cfg"]
+    return main_of(argv, __doc__, "python -m sweeps.train", body, switches=("cfg",))
 
-    def body() -> str:
-        cfg = compose_config(overrides)
-        if "--cfg" in args:
-            return OmegaConf.to_yaml(cfg)
-        check_seeds(cfg)
-        if note := default_recipe_note(cfg, overrides):
-            print(note, flush=True)
-        if cfg.model.name == "ngram":
-            run_id, values = train_ngram(cfg, command_line(overrides))
-            return "\n".join(f"{k:>32}  {v:.4f}" for k, v in values.items()) + f"\n(MLflow run {run_id})"
-        return report(train(cfg, command_line(overrides)))
 
-    return run_cli(body)
+def body(args: Args) -> str:
+    overrides = args.overrides
+    cfg = compose_config(overrides)
+    if args.get("cfg"):
+        return OmegaConf.to_yaml(cfg)
+    check_seeds(cfg)
+    if note := default_recipe_note(cfg, overrides):
+        print(note, flush=True)
+    if cfg.model.name == "ngram":
+        run_id, values = train_ngram(cfg, command_line(overrides))
+        return "\n".join(f"{k:>32}  {v:.4f}" for k, v in values.items()) + f"\n(MLflow run {run_id})"
+    return report(train(cfg, command_line(overrides)))
 
 
 if __name__ == "__main__":

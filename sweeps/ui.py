@@ -17,7 +17,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from sweeps.config.compose import stop_on_sigterm, wants_help
+from models.errors import UserError
+from sweeps.core.cli import Args, main_of, stop_on_sigterm
 from sweeps.core.paths import RUNS_DIR
 from sweeps.core.redact import redact
 from sweeps.tracking.tracker import resolve_uri
@@ -80,13 +81,14 @@ def experiment_links(url: str, limit: int = 20) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if wants_help(sys.argv[1:] if argv is None else argv, __doc__):
-        return 0
+    return main_of(argv, __doc__, "python -m sweeps.ui", serve, overrides=False)
+
+
+def serve(_args: Args) -> int:
     uri = resolve_uri()
     port = os.environ.get("PORT", "5000")
     if not port.isdigit() or not 0 < int(port) < 65536:
-        print(f"error: PORT must be a port number, not {port!r}.", file=sys.stderr)
-        return 2
+        raise UserError(f"PORT must be a port number, not {port!r}.")
     if port_taken("127.0.0.1", int(port)):
         print(f"error: port {port} is taken (another MLflow UI?); try make ui PORT=<another port>.",
               file=sys.stderr)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-import signal
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import yaml
 from hydra import compose, initialize_config_dir
@@ -17,9 +15,8 @@ from omegaconf.errors import OmegaConfBaseException
 from models.errors import UserError
 from sweeps.config.places import check_places
 from sweeps.config.schema import check_config
-from sweeps.core.faults import EnvironmentFailure, environment_failure
+from sweeps.core.cli import run_cli, stop_on_sigterm, wants_help  # noqa: F401 - the commands' names
 from sweeps.core.paths import CONF_DIR
-from sweeps.core.redact import redact
 
 
 def choices(group: str) -> list[str]:
@@ -96,42 +93,6 @@ def _explain(err: Exception, overrides: Sequence[str] = ()) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _terminated(signum, frame) -> None:
-    raise KeyboardInterrupt("SIGTERM")
-
-
-def stop_on_sigterm() -> None:
-    """SIGTERM (Slurm's or HTCondor's preemption, `kill`) stops a command like Ctrl-C: a
-    sweep's running trial goes back in the queue at once instead of waiting for its
-    heartbeat to go stale, and a training run ends as KILLED, keeping its checkpoint."""
-    signal.signal(signal.SIGTERM, _terminated)
-
-
-def run_cli(body: Callable[[], str]) -> int:
-    """Run a command's body: print what it returns (exit 0), or a UserError as one line on
-    stderr without a traceback (exit 2). An environment failure (a full disk, a store or server
-    out of reach) is one line too, exit 75: rerun once the cause is fixed. Ctrl-C or a SIGTERM,
-    once the body has ended its runs as KILLED, is one line too, with the shell's exit status
-    (130, 143)."""
-    try:
-        out = body()
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # noqa: BLE001 - only environment failures are answered here
-        cause = str(e) if isinstance(e, EnvironmentFailure) else environment_failure(e)
-        if cause is None:
-            raise
-        print(f"error: {redact(cause)[:300]}", file=sys.stderr)
-        return 75  # EX_TEMPFAIL
-    except KeyboardInterrupt as e:
-        term = e.args == ("SIGTERM",)
-        print(f"stopped by {'SIGTERM' if term else 'Ctrl-C'}.", file=sys.stderr)
-        return 143 if term else 130
-    print(out)
-    return 0
-
-
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """conf/config.yaml with `overrides` applied, resolved and read-only."""
     try:
@@ -180,14 +141,6 @@ def check_seeds(cfg: DictConfig) -> None:
         raise UserError(f"seed_list must be a list of whole numbers >= 0, e.g. [1,2,3], not {seeds!r}.")
     if len(set(seeds)) != len(seeds):
         raise UserError(f"seed_list must hold distinct seeds, got {seeds}.")
-
-
-def wants_help(args: Sequence[str], doc: str) -> bool:
-    """Print `doc` (a module docstring) and say so when -h or --help is among `args`."""
-    if "-h" in args or "--help" in args:
-        print(doc.strip())
-        return True
-    return False
 
 
 NPLM_DEFAULT_NOTE = (
