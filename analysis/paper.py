@@ -24,6 +24,7 @@ from pathlib import Path
 from analysis.paper_cells import NO_REASON, Found, choose, in_training, load_record, read_cell, save_record
 from analysis.paper_checks import commands, fmt, frame, gaps, ordering
 from analysis.tables import write_all
+from sweeps.config.compose import compose_config
 from sweeps.core.cli import Args, main_of
 from sweeps.core.paths import ROOT
 from sweeps.paper_spec import Table, load_table, tables
@@ -113,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def body(args: Args) -> str:
     """The tables named (all when none), written to --out (docs/results.md); of the
     overrides, tracking.uri= says which MLflow store to read."""
+    if args.overrides:
+        compose_config(args.overrides)  # a mistyped key is refused, as every command refuses it
     uri = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("tracking.uri=")), None)
     return f"wrote {write(args.words or tables(), Path(args.get('out') or DOCS / 'results.md'), uri)}"
 

@@ -27,12 +27,13 @@ def body(args: Args) -> str:
     port = os.environ.get("PORT", "8080")
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise UserError(f"PORT must be a port number, not {port!r}.")
+    cfg = compose_config(args.overrides)  # a bad override is refused first, as everywhere
     try:
         import optuna_dashboard
     except ImportError as e:
         raise UserError("optuna-dashboard is not installed: `make dashboard` installs it, or "
                         "`.venv/bin/pip install -e '.[dashboard]'`.") from e
-    storage = storage_of(compose_config(args.overrides))  # the sweep's own: same lock, same URL rules
+    storage = storage_of(cfg)  # the sweep's own: same lock, same URL rules
     names = [s.study_name for s in storage.get_all_studies()]
     print(f"optuna-dashboard: http://127.0.0.1:{port} (Ctrl-C stops it); studies: "
           f"{', '.join(names) or 'none yet (make sweep)'}", flush=True)
