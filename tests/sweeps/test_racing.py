@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from optuna.trial import TrialState
 from torch import nn
@@ -79,6 +80,60 @@ def test_a_trial_is_dropped_only_when_behind_by_more_than_the_margin():
     # minimizing mirrors it; no incumbent: the trial goes on
     assert racing.race_stop({7: 0.75}, best, policy, seeds, maximize=False) is None
     assert racing.race_stop({7: 0.1}, None, policy, seeds, maximize=True) is None
+
+
+def full_trials(rng, means, seeds, shared, noise, first=0):
+    """Trials that ran all `seeds`: a true mean, a per-seed effect `shared` by every trial
+    (seed i is the same initialisation and batch order everywhere) and their own noise."""
+    return [trial_with(list(m + shared + noise * rng.standard_normal(len(seeds))), seeds, first + j)
+            for j, m in enumerate(means)]
+
+
+def test_the_seed_noise_is_pooled_over_pairs_of_full_trials_and_pairing_removes_the_shared_part():
+    import itertools
+    import statistics
+
+    rng, seeds = np.random.default_rng(0), [7, 8, 9, 10, 11]
+    shared = 0.03 * rng.standard_normal(5)  # large seed effect, common to all trials
+    trials = full_trials(rng, [0.7, 0.75, 0.8, 0.72], seeds, shared, 0.005)
+    pairs = [[a - b for a, b in zip(x.user_attrs[SEED_VALUES], y.user_attrs[SEED_VALUES])]
+             for x, y in itertools.combinations(trials, 2)]
+    brute = (sum(statistics.variance(d) for d in pairs) / len(pairs)) ** 0.5
+    assert racing.paired_sd(trials, seeds, trials[0]) == pytest.approx(brute)
+    assert brute < 0.5 * 2 ** 0.5 * statistics.stdev(trials[0].user_attrs[SEED_VALUES])
+    # one full trial: its own seed std, as if unpaired
+    assert racing.paired_sd(trials[:1], seeds, trials[0]) == pytest.approx(
+        2 ** 0.5 * statistics.stdev(trials[0].user_attrs[SEED_VALUES]))
+
+
+def race_once(rng, gap, policy, seeds, others):
+    """One race of a trial `gap` noise units (0.01) worse than the incumbent, trial 0 of
+    `others` (true mean 0.8, each trial 0.01 / sqrt(2) of its own noise): the seeds it ran."""
+    mine = dict(zip(seeds, 0.8 - gap * 0.01 + 0.01 / 2 ** 0.5 * rng.standard_normal(len(seeds))))
+    for n in policy.looks()[:-1]:
+        if racing.race_stop({s: mine[s] for s in seeds[:n]}, others[0], policy, seeds, True, others):
+            return n
+    return len(seeds)
+
+
+def test_the_stated_error_rate_holds_in_simulation():
+    """README and racing.py: a trial exactly as good as the incumbent is dropped, over all
+    the looks of 1 -> 2 -> 4 -> 5, with probability race_alpha (0.2) under normal seed noise;
+    a trial three noise units worse per seed is dropped after its first seed."""
+    rng, seeds = np.random.default_rng(1), [11, 22, 33, 44, 55]
+    policy = racing.SeedPolicy("race", 5, 1, 0.2)
+    assert policy.looks() == [1, 2, 4, 5] and policy.z() == pytest.approx(1.273, abs=0.002)
+    runs = 3000
+    equal, worse = [], []
+    for _ in range(runs):
+        # the incumbent and 11 other full trials, true mean 0.8; per-seed differences of two
+        # trials have std 0.01 (each trial 0.01 / sqrt(2) of its own noise)
+        others = full_trials(rng, [0.8] * 12, seeds, np.zeros(5), 0.01 / 2 ** 0.5)
+        equal.append(race_once(rng, 0.0, policy, seeds, others))
+        worse.append(race_once(rng, 3.0, policy, seeds, others))
+    dropped = sum(n < 5 for n in equal) / runs
+    assert 0.2 - 0.03 <= dropped <= 0.2 + 0.03, dropped  # 3 standard errors of 3000 runs
+    assert sum(n == 1 for n in worse) / runs >= 0.9
 
 
 # ---- end to end
