@@ -16,20 +16,20 @@ sd is pooled over every pair of trials that ran all K seeds (each pair's per-see
 differences about their own mean: (m choose 2) * (K - 1) degrees of freedom with m full
 trials), so it counts what pairing removes (seed i is the same initialisation and batch
 order in both) and does not hang on one trial's K seeds; until two full trials exist it is
-sqrt(2) * the incumbent's seed std. z is one constant for all the looks of a race (Pocock's
-group-sequential boundary): the n-seed mean differences at the looks are correlated
-(corr sqrt(n1 / n2)), and z is set so that a trial exactly as good as the incumbent is
-dropped at some look with probability `sweep.race_alpha` (default 0.2) in all, under
-normal seed noise with sd known (1 -> 2 -> 4 -> 5: z = 1.27; tests/sweeps/test_racing.py
-checks the rate by simulation: 0.19 in 3000 races). A trial one sd per seed worse is
-dropped after one seed 4 times in 10, three sd worse 96 times in 100. The looks barely
-matter at a given overall rate: in simulation 1 -> 2 -> 4 -> 5, 1 -> 3 -> 5 and 1 -> 5
-spend the same seeds within 3%; doubling stays (SMAC3's). The incumbent is the best of many trials, so its mean on the first
-seeds is biased upwards: the real rate of dropping an equal trial is somewhat higher. The
-incumbent and the winner always run all K seeds: only full trials are ranked, and a trial
-with no full trial to race against runs all K. The incumbent is read from the study at
-each look, never kept in memory, so workers sharing a study (journal file or PostgreSQL)
-never lose an update.
+sqrt(2) * the incumbent's seed std. z is one constant for all the looks of a race
+(Pocock's group-sequential boundary): the n-seed mean differences at the looks are
+correlated (corr sqrt(n1 / n2)), and z is set so that a trial exactly as good as the
+incumbent is dropped at some look with probability `sweep.race_alpha` (default 0.2) in
+all, under normal seed noise with sd known (1 -> 2 -> 4 -> 5: z = 1.27;
+tests/sweeps/test_racing.py checks the rate by simulation: 0.19 in 3000 races). A trial
+one sd per seed worse is dropped after one seed 4 times in 10, three sd worse 96 times in
+100. The looks barely matter at a given overall rate: in simulation 1 -> 2 -> 4 -> 5, 1 ->
+3 -> 5 and 1 -> 5 spend the same seeds within 3%; doubling stays (SMAC3's). The incumbent
+is the best of many trials, so its mean on the first seeds is biased upwards: the real
+rate of dropping an equal trial is somewhat higher. The incumbent and the winner always
+run all K seeds: only full trials are ranked, and a trial with no full trial to race
+against runs all K. The incumbent is read from the study at each look, never kept in
+memory, so workers sharing a study (journal file or PostgreSQL) never lose an update.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
