@@ -19,6 +19,7 @@ from sweeps.search.study import Sweep
 from sweeps.sweep import main
 from tests.conftest import REPO
 from tests.sweeps.scripted import ScriptedTask, scripted_factory
+from tests.sweeps.test_cluster import database, pg_server  # noqa: F401 - fixtures
 from tests.sweeps.test_sweep import load, mlflow_runs, overrides
 
 GOOD, BAD = [0.6, 0.8, 0.9, 0.9], [0.5, 0.55, 0.55, 0.55]
@@ -242,21 +243,44 @@ def sweep_cmd(tmp_path, csv, *extra):
             *overrides(tmp_path, csv, "sweep.seeds_policy=race", "seeds=3", "train.max_epochs=2", *extra)]
 
 
+@pytest.fixture(params=["journal", "postgres"])
+def shared_storage(request, tmp_path, monkeypatch):
+    """The settings and environment of a study two workers share: a journal file, or a new
+    PostgreSQL database (SEEDSWEEP_TEST_PG_URL; skipped without it)."""
+    if request.param == "journal":
+        return ["storage.url=null", f"storage.dir={tmp_path / 'journal'}"], dict(os.environ)
+    url = request.getfixturevalue("database")
+    return ["storage=postgres"], {**os.environ, "SEEDSWEEP_DB_URL": url}
+
+
 @pytest.mark.slow
-def test_two_workers_race_on_the_journal_storage(tmp_path, polarity_csv):
-    args = ["sampler=grid", "sweep.workers=2", "storage.url=null", f"storage.dir={tmp_path / 'journal'}"]
+def test_two_workers_race_on_a_shared_study(tmp_path, polarity_csv, shared_storage, monkeypatch):
+    """No seed of a trial runs twice and no incumbent update is lost: a trial stopped by the
+    race names an incumbent that ran all K seeds and is at least as good as every full trial
+    that had completed before the stopped trial started."""
+    storage, env = shared_storage
+    args = ["sampler=random", "sweep.trials=6", "sweep.workers=2", *storage]
     proc = subprocess.run(sweep_cmd(tmp_path, polarity_csv, *args), cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr
     from sweeps.store import load_study
-    study = load_study(compose_config(overrides(tmp_path, polarity_csv, *args)), "dan-csv-grid")
+    if "SEEDSWEEP_DB_URL" in env:
+        monkeypatch.setenv("SEEDSWEEP_DB_URL", env["SEEDSWEEP_DB_URL"])
+    study = load_study(compose_config(overrides(tmp_path, polarity_csv, *args)), "dan-csv-random")
     drawn = racing.study_seeds(study.user_attrs)
-    assert len(study.trials) == 4 and len({t.user_attrs["worker"] for t in study.trials}) == 2
+    assert len(study.trials) == 6 and len({t.user_attrs["worker"] for t in study.trials}) == 2
+    by_number = {t.number: t for t in study.trials}
     for t in study.trials:
         assert t.state == TrialState.COMPLETE
         assert t.user_attrs[SEEDS] == drawn[:len(t.user_attrs[SEEDS])]  # no seed run twice
         assert len(t.user_attrs[SEEDS]) == 3 or t.user_attrs[RACED_OUT]
-    _, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
+        if reason := t.user_attrs.get(RACED_OUT):
+            named = by_number[int(reason.split("(trial ")[1].split(")")[0])]
+            assert racing.is_full(named) and len(named.user_attrs[SEEDS]) == 3
+            seen = [f for f in study.trials if racing.is_full(f) and f.datetime_complete < t.datetime_start]
+            assert all(named.value >= f.value for f in seen), (reason, [(f.number, f.value) for f in seen])
+    assert any(t.user_attrs.get(RACED_OUT) for t in study.trials)  # lr=0.01 ends far behind
+    _, parents, children = mlflow_runs(tmp_path, "dan-csv-random")
     assert len(children) == sum(len(t.user_attrs[SEEDS]) for t in study.trials)
     assert all(r.info.status == "FINISHED" for r in parents + children)
 
