@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -191,6 +192,13 @@ def race_stop(values: Mapping[int, float], best: FrozenTrial | None, policy: See
     where = ",".join(str(study_seeds.index(s)) for s in shared)
     return (f"stopped after {len(values)} of {policy.k} seeds: {mine:.3f} vs incumbent {inc:.3f} "
             f"(trial {best.number}) on seeds {where}")
+
+
+def brief(reason: str) -> str:
+    """A race's stop reason for the progress line: "stopped after 1 of 5 seeds: 0.712 vs #4
+    0.781" (the seeds compared left out)."""
+    m = re.match(r"(.*): (\S+) vs incumbent (\S+) \(trial (\d+)\)", reason)
+    return f"{m[1]}: {m[2]} vs #{m[4]} {m[3]}" if m else reason.split(":")[0]
 
 
 def race_savings(trials: Sequence[FrozenTrial], k: int) -> tuple[int, float, int]:

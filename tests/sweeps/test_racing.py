@@ -178,6 +178,27 @@ def test_bad_trials_stop_after_one_seed_and_the_winner_runs_all(tmp_path, polari
     assert all(c.info.status == "FINISHED" for c in children)
 
 
+def test_the_progress_line_says_which_trial_the_race_stopped_and_why(tmp_path, polarity_csv):
+    """Done when: the progress line shows which trials stopped early over seeds and why (the
+    two means and the incumbent), not only how many seeds they ran."""
+    import io
+
+    from sweeps.search.progress import Progress
+    out = io.StringIO()
+    sweep = Sweep(race(tmp_path, polarity_csv, "sampler=grid"), progress=Progress(stream=out, tty=False),
+                  workload_factory=noisy_factory(by_lr))
+    sweep.run()
+    stopped = [t for t in sweep.study.trials if t.user_attrs.get(RACED_OUT)]
+    assert stopped
+    lines = [line for line in out.getvalue().splitlines() if "] #" in line]
+    for t in stopped:
+        (line,) = [line for line in lines if f"] #{t.number} " in line]
+        reason = t.user_attrs[RACED_OUT]  # "stopped after 1 of 4 seeds: 0.550 vs incumbent 0.900 (trial 0)"
+        mine, theirs = reason.split(": ")[1].split(" vs incumbent ")
+        assert "stopped after 1 of 4 seeds" in line and mine in line
+        assert f"#{reason.split('(trial ')[1].split(')')[0]} {theirs.split()[0]}" in line, line
+
+
 def test_the_pruner_prunes_within_the_first_look(tmp_path, polarity_csv):
     # grid: bad, good, bad, good; the median pruner (prune_improving) prunes the second bad
     # at its first epoch, on its first seed
