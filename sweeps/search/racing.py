@@ -13,23 +13,24 @@ paired per-seed difference between two trials:
     drop when  i - c > z * sd / sqrt(n)      (maximize; mirrored to minimize)
 
 sd is pooled over every pair of trials that ran all K seeds (each pair's per-seed
-differences about their own mean: (m choose 2) * (K - 1) degrees of freedom with m full
-trials), so it counts what pairing removes (seed i is the same initialisation and batch
-order in both) and does not hang on one trial's K seeds; until two full trials exist it is
-sqrt(2) * the incumbent's seed std. z is one constant for all the looks of a race
-(Pocock's group-sequential boundary): the n-seed mean differences at the looks are
-correlated (corr sqrt(n1 / n2)), and z is set so that a trial exactly as good as the
-incumbent is dropped at some look with probability `sweep.race_alpha` (default 0.2) in
-all, under normal seed noise with sd known (1 -> 2 -> 4 -> 5: z = 1.27;
-tests/sweeps/test_racing.py checks the rate by simulation: 0.19 in 3000 races). A trial
-one sd per seed worse is dropped after one seed 4 times in 10, three sd worse 96 times in
-100. The looks barely matter at a given overall rate: in simulation 1 -> 2 -> 4 -> 5, 1 ->
-3 -> 5 and 1 -> 5 spend the same seeds within 3%; doubling stays (SMAC3's). The incumbent
-is the best of many trials, so its mean on the first seeds is biased upwards: the real
-rate of dropping an equal trial is somewhat higher. The incumbent and the winner always
-run all K seeds: only full trials are ranked, and a trial with no full trial to race
-against runs all K. The incumbent is read from the study at each look, never kept in
-memory, so workers sharing a study (journal file or PostgreSQL) never lose an update.
+differences about their own mean, (m choose 2) * K values with m full trials; robustly, by
+their median absolute value, so one seed that stopped oddly does not inflate it), so it
+counts what pairing removes (seed i is the same initialisation and batch order in both)
+and does not hang on one trial's K seeds; until two full trials exist it is sqrt(2) * the
+incumbent's seed std. z is one constant for all the looks of a race (Pocock's group-
+sequential boundary): the n-seed mean differences at the looks are correlated (corr
+sqrt(n1 / n2)), and z is set so that a trial exactly as good as the incumbent is dropped
+at some look with probability `sweep.race_alpha` (default 0.2) in all, under normal seed
+noise with sd known (1 -> 2 -> 4 -> 5: z = 1.27; tests/sweeps/test_racing.py checks the
+rate by simulation: 0.19 in 3000 races). A trial one sd per seed worse is dropped after
+one seed 4 times in 10, three sd worse 96 times in 100. The looks barely matter at a given
+overall rate: in simulation 1 -> 2 -> 4 -> 5, 1 -> 3 -> 5 and 1 -> 5 spend the same seeds
+within 3%; doubling stays (SMAC3's). The incumbent is the best of many trials, so its mean
+on the first seeds is biased upwards: the real rate of dropping an equal trial is somewhat
+higher. The incumbent and the winner always run all K seeds: only full trials are ranked,
+and a trial with no full trial to race against runs all K. The incumbent is read from the
+study at each look, never kept in memory, so workers sharing a study (journal file or
+PostgreSQL) never lose an update.
 """
 
 from __future__ import annotations
@@ -154,9 +155,15 @@ def boundary(looks: tuple[int, ...], alpha: float) -> float:
     return float(brentq(lambda z: 1 - law.cdf(np.full(len(n), z), rng=0) - alpha, 0.0, 6.0, xtol=1e-4))
 
 
+POOL = 300  # the latest full trials the seed noise is pooled over (45,000 pairs at most)
+
+
 def paired_sd(trials: Sequence[FrozenTrial], study_seeds: Sequence[int], best: FrozenTrial) -> float:
     """The seed noise of a per-seed difference between two trials, pooled over every pair of
-    full trials on the study's K seeds; sqrt(2) * `best`'s seed std with fewer than two."""
+    the latest POOL full trials on the study's K seeds, robustly: 1.4826 * the median absolute
+    per-seed difference about the pair's mean difference, * sqrt(K / (K - 1)) (consistent
+    for normal noise; one seed that stopped oddly does not inflate it). With fewer than two
+    full trials: sqrt(2) * `best`'s seed std."""
     k, rows = len(study_seeds), []
     for t in trials:
         theirs = dict(zip(t.user_attrs.get(SEEDS) or [], t.user_attrs.get(SEED_VALUES) or []))
@@ -165,11 +172,10 @@ def paired_sd(trials: Sequence[FrozenTrial], study_seeds: Sequence[int], best: F
     if len(rows) < 2 or k < 2:
         own = best.user_attrs.get(SEED_VALUES) or []
         return math.sqrt(2) * statistics.stdev(own) if len(own) > 1 else 0.0
-    r = np.asarray(rows, dtype=float)
+    r = np.asarray(rows[-POOL:], dtype=float)
     r -= r.mean(axis=1, keepdims=True)  # each trial about its own mean
-    m = len(r)  # sum over pairs a<b of sum_s (r_as - r_bs)^2 = sum_s m * sum_a r_as^2 - (sum_a r_as)^2
-    squares = float((m * (r ** 2).sum(axis=0) - r.sum(axis=0) ** 2).sum())
-    return math.sqrt(max(squares, 0.0) / (m * (m - 1) / 2 * (k - 1)))
+    a, b = np.triu_indices(len(r), 1)
+    return float(1.4826 * np.median(np.abs(r[a] - r[b])) * math.sqrt(k / (k - 1)))
 
 
 def race_stop(values: Mapping[int, float], best: FrozenTrial | None, policy: SeedPolicy,
