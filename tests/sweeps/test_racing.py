@@ -246,10 +246,11 @@ def test_resume_keeps_the_study_seeds(tmp_path, polarity_csv):
     (["sweep.seeds_policy=race", "sweep.race_alpha=0.7"], "sweep.race_alpha"),
 ])
 def test_bad_policy_settings_are_refused(tmp_path, polarity_csv, capsys, extra, words):
+    before = sorted(tmp_path.rglob("*"))
     assert main(overrides(tmp_path, polarity_csv, *extra)) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
-    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
+    assert sorted(tmp_path.rglob("*")) == before  # nothing created: no store, no runs, no locks
 
 
 @pytest.mark.parametrize("first, then", [("fixed", "race"), ("race", "fixed")])
@@ -257,11 +258,13 @@ def test_resuming_under_another_policy_is_refused(tmp_path, polarity_csv, capsys
     Sweep(race(tmp_path, polarity_csv, "sweep.trials=1", f"sweep.seeds_policy={first}"), quiet=True,
           workload_factory=noisy_factory(by_lr)).run()
     before = load(tmp_path, "dan-csv-random")
+    runs_before = len(mlflow_runs(tmp_path, "dan-csv-random")[1])
     assert main(race(tmp_path, polarity_csv, "sweep.trials=3", f"sweep.seeds_policy={then}")) == 2
     err = capsys.readouterr().err
     assert f"was made with seeds policy {first}" in err and err.count("\n") == 1
     after = load(tmp_path, "dan-csv-random")
     assert len(after.trials) == len(before.trials) == 1 and after.user_attrs == before.user_attrs
+    assert len(mlflow_runs(tmp_path, "dan-csv-random")[1]) == runs_before == 1  # no MLflow run either
 
 
 def test_a_race_configuration_composes():
