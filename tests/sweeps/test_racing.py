@@ -361,3 +361,21 @@ def test_every_look_of_a_race_keeps_its_weights_so_the_winner_can_be_evaluated(t
     sweep.run()
     looks = [keep for seeds, keep in calls if len(seeds) < 4]
     assert looks and all(keep is None for keep in looks)
+
+
+def test_the_report_of_a_race_counts_the_savings_and_says_how_sure_the_winner_is(tmp_path, polarity_csv):
+    """Done when: `make report` on a race study says which trials the race stopped, the
+    seed-epochs it saved, and the verdict: the winner against the next full trials."""
+    from analysis.report import main as report_main
+    args = race(tmp_path, polarity_csv, "sampler=grid")
+    sweep = Sweep(args, quiet=True, workload_factory=noisy_factory(by_lr))
+    sweep.run()
+    stopped = [t for t in sweep.study.trials if t.user_attrs.get(RACED_OUT)]
+    assert stopped
+    assert report_main([*args, f"--out={tmp_path / 'reports'}"]) == 0
+    report = (tmp_path / "reports" / "report.md").read_text()
+    assert f"race: {len(stopped)} trial(s) stopped early over seeds" in report
+    assert "## How sure is the winner?" in report and "Winner: trial " in report
+    assert ("beats trial" in report or "not distinguishable with" in report), report
+    trials = (tmp_path / "reports" / "trials.csv").read_text()
+    assert trials.count("RACED_OUT") == len(stopped)
