@@ -74,7 +74,8 @@ def test_a_trial_is_dropped_only_when_behind_by_more_than_the_margin():
     seeds = [7, 8, 9]
     best = trial_with([0.80, 0.82, 0.78], seeds)  # seed std 0.02
     policy = racing.SeedPolicy("race", 3, 1, 0.1)
-    # margin at n=1: 1.2816 * sqrt(2) * 0.02 = 0.036
+    # one full trial: sd = sqrt(2) * 0.02; Pocock's z for looks 1, 2 at 0.1: 1.527; margin 0.043
+    assert policy.z() == pytest.approx(1.527, abs=0.002)
     assert racing.race_stop({7: 0.77}, best, policy, seeds, maximize=True) is None
     reason = racing.race_stop({7: 0.75}, best, policy, seeds, maximize=True)
     assert reason == "stopped after 1 of 3 seeds: 0.750 vs incumbent 0.800 (trial 12) on seeds 0"
