@@ -21,7 +21,7 @@ incumbent's seed std. z is one constant for all the looks of a race (Pocock's gr
 sequential boundary): the n-seed mean differences at the looks are correlated (corr
 sqrt(n1 / n2)), and z is set so that a trial exactly as good as the incumbent is dropped
 at some look with probability `sweep.race_alpha` (default 0.2) in all, under normal seed
-noise with sd known (1 -> 2 -> 4 -> 5: z = 1.27; tests/sweeps/test_racing.py checks the
+noise with sd known (1 -> 2 -> 4 -> 5: z = 1.27; tests/sweeps/test_racing_rule.py checks the
 rate by simulation: 0.19 in 3000 races). A trial one sd per seed worse is dropped after
 one seed 4 times in 10, three sd worse 96 times in 100. The looks barely matter at a given
 overall rate: in simulation 1 -> 2 -> 4 -> 5, 1 -> 3 -> 5 and 1 -> 5 spend the same seeds
