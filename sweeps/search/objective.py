@@ -167,8 +167,9 @@ class Objective:
                 if upto == len(seeds) or pruned():
                     break
                 values = {r.seed: r.best_value for r in results}
-                best = racing.incumbent(trial.study.get_trials(deepcopy=False), len(seeds), maximize)
-                if reason := racing.race_stop(values, best, self.policy, seeds, maximize) or "":
+                everyone = trial.study.get_trials(deepcopy=False)
+                best = racing.incumbent(everyone, len(seeds), maximize)
+                if reason := racing.race_stop(values, best, self.policy, seeds, maximize, everyone) or "":
                     trial.set_user_attr(RACED_OUT, reason)
                     self.tracker.set_tags(parent, {RACED_OUT: reason, SEEDS_RUN_TAG: str(len(results))})
                     break

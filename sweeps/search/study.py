@@ -232,7 +232,7 @@ class Sweep:
             epoch = max(r.epochs_run for r in result.seed_results)
             at = f" at ep {epoch}" if result.pruned else f" {epoch}ep"
             if result.raced_out:
-                at += f", {result.raced_out.split(':')[0]}"
+                at += f", {racing.brief(result.raced_out)}"
             self._finished(trial, state.name, f"{result.mean:.4f}±{result.std:.4f}{at}", start)
         self._keep_top_weights()
 

@@ -18,6 +18,7 @@ from sweeps.search.study import Sweep
 from sweeps.sweep import main
 from tests.conftest import REPO
 from tests.sweeps.scripted import ScriptedTask, scripted_factory
+from tests.sweeps.test_cluster import database, pg_server  # noqa: F401 - fixtures
 from tests.sweeps.test_sweep import load, mlflow_runs, overrides
 
 GOOD, BAD = [0.6, 0.8, 0.9, 0.9], [0.5, 0.55, 0.55, 0.55]
@@ -48,37 +49,6 @@ def by_lr(cfg):
 def race(tmp_path, csv, *extra):
     return overrides(tmp_path, csv, "sweep.seeds_policy=race", "seeds=4", "train.max_epochs=4",
                      "train.patience=10", "pruner=none", *extra)
-
-
-# ---- the rule
-
-
-def trial_with(values: list[float], seeds: list[int], number: int = 12):
-    import optuna
-    t = optuna.trial.create_trial(value=sum(values) / len(values), user_attrs={
-        SEEDS: seeds, SEED_VALUES: values}, params={}, distributions={})
-    t.number = number
-    return t
-
-
-def test_looks_double_from_min_seeds_up_to_k():
-    policy = racing.SeedPolicy("race", 5, 1, 0.1)
-    assert policy.looks() == [1, 2, 4, 5]
-    assert racing.SeedPolicy("race", 6, 2, 0.1).looks() == [2, 4, 6]
-    assert racing.SeedPolicy("fixed", 5, 1, 0.1).looks() == [5]
-
-
-def test_a_trial_is_dropped_only_when_behind_by_more_than_the_margin():
-    seeds = [7, 8, 9]
-    best = trial_with([0.80, 0.82, 0.78], seeds)  # seed std 0.02
-    policy = racing.SeedPolicy("race", 3, 1, 0.1)
-    # margin at n=1: 1.2816 * sqrt(2) * 0.02 = 0.036
-    assert racing.race_stop({7: 0.77}, best, policy, seeds, maximize=True) is None
-    reason = racing.race_stop({7: 0.75}, best, policy, seeds, maximize=True)
-    assert reason == "stopped after 1 of 3 seeds: 0.750 vs incumbent 0.800 (trial 12) on seeds 0"
-    # minimizing mirrors it; no incumbent: the trial goes on
-    assert racing.race_stop({7: 0.75}, best, policy, seeds, maximize=False) is None
-    assert racing.race_stop({7: 0.1}, None, policy, seeds, maximize=True) is None
 
 
 # ---- end to end
@@ -122,6 +92,27 @@ def test_bad_trials_stop_after_one_seed_and_the_winner_runs_all(tmp_path, polari
     assert all(c.info.status == "FINISHED" for c in children)
 
 
+def test_the_progress_line_says_which_trial_the_race_stopped_and_why(tmp_path, polarity_csv):
+    """Done when: the progress line shows which trials stopped early over seeds and why (the
+    two means and the incumbent), not only how many seeds they ran."""
+    import io
+
+    from sweeps.search.progress import Progress
+    out = io.StringIO()
+    sweep = Sweep(race(tmp_path, polarity_csv, "sampler=grid"), progress=Progress(stream=out, tty=False),
+                  workload_factory=noisy_factory(by_lr))
+    sweep.run()
+    stopped = [t for t in sweep.study.trials if t.user_attrs.get(RACED_OUT)]
+    assert stopped
+    lines = [line for line in out.getvalue().splitlines() if "] #" in line]
+    for t in stopped:
+        (line,) = [line for line in lines if f"] #{t.number} " in line]
+        reason = t.user_attrs[RACED_OUT]  # "stopped after 1 of 4 seeds: 0.550 vs incumbent 0.900 (trial 0)"
+        mine, theirs = reason.split(": ")[1].split(" vs incumbent ")
+        assert "stopped after 1 of 4 seeds" in line and mine in line
+        assert f"#{reason.split('(trial ')[1].split(')')[0]} {theirs.split()[0]}" in line, line
+
+
 def test_the_pruner_prunes_within_the_first_look(tmp_path, polarity_csv):
     # grid: bad, good, bad, good; the median pruner (prune_improving) prunes the second bad
     # at its first epoch, on its first seed
@@ -156,10 +147,11 @@ def test_resume_keeps_the_study_seeds(tmp_path, polarity_csv):
     (["sweep.seeds_policy=race", "sweep.race_alpha=0.7"], "sweep.race_alpha"),
 ])
 def test_bad_policy_settings_are_refused(tmp_path, polarity_csv, capsys, extra, words):
+    before = sorted(tmp_path.rglob("*"))
     assert main(overrides(tmp_path, polarity_csv, *extra)) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
-    assert not (tmp_path / "optuna.db").exists() and not (tmp_path / "mlflow.db").exists()
+    assert sorted(tmp_path.rglob("*")) == before  # nothing created: no store, no runs, no locks
 
 
 @pytest.mark.parametrize("first, then", [("fixed", "race"), ("race", "fixed")])
@@ -167,11 +159,13 @@ def test_resuming_under_another_policy_is_refused(tmp_path, polarity_csv, capsys
     Sweep(race(tmp_path, polarity_csv, "sweep.trials=1", f"sweep.seeds_policy={first}"), quiet=True,
           workload_factory=noisy_factory(by_lr)).run()
     before = load(tmp_path, "dan-csv-random")
+    runs_before = len(mlflow_runs(tmp_path, "dan-csv-random")[1])
     assert main(race(tmp_path, polarity_csv, "sweep.trials=3", f"sweep.seeds_policy={then}")) == 2
     err = capsys.readouterr().err
     assert f"was made with seeds policy {first}" in err and err.count("\n") == 1
     after = load(tmp_path, "dan-csv-random")
     assert len(after.trials) == len(before.trials) == 1 and after.user_attrs == before.user_attrs
+    assert len(mlflow_runs(tmp_path, "dan-csv-random")[1]) == runs_before == 1  # no MLflow run either
 
 
 def test_a_race_configuration_composes():
@@ -187,21 +181,44 @@ def sweep_cmd(tmp_path, csv, *extra):
             *overrides(tmp_path, csv, "sweep.seeds_policy=race", "seeds=3", "train.max_epochs=2", *extra)]
 
 
+@pytest.fixture(params=["journal", "postgres"])
+def shared_storage(request, tmp_path, monkeypatch):
+    """The settings and environment of a study two workers share: a journal file, or a new
+    PostgreSQL database (SEEDSWEEP_TEST_PG_URL; skipped without it)."""
+    if request.param == "journal":
+        return ["storage.url=null", f"storage.dir={tmp_path / 'journal'}"], dict(os.environ)
+    url = request.getfixturevalue("database")
+    return ["storage=postgres"], {**os.environ, "SEEDSWEEP_DB_URL": url}
+
+
 @pytest.mark.slow
-def test_two_workers_race_on_the_journal_storage(tmp_path, polarity_csv):
-    args = ["sampler=grid", "sweep.workers=2", "storage.url=null", f"storage.dir={tmp_path / 'journal'}"]
+def test_two_workers_race_on_a_shared_study(tmp_path, polarity_csv, shared_storage, monkeypatch):
+    """No seed of a trial runs twice and no incumbent update is lost: a trial stopped by the
+    race names an incumbent that ran all K seeds and is at least as good as every full trial
+    that had completed before the stopped trial started."""
+    storage, env = shared_storage
+    args = ["sampler=random", "sweep.trials=6", "sweep.workers=2", *storage]
     proc = subprocess.run(sweep_cmd(tmp_path, polarity_csv, *args), cwd=REPO, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr
     from sweeps.store import load_study
-    study = load_study(compose_config(overrides(tmp_path, polarity_csv, *args)), "dan-csv-grid")
+    if "SEEDSWEEP_DB_URL" in env:
+        monkeypatch.setenv("SEEDSWEEP_DB_URL", env["SEEDSWEEP_DB_URL"])
+    study = load_study(compose_config(overrides(tmp_path, polarity_csv, *args)), "dan-csv-random")
     drawn = racing.study_seeds(study.user_attrs)
-    assert len(study.trials) == 4 and len({t.user_attrs["worker"] for t in study.trials}) == 2
+    assert len(study.trials) == 6 and len({t.user_attrs["worker"] for t in study.trials}) == 2
+    by_number = {t.number: t for t in study.trials}
     for t in study.trials:
         assert t.state == TrialState.COMPLETE
         assert t.user_attrs[SEEDS] == drawn[:len(t.user_attrs[SEEDS])]  # no seed run twice
         assert len(t.user_attrs[SEEDS]) == 3 or t.user_attrs[RACED_OUT]
-    _, parents, children = mlflow_runs(tmp_path, "dan-csv-grid")
+        if reason := t.user_attrs.get(RACED_OUT):
+            named = by_number[int(reason.split("(trial ")[1].split(")")[0])]
+            assert racing.is_full(named) and len(named.user_attrs[SEEDS]) == 3
+            seen = [f for f in study.trials if racing.is_full(f) and f.datetime_complete < t.datetime_start]
+            assert all(named.value >= f.value for f in seen), (reason, [(f.number, f.value) for f in seen])
+    assert any(t.user_attrs.get(RACED_OUT) for t in study.trials)  # lr=0.01 ends far behind
+    _, parents, children = mlflow_runs(tmp_path, "dan-csv-random")
     assert len(children) == sum(len(t.user_attrs[SEEDS]) for t in study.trials)
     assert all(r.info.status == "FINISHED" for r in parents + children)
 
@@ -245,3 +262,21 @@ def test_every_look_of_a_race_keeps_its_weights_so_the_winner_can_be_evaluated(t
     sweep.run()
     looks = [keep for seeds, keep in calls if len(seeds) < 4]
     assert looks and all(keep is None for keep in looks)
+
+
+def test_the_report_of_a_race_counts_the_savings_and_says_how_sure_the_winner_is(tmp_path, polarity_csv):
+    """Done when: `make report` on a race study says which trials the race stopped, the
+    seed-epochs it saved, and the verdict: the winner against the next full trials."""
+    from analysis.report import main as report_main
+    args = race(tmp_path, polarity_csv, "sampler=grid")
+    sweep = Sweep(args, quiet=True, workload_factory=noisy_factory(by_lr))
+    sweep.run()
+    stopped = [t for t in sweep.study.trials if t.user_attrs.get(RACED_OUT)]
+    assert stopped
+    assert report_main([*args, f"--out={tmp_path / 'reports'}"]) == 0
+    report = (tmp_path / "reports" / "report.md").read_text()
+    assert f"race: {len(stopped)} trial(s) stopped early over seeds" in report
+    assert "## How sure is the winner?" in report and "Winner: trial " in report
+    assert ("beats trial" in report or "not distinguishable with" in report), report
+    trials = (tmp_path / "reports" / "trials.csv").read_text()
+    assert trials.count("RACED_OUT") == len(stopped)
