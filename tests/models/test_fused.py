@@ -123,3 +123,14 @@ def test_sliced_adagrad_equals_torch_adagrad_slice_by_slice():
             opt.step()
     for s in range(3):
         torch.testing.assert_close(p.detach()[s], alone[s].detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_gpu_check_runs_its_fused_rows_on_the_cpu(tmp_path):
+    """`make gpu-check ARGS='--only fused'` runs only on a lent GPU: its code must not rot meanwhile."""
+    import json
+
+    from benchmarks.gpu_check import main
+    assert main(["--device", "cpu", "--small", "--only", "fused", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "gpu-check.json").read_text())["fused"]
+    assert rows[0]["ok"] and rows[0]["max_rel_diff"] < 1e-5 and rows[0]["slices"] == 8
+    assert rows[1]["slices"] == 4 and rows[1]["epoch_s"] > 0 and rows[1]["plain_epoch_s"] > 0
