@@ -49,6 +49,7 @@ class FusedDAN(StackedDAN):
     def keep(self, rows: Sequence[int]) -> dict:
         self.p = [tuple(ps[r] for r in rows) for ps in self.p]
         self.word_rates = [self.word_rates[r] for r in rows]
+        self._rates = {}
         return super().keep(rows)
 
     def drop(self, x: torch.Tensor, p: Sequence[float]) -> torch.Tensor:
@@ -68,8 +69,16 @@ class FusedDAN(StackedDAN):
                                     value=-1.0) if r > 0 else
                               torch.zeros((b, t), device=tokens.device)
                               for w, g, r in zip(widths, self.noise, self.word_rates)])  # (S, B, T)
-        rates = torch.tensor(self.word_rates, device=tokens.device).repeat_interleave(b).unsqueeze(1)
+        rates = self._word_rates(b, tokens.device)  # (S B, 1)
         return drop_scored(tokens.flatten(0, 1), scores.flatten(0, 1), rates, self.pad).view(tokens.shape)
+
+    def _word_rates(self, b: int, device: torch.device) -> torch.Tensor:
+        """Slice s's word dropout rate for each of its b rows, (S b, 1): made once a batch
+        size, so a batch copies nothing from the host."""
+        cache = self.__dict__.setdefault("_rates", {})
+        if (b, device) not in cache:
+            cache[b, device] = torch.tensor(self.word_rates, device=device).repeat_interleave(b).unsqueeze(1)
+        return cache[b, device]
 
     def forward(self, tokens: torch.Tensor, widths: Sequence[int] | None = None) -> torch.Tensor:
         """tokens (S, B, T) right-padded, slice s's own batch trimmed to widths[s] -> (S, B, C)."""

@@ -45,6 +45,13 @@ class SlicedOptimizer:
         as_column = lambda v: torch.tensor(v, dtype=torch.float64, device=device).unsqueeze(1)  # noqa: E731
         self.lr, self.decay, self.bias_decay = as_column(lr), as_column(weight_decay), as_column(bias_decay)
         self.decays, self.biases_decay = any(weight_decay), any(bias_decay)
+        self._cast: dict[tuple[str, torch.dtype], torch.Tensor] = {}
+
+    def rate(self, name: str, dtype: torch.dtype) -> torch.Tensor:
+        """The (S, 1) column `name` (lr, decay, bias_decay) cast to `dtype`, cast once."""
+        if (name, dtype) not in self._cast:
+            self._cast[name, dtype] = getattr(self, name).to(dtype)
+        return self._cast[name, dtype]
 
     @torch.no_grad()
     def step(self) -> None:
@@ -54,27 +61,27 @@ class SlicedOptimizer:
                 continue
             w, g = p.view(self.slices, -1), p.grad.view(self.slices, -1)  # (S, N)
             if self.biases_decay if bias else self.decays:
-                decay = (self.bias_decay if bias else self.decay).to(w.dtype)  # (S, 1)
+                decay = self.rate("bias_decay" if bias else "decay", w.dtype)  # (S, 1)
                 g = g + w * decay  # torch: grad.add(param, alpha=weight_decay)
-            getattr(self, f"_{self.optimizer}")(w, g, self.lr, state)
+            getattr(self, f"_{self.optimizer}")(w, g, state)
 
-    def _adagrad(self, w: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, state: dict) -> None:
+    def _adagrad(self, w: torch.Tensor, g: torch.Tensor, state: dict) -> None:
         total = state.setdefault("sum", torch.zeros_like(w))
         total.addcmul_(g, g, value=1)
         std = total.sqrt().add_(self.eps)
-        w.add_(g.mul(-lr.to(w.dtype)).div_(std))  # torch: w.addcdiv_(g, std, value=-lr)
+        w.add_(g.mul(-self.rate("lr", w.dtype)).div_(std))  # torch: w.addcdiv_(g, std, value=-lr)
 
-    def _adam(self, w: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, state: dict) -> None:
+    def _adam(self, w: torch.Tensor, g: torch.Tensor, state: dict) -> None:
         beta1, beta2 = BETAS
         avg = state.setdefault("exp_avg", torch.zeros_like(w))
         avg_sq = state.setdefault("exp_avg_sq", torch.zeros_like(w))
         avg.lerp_(g, 1 - beta1)
         avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        step_size = (lr / (1 - beta1 ** self.steps)).to(w.dtype)  # (S, 1)
+        step_size = (self.lr / (1 - beta1 ** self.steps)).to(w.dtype)  # (S, 1), as torch's: in float64
         denom = (avg_sq.sqrt() / (1 - beta2 ** self.steps) ** 0.5).add_(ADAM_EPS)
         w.add_(avg.mul(-step_size).div_(denom))  # torch: w.addcdiv_(avg, denom, value=-step_size)
 
-    def _sgd(self, w: torch.Tensor, g: torch.Tensor, lr: torch.Tensor, state: dict) -> None:
+    def _sgd(self, w: torch.Tensor, g: torch.Tensor, state: dict) -> None:
         if self.momentum:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -82,7 +89,7 @@ class SlicedOptimizer:
             else:
                 buf.mul_(self.momentum).add_(g)
             g = buf
-        w.add_(g.mul(-lr.to(w.dtype)))  # torch: w.add_(g, alpha=-lr)
+        w.add_(g.mul(-self.rate("lr", w.dtype)))  # torch: w.add_(g, alpha=-lr)
 
     def keep(self, params: list[nn.Parameter], rows: torch.Tensor) -> SlicedOptimizer:
         """This optimizer over `params` (the stack's after it kept slices `rows`), its state
@@ -92,6 +99,6 @@ class SlicedOptimizer:
         kept.steps = self.steps
         kept.lr, kept.decay, kept.bias_decay = (t.index_select(0, rows) for t in (self.lr, self.decay,
                                                                                    self.bias_decay))
-        kept.decays, kept.biases_decay = self.decays, self.biases_decay
+        kept.decays, kept.biases_decay, kept._cast = self.decays, self.biases_decay, {}
         kept.state = [{name: t.index_select(0, rows) for name, t in state.items()} for state in self.state]
         return kept

@@ -137,8 +137,10 @@ class FusedTrials:
             losses.sum().backward()
             self.optimizer.step()
             if self.by_hand:
-                opt = self.optimizer
-                self.stack.row_step(opt.lr.squeeze(1), opt.decay.squeeze(1), self.settings[0].adagrad_eps)
+                dtype = self.stack.embed.dtype  # torch casts its scalar lr and wd to the weights' type
+                rate = self.optimizer.rate
+                self.stack.row_step(rate("lr", dtype).squeeze(1), rate("decay", dtype).squeeze(1),
+                                    self.settings[0].adagrad_eps)
             self.updates += 1
             if self._decaying:
                 self._set_rates()
