@@ -29,7 +29,7 @@ SWEEP_ARGS = $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(SAM
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep study worker mlflow-server final paper report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning bench-racing ui ui-check dashboard clean
+.PHONY: help install sweep study worker mlflow-server final paper report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning bench-racing bench-fused ui ui-check dashboard clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -108,6 +108,9 @@ bench-pruning: $(VENV)/.installed ## default DAN sweep, pruner=patience against 
 
 bench-racing: $(VENV)/.installed ## DAN on RT, seeds_policy fixed (K=5) against race 1->5 over 3 sampler seeds: seed-epochs, wall, winners [TRIALS=20] [EPOCHS=20]
 	$(PY) -m benchmarks.racing --trials $(or $(TRIALS),20) --max-epochs $(or $(EPOCHS),20) -- $(ARGS)
+
+bench-fused: $(VENV)/.installed ## a 20-trial DAN grid (lr x wd) on RT fused as one model, against seeds stacked a trial and alone: time, parity [TRIALS=20] [EPOCHS=5]
+	$(PY) -m benchmarks.fused --trials $(or $(TRIALS),20) --epochs $(or $(EPOCHS),5) $(ARGS)
 
 ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:$PORT (default 5000) over the local store (runs/); prints each experiment's runs-table link
 	PORT=$(or $(PORT),5000) $(PY) -m sweeps.ui

@@ -11,11 +11,12 @@ PTB: V = 10,000). It checks, on the device:
   4. that one epoch's batches never wait for the GPU (torch.cuda.set_sync_debug_mode);
   5. a Brown MLP9-sized epoch, 3 seeds stacked at batch 64 (target: 5 s or less);
   6. train.cuda_graphs (models/graphed.py): graphed against eager parity (benchmarks/
-     gpu_graphs.py), and the NPLM and Brown rows again with the steps replayed as CUDA graphs.
+     gpu_graphs.py), and the NPLM and Brown rows again with the steps replayed as CUDA graphs;
+  7. fused trials (benchmarks/gpu_fused.py): parity, and 20 trials in one model against one.
 Each speed row stands beside plain PyTorch measured in the same run (benchmarks/gpu_plain.py).
 
     make gpu-check                              # device cuda; exits 3 when no GPU is seen
-    make gpu-check ARGS='--only graphs'         # only 6, with its eager and plain baselines
+    make gpu-check ARGS='--only graphs'         # only 6, with its eager and plain baselines (or 7: fused)
     python -m benchmarks.gpu_check --device cpu --small   # the same code on the CPU (tests)
 
 Prints Markdown tables, each row as soon as it is measured; writes gpu-check.json to $OUT
@@ -27,53 +28,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 
+from benchmarks import gpu_fused
+from benchmarks.gpu_data import median_time, ptb_like, sst_like
 from benchmarks.gpu_graphs import graphs_parity
-from benchmarks.suite_timing import timed  # stdlib-only at import: fine on a torch-only machine
 from models.dan import DAN
-from models.data.classification import ClassificationSplit, ClassificationTask
-from models.data.lm import LMTask, encode_split
-from models.data.text import Vocab
+from models.data.lm import LMTask
 from models.nplm import NPLM
 from models.training import SeedTrainer, TrainSettings, make_trainers
-
-
-def median_time(fn, device: torch.device, repeats: int = 3) -> float:
-    """Median wall time of `fn` after one warm-up call (kernels, allocator, cuBLAS handles)."""
-    return statistics.median(timed(fn, repeats, device))
-
-
-def sst_like(n_train: int, n_dev: int, vocab: int, classes: int = 5, seed: int = 0) -> ClassificationTask:
-    """Sentences of 2-50 tokens (mean ~19, as SST's), Zipf-like word ids, random labels."""
-    g = torch.Generator().manual_seed(seed)
-
-    def split(n):
-        lengths = torch.clamp(torch.poisson(torch.full((n,), 18.0), generator=g).long(), 2, 50)
-        ranks = torch.rand(n, int(lengths.max()), generator=g)
-        words = (2 + (vocab - 2) ** ranks).long().clamp(max=vocab - 1)  # log-uniform: Zipf-like
-        mask = torch.arange(words.shape[1]) < lengths.unsqueeze(1)
-        return ClassificationSplit(words * mask, lengths, torch.randint(classes, (n,), generator=g))
-    names = [f"w{i}" for i in range(vocab)]
-    return ClassificationTask(split(n_train), split(n_dev), Vocab(names),
-                              tuple(map(str, range(classes))))
-
-
-def ptb_like(vocab: int, tokens: int, tokens_per_epoch: int, seed: int = 0) -> LMTask:
-    g = torch.Generator().manual_seed(seed)
-    ranks = torch.rand(tokens, generator=g)
-    ids = (2 + (vocab - 2) ** ranks).long().clamp(max=vocab - 1).tolist()
-    names = ["<eos>", "<unk>", *(f"w{i}" for i in range(2, vocab))]
-    sents = [[names[i] for i in ids[j:j + 20]] for j in range(0, tokens, 20)]
-    v = Vocab(names)
-    train = encode_split(sents, v)
-    dev = encode_split(sents[: max(1, len(sents) // 20)], v)
-    return LMTask(train, dev, v, context=4, tokens_per_epoch=tokens_per_epoch)
 
 
 def parity(device: torch.device, small: bool) -> list[dict]:
@@ -221,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--small", action="store_true", help="tiny sizes: check the code path, not the speed")
-    ap.add_argument("--only", choices=["graphs"], help="graphs: only the CUDA-graph rows, with their eager "
-                    "and plain baselines (a few minutes at most)")
+    ap.add_argument("--only", choices=["graphs", "fused"], help="graphs: only the CUDA-graph rows, with "
+                    "their eager and plain baselines (a few minutes at most); fused: only fused trials")
     ap.add_argument("--out", default=os.environ.get("OUT"))
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -249,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         save()
 
     emit(f"# gpu-check on {name}, torch {torch.__version__}" + (f", only {args.only}" if args.only else ""))
+    if args.only != "graphs":
+        table("fused", gpu_fused.fused_rows(device, args.small))
+    if args.only == "fused":
+        return 0 if all(r["ok"] for r in report["fused"]) else 1
     if everything:
         table("parity", parity(device, args.small))
         table("no_sync", no_sync(device, args.small))
@@ -259,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     brown = brown_task(device, args.small)
     # graphed first: the new row, and the eager one takes ~25 s an epoch on a GPU
     table("brown_mlp9", (brown_mlp9(device, brown, graphs) for graphs in ("true", "false")))
-    checks = report.get("parity", []) + report.get("no_sync", []) + report["graphs_parity"]
+    checks = (report.get("parity", []) + report.get("no_sync", []) + report["graphs_parity"]
+              + report.get("fused", []))
     return 0 if all(r["ok"] for r in checks) else 1
 
 
@@ -276,6 +248,7 @@ def dan_line(r: dict) -> str:
 
 
 TABLES = {  # report key -> (Markdown header, a row's line)
+    "fused": gpu_fused.TABLE,
     "parity": ("| parity | seeds | max relative dev difference | same best epoch | ok |"
                "\n|---|---:|---:|---|---|", parity_line),
     "no_sync": ("| one epoch's batches, sync_debug_mode=error | no host-device sync |\n|---|---|",

@@ -100,6 +100,8 @@ _SOURCES: dict[str, DataSource] = {}
 _MODELS: dict[str, ModelSpec] = {}
 # a model class -> its stacked form (K seeds as one model), registered beside the model
 _STACKED: dict[type, Callable[[list[Any]], Any]] = {}
+# a model class -> its fused form (T configurations x K seeds as one model: models/fused/)
+_FUSED: dict[type, Callable[[list[Any]], Any]] = {}
 _loaded = False
 
 
@@ -149,6 +151,19 @@ def stack_models(models: list[Any]) -> Any:
     kind = type(models[0])
     stack = _STACKED.get(kind) if all(type(m) is kind for m in models) else None
     return stack(models) if stack is not None else None
+
+
+def register_fused(model_class: type, fuse: Callable[[list[Any]], Any]) -> None:
+    """`fuse(models)` makes models of `model_class` that share an architecture but not their
+    scalar hyper-parameters (dropout rates) one stacked model with per-slice values."""
+    _FUSED[model_class] = fuse
+
+
+def fuse_models(models: list[Any]) -> Any:
+    """The fused form of `models` (T configurations x K seeds), or None where there is none."""
+    kind = type(models[0])
+    fuse = _FUSED.get(kind) if all(type(m) is kind for m in models) else None
+    return fuse(models) if fuse is not None else None
 
 
 def load_all() -> None:
