@@ -29,7 +29,7 @@ SWEEP_ARGS = model=$(MODEL) $(if $(DATA),data=$(DATA)) $(if $(SAMPLER),sampler=$
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep study worker mlflow-server final paper report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning bench-racing ui ui-check dashboard clean
+.PHONY: help install sweep study worker mlflow-server final paper report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning bench-racing sweep-against bench-overhead ui ui-check dashboard clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -108,6 +108,12 @@ bench-pruning: $(VENV)/.installed ## default DAN sweep, pruner=patience against 
 
 bench-racing: $(VENV)/.installed ## DAN on RT, seeds_policy fixed (K=5) against race 1->5 over 3 sampler seeds: seed-epochs, wall, winners [TRIALS=20] [EPOCHS=20]
 	$(PY) -m benchmarks.racing --trials $(or $(TRIALS),20) --max-epochs $(or $(EPOCHS),20) -- $(ARGS)
+
+sweep-against: $(VENV)/.installed ## the default DAN sweep end to end, this checkout against REV (default 57cfc5b), back to back [TRIALS=12] [ARGS='<overrides>']
+	$(PY) -m benchmarks.sweep_against --rev $(or $(REV),57cfc5b) --trials $(or $(TRIALS),12) $(if $(ARGS),-- $(ARGS))
+
+bench-overhead: $(VENV)/.installed ## a sweep's overhead counted: MLflow calls a trial, weight files, git calls, modules imported per command [TRIALS=4]
+	$(PY) -m benchmarks.overhead --trials $(or $(TRIALS),4) $(if $(ARGS),-- $(ARGS))
 
 ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:$PORT (default 5000) over the local store (runs/); prints each experiment's runs-table link
 	PORT=$(or $(PORT),5000) $(PY) -m sweeps.ui
