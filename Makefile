@@ -29,7 +29,7 @@ SWEEP_ARGS = $(if $(MODEL),model=$(MODEL)) $(if $(DATA),data=$(DATA)) $(if $(SAM
 	$(if $(WORKERS),sweep.workers=$(WORKERS)) $(ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help install sweep study worker mlflow-server final paper report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning bench-racing bench-fused ui ui-check dashboard clean
+.PHONY: help install sweep study worker mlflow-server final paper report doctor train test test-fast lint bench bench-workers gpu-check bench-pruning bench-racing bench-fused sweep-against bench-overhead ui ui-check dashboard clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -111,6 +111,12 @@ bench-racing: $(VENV)/.installed ## DAN on RT, seeds_policy fixed (K=5) against 
 
 bench-fused: $(VENV)/.installed ## a 20-trial DAN grid (lr x wd) on RT fused as one model, against seeds stacked a trial and alone: time, parity [TRIALS=20] [EPOCHS=5]
 	$(PY) -m benchmarks.fused --trials $(or $(TRIALS),20) --epochs $(or $(EPOCHS),5) $(ARGS)
+
+sweep-against: $(VENV)/.installed ## the default DAN sweep end to end, this checkout against REV (default 57cfc5b), back to back [TRIALS=12] [ARGS='<overrides>']
+	$(PY) -m benchmarks.sweep_against --rev $(or $(REV),57cfc5b) --trials $(or $(TRIALS),12) $(if $(ARGS),-- $(ARGS))
+
+bench-overhead: $(VENV)/.installed ## a sweep's overhead counted: MLflow calls a trial, weight files, git calls, modules imported per command [TRIALS=4]
+	$(PY) -m benchmarks.overhead --trials $(or $(TRIALS),4) $(if $(ARGS),-- $(ARGS))
 
 ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:$PORT (default 5000) over the local store (runs/); prints each experiment's runs-table link
 	PORT=$(or $(PORT),5000) $(PY) -m sweeps.ui

@@ -14,7 +14,7 @@ import pandas as pd
 from analysis.results import train_perplexity
 from models import metrics
 from models.errors import UserError
-from sweeps.core.records import HARDWARE, SEEDS_PARAM, in_seed_order
+from sweeps.core.records import HARDWARE, SEEDS_PARAM
 from sweeps.paper_spec import (
     Cell,
     Table,
@@ -24,6 +24,7 @@ from sweeps.paper_spec import (
     training_values,
     without_nulls,
 )
+from sweeps.tracking import seed_runs
 from sweeps.tracking.tracker import Tracker
 
 
@@ -92,18 +93,18 @@ def read_cell(cell: Cell, table: Table, uri: str | None) -> Found | None:
     test = ((m[metrics.seed_mean(test_key)] * s, m[metrics.seed_std(test_key)] * s)
             if metrics.seed_mean(test_key) in m else None)
     seeds = run.data.params.get(SEEDS_PARAM, "").split()
-    children = in_seed_order(tracker.child_runs(run.info.run_id), seeds)  # one seed's figures each
-    dev_values = [c.data.metrics.get(metrics.best_dev(table.metric), float("nan")) * s for c in children]
+    children = seed_runs.read(tracker, run.info.run_id, order=seeds)  # one seed's figures each
+    dev_values = [c.metrics.get(metrics.best_dev(table.metric), float("nan")) * s for c in children]
     if not children:  # a counted n-gram model: one dev value on the run itself
         dev_values = [m.get(metrics.dev(table.metric), float("nan")) * s]
     dev = pd.Series(dev_values, dtype=float)
     return Found(
         run.info.run_id, test, (dev.mean(), dev.std(ddof=1) if len(dev) > 1 else 0.0),
         " ".join(seeds) if children else "",
-        [int(c.data.metrics.get(metrics.BEST_EPOCH, 0)) for c in children],
+        [int(c.metrics.get(metrics.BEST_EPOCH, 0)) for c in children],
         ((run.info.end_time or run.info.start_time) - run.info.start_time) / 1000,
         run.data.tags.get(HARDWARE, "not recorded"),
-        [c.data.metrics[test_key] * s for c in children if test_key in c.data.metrics],
+        [c.metrics[test_key] * s for c in children if test_key in c.metrics],
         [{"id": e["run_id"], "time": e.get("time", ""), "reason": e.get("reason", "")}
          for e in tracker.ledger(cell.experiment)],
         # a mixing cell has no training of its own (its networks' is the row it mixes)

@@ -20,8 +20,8 @@ from sweeps.core.records import (
     SEED_EPOCHS,
     SEED_VALUES,
     SEEDS,
-    seed_of,
 )
+from sweeps.tracking import seed_runs
 from sweeps.tracking.tracker import Tracker
 
 RUN_ID = MLFLOW_RUN_ID  # the trial attribute naming its MLflow parent run
@@ -72,10 +72,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 def seed_curves(tracker: Tracker, run_id: str, monitor: str) -> pd.DataFrame:
     """Per-epoch dev metric of each seed of one configuration: columns epoch, seed, value."""
     rows = []
-    for child in tracker.child_runs(run_id):
-        seed = seed_of(child.data.params)
-        rows += [{"epoch": step, "seed": seed, "value": value}
-                 for step, value in tracker.metric_history(child.info.run_id, metrics.dev(monitor))]
+    for child in seed_runs.read(tracker, run_id):
+        rows += [{"epoch": step, "seed": child.seed, "value": value}
+                 for step, value in tracker.metric_history(child.run_id, metrics.dev(monitor))]
     return pd.DataFrame(rows, columns=["epoch", "seed", "value"])
 
 
@@ -91,9 +90,9 @@ def test_summary(tracker: Tracker, run_id: str, monitor: str) -> tuple[float, fl
 def train_perplexity(tracker: Tracker, run_id: str) -> float:
     """Mean over seeds of exp(training loss) at each seed's best epoch."""
     values = []
-    for child in tracker.child_runs(run_id):
-        best = int(child.data.metrics.get(metrics.BEST_EPOCH, 0))
-        losses = dict(tracker.metric_history(child.info.run_id, metrics.TRAIN_LOSS))
+    for child in seed_runs.read(tracker, run_id):
+        best = int(child.metrics.get(metrics.BEST_EPOCH, 0))
+        losses = dict(tracker.metric_history(child.run_id, metrics.TRAIN_LOSS))
         if best in losses:
             values.append(math.exp(losses[best]))
     return sum(values) / len(values) if values else float("nan")

@@ -36,10 +36,10 @@ from sweeps.core.records import (
     MONITOR,
     SEED_VALUES,
     SEEDS,
-    seed_of,
 )
 from sweeps.search.progress import Progress
 from sweeps.search.study import Sweep
+from sweeps.tracking import seed_runs
 from sweeps.tracking.tracker import Tracker
 
 
@@ -123,9 +123,9 @@ def results(study: str, settings: Mapping[str, Any] | None = None, with_test: bo
         tracker = Tracker(s.user_attrs.get(MLFLOW_EXPERIMENT, study), cfg.tracking.uri)
         tests: dict[tuple[str, int], dict[str, float]] = {}
         for run_id in df[MLFLOW_RUN_ID].unique():
-            for child in tracker.child_runs(run_id) if run_id else []:
-                tests[(run_id, seed_of(child.data.params))] = {
-                    k: v for k, v in child.data.metrics.items() if k.startswith(metrics.TEST_PREFIX)}
+            for child in seed_runs.read(tracker, run_id) if run_id else []:
+                tests[(run_id, child.seed)] = {
+                    k: v for k, v in child.metrics.items() if k.startswith(metrics.TEST_PREFIX)}
         extra = pd.DataFrame([tests.get((r, s), {}) for r, s in zip(df[MLFLOW_RUN_ID], df["seed"])],
                              index=df.index)
         df = pd.concat([df, extra], axis=1)

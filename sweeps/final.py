@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import torch
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
@@ -45,12 +44,10 @@ from sweeps.core.records import (
     SWEEP_ONLY,
     TEST_EVALUATIONS_METRIC,
     mean_std,
-    seed_of,
     trial_of,
-    weights_artifact,
 )
 from sweeps.store import ranked
-from sweeps.tracking import trained_data
+from sweeps.tracking import seed_runs, trained_data
 from sweeps.tracking.tracker import Tracker, git_commit
 
 
@@ -171,14 +168,14 @@ def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
     counted = cfg.model.name in COUNTED  # n-gram baselines: no seeds, no weights, counted again
     workload = None if counted else build_workload(cfg, device="cpu")  # the CPU, weights as saved
     task = prepare_task(cfg) if counted else workload.task
-    children = sorted(tracker.child_runs(target.run_id), key=lambda r: seed_of(r.data.params))
+    children = seed_runs.read(tracker, target.run_id)
     if not children and not counted:
         raise UserError(f"run {target.run_id} has no seed runs to evaluate.")
-    seeds = [seed_of(c.data.params) for c in children]
+    seeds = [c.seed for c in children]
     with tempfile.TemporaryDirectory() as tmp:
         weights = []  # every seed's weights are in hand before the test split is opened
         for child, seed in zip(children, seeds):
-            path = tracker.download(child.info.run_id, weights_artifact(seed), Path(tmp))
+            path = seed_runs.weights(tracker, child, Path(tmp))
             if path is None:
                 raise UserError(f"seed {seed} of run {target.run_id} has no saved weights (a sweep "
                                 "keeps them for its top sweep.keep_weights trials only).")
@@ -205,12 +202,11 @@ def _evaluate(target: Target, reason: str | None, earlier: int) -> FinalResult:
             test_metrics.append(ngram_perplexities(task, cfg.model.kind, test))
         for child, path in zip(children, weights):
             model = workload.build_model()
-            model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+            model.load_state_dict(seed_runs.load_weights(path))
             test_metrics.append(task.evaluate(model, test, **extra))
-            dev.append(child.data.metrics[metrics.best_dev(task.monitor)])
-    for child, values in zip(children, test_metrics):
-        tracker.log_metrics(child.info.run_id, {metrics.TEST_PREFIX + k: v for k, v in values.items()},
-                            step=step)
+            dev.append(child.metrics[metrics.best_dev(task.monitor)])
+    seed_runs.log_metrics(tracker, children, [{metrics.TEST_PREFIX + k: v for k, v in values.items()}
+                                              for values in test_metrics], step=step)
     summary = {}
     for k in test_metrics[0]:
         mean, std = mean_std([m[k] for m in test_metrics])

@@ -40,13 +40,8 @@ from sweeps.core.records import (
     HARDWARE,
     MIXED_FROM,
     PAPER_CELL,
-    SEED_PARAM,
     SEEDS_PARAM,
-    WEIGHTS,
-    in_seed_order,
     mean_std,
-    seed_of,
-    weights_artifact,
 )
 from sweeps.paper_spec import (
     Cell,
@@ -60,7 +55,7 @@ from sweeps.paper_spec import (
     training_values,
 )
 from sweeps.search.seeds import run_params
-from sweeps.tracking import trained_data
+from sweeps.tracking import seed_runs, trained_data
 from sweeps.tracking.tracker import Tracker
 from sweeps.train import train, train_ngram
 
@@ -214,8 +209,8 @@ def mix_cell(cell: Cell, cfg: DictConfig, source_cfg: DictConfig) -> str:
     workload = build_workload(cfg)
     task, monitor = workload.task, workload.task.monitor
     # the source's seed runs in its own order, so that both cells list their seeds alike
-    children = in_seed_order(src.child_runs(src_run), src.get_run(src_run).data.params[SEEDS_PARAM].split())
-    seeds = [seed_of(c.data.params) for c in children]
+    children = seed_runs.read(src, src_run, order=src.get_run(src_run).data.params[SEEDS_PARAM].split())
+    seeds = [c.seed for c in children]
     tracker = Tracker(cell.experiment, cfg.tracking.uri, cfg.tracking.artifacts)
     command = f"make paper TABLE={cell.table} ROWS={cell.row} COLUMNS={cell.column}"
     parent = tracker.start_config_run(f"{cfg.model.name}-{cfg.data.name}", run_params(cfg, workload, seeds),
@@ -226,23 +221,22 @@ def mix_cell(cell: Cell, cfg: DictConfig, source_cfg: DictConfig) -> str:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             trained_data.check(src, src_run, task, Path(tmp))  # the networks fit the data as it is
-            trained_data.save(tracker, parent, task, Path(tmp))
-            for child, seed in zip(children, seeds):
-                path = src.download(child.info.run_id, weights_artifact(seed), Path(tmp))
+            closing = []
+            for child in children:
+                path = seed_runs.weights(src, child, Path(tmp))
                 if path is None:
-                    raise UserError(f"seed {seed} of run {src_run} has no saved weights to mix.")
+                    raise UserError(f"seed {child.seed} of run {src_run} has no saved weights to mix.")
                 model = workload.build_model()
-                model.load_state_dict(torch.load(path, weights_only=True, map_location="cpu"))
+                model.load_state_dict(seed_runs.load_weights(path))
                 model.to(workload.device)
                 dev = task.evaluate(model)
                 values.append(dev[monitor])
-                run = tracker.start_run(f"seed {seed}", {SEED_PARAM: seed}, parent_id=parent)
-                epochs = {k: child.data.metrics[k] for k in (metrics.BEST_EPOCH, metrics.EPOCHS_RUN)
-                          if k in child.data.metrics}
-                tracker.log_metrics(run, {metrics.best_dev(monitor): dev[monitor], **epochs,
-                                          **{metrics.best_dev(k): v for k, v in dev.items() if k != monitor}})
-                tracker.log_artifact(run, path, WEIGHTS)
-                tracker.end_run(run)
+                epochs = {k: child.metrics[k] for k in (metrics.BEST_EPOCH, metrics.EPOCHS_RUN)
+                          if k in child.metrics}
+                closing.append(seed_runs.Closing("", child.seed, {
+                    metrics.best_dev(monitor): dev[monitor], **epochs,
+                    **{metrics.best_dev(k): v for k, v in dev.items() if k != monitor}}, path))
+            seed_runs.write(tracker, parent, closing, task)
         mean, std = mean_std(values)
         tracker.log_metrics(parent, {metrics.seed_mean(metrics.best_dev(monitor)): mean,
                                      metrics.seed_std(metrics.best_dev(monitor)): std})

@@ -9,10 +9,10 @@ sweeps/doctor.py.
 from __future__ import annotations
 
 import optuna
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from optuna.trial import TrialState
 
 from sweeps.core.records import INTERRUPTED, MLFLOW_RUN_ID, TRIAL_NUMBER, TRIAL_STATE
+from sweeps.tracking import seed_runs
 from sweeps.tracking.tracker import Tracker
 
 # The MLflow status a trial's runs end with
@@ -22,14 +22,10 @@ RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", Tr
 def reconcile(study: optuna.Study, tracker: Tracker, repair: bool = True) -> list[str]:
     """What disagrees between the study and its MLflow experiment (repaired unless told not
     to), one line each. Runs of trials still RUNNING in Optuna are left alone."""
-    runs = {r.info.run_id: r for r in tracker.client.search_runs([tracker.experiment_id],
-                                                                 max_results=50000)}
-    children: dict[str, list] = {}
+    runs, children = seed_runs.every_run(tracker)
     by_number: dict[str, list[str]] = {}  # a parent run a kill cut off before Optuna learnt its id
     for r in runs.values():
-        if parent := r.data.tags.get(MLFLOW_PARENT_RUN_ID):
-            children.setdefault(parent, []).append(r)
-        elif TRIAL_NUMBER in r.data.tags:
+        if TRIAL_NUMBER in r.data.tags:  # a parent run (seed runs carry no trial number)
             by_number.setdefault(r.data.tags[TRIAL_NUMBER], []).append(r.info.run_id)
     found = []
     for t in study.get_trials(deepcopy=False):

@@ -9,13 +9,10 @@ sweep's pruner sees.
 from __future__ import annotations
 
 import random
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from models import metrics
@@ -25,36 +22,16 @@ from sweeps.config.workloads import Workload
 from sweeps.core import faults
 from sweeps.core.records import (
     K_SEEDS_PARAM,
-    SEED_PARAM,
     SEEDS_PARAM,
     SEEDS_VECTORIZED,
     SWEEP_ONLY,
-    WEIGHTS,
     flatten,
     mean_std,
-    weights_file,
 )
-from sweeps.tracking import trained_data
+from sweeps.tracking import seed_runs
+from sweeps.tracking.seed_runs import RunLog
 
 SEED_BITS = 31
-
-
-class RunLog(Protocol):
-    """What a seed group logs through: sweeps.tracking.tracker.Tracker is one. The caller opens the
-    tracker and hands it in; this module never talks to MLflow itself."""
-
-    def start_run(self, name: str, params: Any = (), tags: Any = (), parent_id: str | None = None
-                  ) -> str: ...
-
-    def set_tags(self, run_id: str, tags: Any) -> None: ...
-
-    def log_metrics(self, run_id: str, values: Any, step: int = 0, wait: bool = True) -> None: ...
-
-    def log_artifact(self, run_id: str, path: Path, folder: str) -> None: ...
-
-    def end_run(self, run_id: str, status: str) -> None: ...
-
-    def reopen(self, run_id: str) -> None: ...
 
 
 def draw_seeds(k: int, given: Sequence[int] | None = None) -> list[int]:
@@ -128,14 +105,12 @@ class SeedGroup:
                 raise UserError(f"checkpoint {checkpoint} holds seeds {[t.seed for t in self.trainers]}, "
                                 f"not {list(seeds)}: delete it to train anew.")
             self.run_ids, self.epoch = list(saved["run_ids"]), int(saved["epoch"])
-            for run_id in [parent_id, *self.run_ids]:
-                tracker.reopen(run_id)
+            seed_runs.reopen(tracker, parent_id, self.run_ids)
             return
         self.seeds = workload.trainers(list(seeds))
         self.trainers = self.seeds.seeds
         tracker.set_tags(parent_id, {SEEDS_VECTORIZED: str(self.seeds.vectorized).lower()})
-        self.run_ids = [tracker.start_run(f"seed {s}", {SEED_PARAM: s}, parent_id=parent_id)
-                        for s in seeds]
+        self.run_ids = seed_runs.start(tracker, parent_id, seeds)
         faults.point("seed_runs_started")
         self.epoch = 0
 
@@ -158,31 +133,22 @@ class SeedGroup:
         each seed's best dev value so far (the weights it would keep). The one definition of
         "seed mean" everywhere: at the last epoch it is the trial's value."""
         self.epoch += 1
-        for m, run_id in zip(self.seeds.step(), self.run_ids):
-            if m is not None:
-                self.tracker.log_metrics(run_id, m.as_dict(), step=m.epoch, wait=False)
+        seed_runs.log_epoch(self.tracker, self.run_ids,
+                            [None if m is None else (m.epoch, m.as_dict()) for m in self.seeds.step()])
         return mean_std([t.best_value for t in self.trainers])[0]
 
     def close(self, status: str, save_weights: bool = True) -> list[SeedResult]:
         """Log each seed's best epoch, value and (if `save_weights`) weights, whatever it
         reached, and end its run; with weights, the parent run keeps the vocabulary and labels
         they fit (sweeps/tracking/trained_data.py)."""
-        results = []
-        with tempfile.TemporaryDirectory() as tmp:
-            if save_weights and any(t.best_epoch > 0 for t in self.trainers):  # before any weights
-                trained_data.save(self.tracker, self.parent_id, self.workload.task, Path(tmp))
-            for trainer, run_id in zip(self.trainers, self.run_ids):
-                r = trainer.result()
-                results.append(r)
-                if r.best_epoch > 0:
-                    self.tracker.log_metrics(run_id, {
-                        metrics.best_dev(self.monitor): r.best_value,
-                        metrics.BEST_EPOCH: r.best_epoch, metrics.EPOCHS_RUN: r.epochs_run})
-                    if save_weights:
-                        path = Path(tmp) / weights_file(trainer.seed)
-                        torch.save({k: v.cpu() for k, v in trainer.best_state_dict().items()}, path)
-                        self.tracker.log_artifact(run_id, path, WEIGHTS)
-                self.tracker.end_run(run_id, status)
+        results = [t.result() for t in self.trainers]
+        closing = [seed_runs.Closing(run_id, r.seed) for r, run_id in zip(results, self.run_ids)]
+        for c, r, trainer in zip(closing, results, self.trainers):
+            if r.best_epoch > 0:
+                c.values = {metrics.best_dev(self.monitor): r.best_value,
+                            metrics.BEST_EPOCH: r.best_epoch, metrics.EPOCHS_RUN: r.epochs_run}
+                c.weights = trainer.best_state_dict() if save_weights else None
+        seed_runs.close(self.tracker, self.parent_id, closing, status, self.workload.task)
         return results
 
 

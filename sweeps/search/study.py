@@ -31,7 +31,6 @@ from sweeps.core.records import (
     PARAMS,
     SEEDS_POLICY,
     TRIAL_STATE,
-    WEIGHTS,
     WEIGHTS_DELETED,
 )
 from sweeps.core.redact import redact
@@ -43,6 +42,7 @@ from sweeps.search.pruning import make_pruner
 from sweeps.search.reconcile import reconcile
 from sweeps.search.seeds import draw_seeds
 from sweeps.store import ranked
+from sweeps.tracking import seed_runs
 from sweeps.tracking.tracker import Tracker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
@@ -61,6 +61,11 @@ def make_sampler(s: DictConfig, existing: int, worker: int) -> optuna.samplers.B
     if s.name in ("random", "grid"):  # grid trials are queued with all their values fixed
         return optuna.samplers.RandomSampler(seed=seed)
     raise UserError(f"unknown sampler {s.name!r}; choose one of: grid, random, tpe.")
+
+
+# seconds between the writes of a trial's per-epoch curves to MLflow: a call a run per
+# interval, not per epoch (a killed trial is run again anew, so held curves never matter)
+CURVES_EVERY = 30.0
 
 
 class Sweep:
@@ -85,7 +90,8 @@ class Sweep:
         self.points = self._grid(cfg, lookup) if self.grid else []
         self.budget = (min(len(self.points), int(cfg.sweep.trials)) if self.grid
                        else int(cfg.sweep.trials))
-        self.tracker = Tracker("", cfg.tracking.uri, cfg.tracking.artifacts)  # named once opened
+        self.tracker = Tracker("", cfg.tracking.uri, cfg.tracking.artifacts,  # named once opened
+                               curves_every=CURVES_EVERY)
         self.plan = make_pruner(cfg.pruner)
         self.objective = Objective(self.overrides, self.params, self.grid, self.tracker, "",
                                    workload_factory, lookup, on_epoch=self.progress.epoch,
@@ -266,8 +272,7 @@ class Sweep:
             for t in trials:
                 if (t.state.is_finished() and t.number not in top and t.number not in deleted
                         and MLFLOW_RUN_ID in t.user_attrs):
-                    for run in self.tracker.child_runs(t.user_attrs[MLFLOW_RUN_ID]):
-                        self.tracker.delete_artifacts(run.info.run_id, WEIGHTS)
+                    seed_runs.delete_weights(self.tracker, t.user_attrs[MLFLOW_RUN_ID])
                     deleted.add(t.number)
             self.study.set_user_attr(WEIGHTS_DELETED, sorted(deleted))
 

@@ -43,6 +43,12 @@ from sweeps.tracking.client import (
 )
 
 _MAX_PARAM = 6000  # MLflow's longest param value
+_MAX_METRICS = 1000  # MLflow takes at most 1,000 metrics a batch
+
+
+def _chunks(items: list) -> list[list]:
+    """`items` in batches MLflow takes (one empty batch for none)."""
+    return [items[i:i + _MAX_METRICS] for i in range(0, len(items), _MAX_METRICS)] or [[]]
 
 
 class Tracker:
@@ -62,14 +68,24 @@ class Tracker:
                             "`make train`'s output or the MLflow UI.") from e
         return cls(client.get_experiment(run.info.experiment_id).name, uri)
 
-    def __init__(self, experiment: str, uri: str | None = None, artifacts: str | None = None):
+    def __init__(self, experiment: str, uri: str | None = None, artifacts: str | None = None,
+                 curves_every: float = 0.0):
+        """`curves_every`: seconds between the background writes of one run's per-epoch
+        metrics (`log_metrics(wait=False)`); what comes between is held and written with the
+        next write, the run's closing metrics or its end. 0: every call is written. A sweep
+        holds them (one call a run instead of one an epoch); training that checkpoints, whose
+        curves must be stored before a kill, does not."""
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no store-migration chatter
         self.uri = resolve_uri(uri)
         self.experiment, self._artifacts = experiment, artifacts
+        self.curves_every = curves_every
         self._experiment_id: str | None = None
         self._client: MlflowClient | None = None
         self._pending: dict[str, list[Future]] = {}  # run id -> its background writes
+        self._held: dict[str, list[Metric]] = {}  # run id -> per-epoch metrics not yet written
+        self._written: dict[str, float] = {}  # run id -> when its curves were last written
         self._writer: ThreadPoolExecutor | None = None
+        self._commit: str | None = None
 
     @property
     def client(self) -> MlflowClient:
@@ -126,32 +142,49 @@ class Tracker:
         return run_id
 
     def start_config_run(self, name: str, params: Mapping[str, Any], config_yaml: str,
-                         command: str, parent_id: str | None = None,
-                         tags: Mapping[str, str] = ()) -> str:
-        """A configuration's parent run: params, the resolved config, commit and command line."""
-        run_id = self.start_run(name, params, {MLFLOW_GIT_COMMIT: git_commit(),
-                                               COMMAND_TAG: command, **dict(tags)}, parent_id)
+                         command: str, tags: Mapping[str, str] = ()) -> str:
+        """A configuration's parent run: params, the resolved config, commit and command line
+        (its seed runs: sweeps/tracking/seed_runs.py)."""
+        if self._commit is None:  # the code this process runs: asked of git once, not a trial
+            self._commit = git_commit()
+        run_id = self.start_run(name, params, {MLFLOW_GIT_COMMIT: self._commit,
+                                               COMMAND_TAG: command, **dict(tags)})
         self.client.log_text(run_id, redact(config_yaml), CONFIG_FILE)
         return run_id
 
     def log_metrics(self, run_id: str, values: Mapping[str, float], step: int = 0,
                     wait: bool = True) -> None:
-        """All of `values` in one batched call. `wait=False` (per-epoch curves): written by
-        this tracker's one background thread, in order, while training goes on; `end_run`
-        (or `flush`) waits for the run's writes and raises what failed."""
+        """All of `values` in one batched call, with the run's held curves. `wait=False`
+        (per-epoch curves): written by this tracker's one background thread, in order, while
+        training goes on, at most every `curves_every` seconds; `end_run` (or `flush`)
+        writes what is held, waits for the run's writes and raises what failed."""
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in values.items()]
         if wait:
-            self.client.log_batch(run_id, metrics=items)
+            for chunk in _chunks(self._held.pop(run_id, []) + items):
+                self.client.log_batch(run_id, metrics=chunk)
+            return
+        self._held.setdefault(run_id, []).extend(items)
+        if time.monotonic() - self._written.get(run_id, -float("inf")) >= self.curves_every:
+            self._write_held(run_id)
+
+    def _write_held(self, run_id: str) -> None:
+        """The run's held curves, handed to the background writer."""
+        self._written[run_id] = time.monotonic()
+        items = self._held.pop(run_id, [])
+        if not items:
             return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
         client = self.client
-        self._pending.setdefault(run_id, []).append(
-            self._writer.submit(client.log_batch, run_id, metrics=items))
+        self._pending.setdefault(run_id, []).extend(
+            self._writer.submit(client.log_batch, run_id, metrics=chunk) for chunk in _chunks(items))
 
     def flush(self, run_id: str) -> None:
-        """Wait until the run's asynchronous writes are stored (raises what failed)."""
+        """Write the run's held curves and wait until its asynchronous writes are stored
+        (raises what failed)."""
+        self._write_held(run_id)
+        self._written.pop(run_id, None)
         for write in self._pending.pop(run_id, []):
             write.result()
 
@@ -164,6 +197,10 @@ class Tracker:
     def child_runs(self, parent_id: str) -> list:
         return self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent_id}'")
+
+    def every_run(self) -> list:
+        """Every run of the experiment (parents and seed runs), in one search."""
+        return self.client.search_runs([self.experiment_id], max_results=50000)
 
     def config_runs(self) -> list:
         """The experiment's configuration (parent) runs, newest first; none, and no

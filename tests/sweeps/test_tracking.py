@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 from mlflow.tracking import MlflowClient
 
 from sweeps.tracking import TRAINING_KIND, Tracker
+from tests.conftest import REPO
 
 KIND = "mlflow.experimentKind"
 
@@ -26,3 +30,86 @@ def test_experiments_new_and_old_are_marked_as_model_training(tmp_path):
     assert resumed.experiment_id == old
     for exp in (old, new.experiment_id):
         assert client.get_experiment(exp).tags[KIND] == "custom_model_development"
+
+
+# what only sweeps/tracking/seed_runs.py (and the tracker it writes through) may touch: the
+# nesting of seed runs under a parent, and the seed weights in them
+SEED_RUN_NAMES = {"child_runs", "weights_artifact", "MLFLOW_PARENT_RUN_ID", "in_seed_order", "seed_of"}
+SEED_RUN_OWNERS = {"sweeps/tracking/seed_runs.py", "sweeps/tracking/tracker.py", "sweeps/core/records.py"}
+
+
+def seed_run_writes(path: Path) -> list[str]:
+    """Where the source at `path` nests a run under a parent, lists or reads a parent's seed
+    runs or their weights itself: `parent_id=` in a call, the names above, the parent tag."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and any(k.arg == "parent_id" for k in node.keywords):
+            found.append(f"line {node.lineno}: a call with parent_id=")
+        elif isinstance(node, ast.Attribute | ast.Name | ast.alias):
+            name = getattr(node, "attr", None) or getattr(node, "id", None) or node.name.split(".")[-1]
+            if name in SEED_RUN_NAMES:
+                found.append(f"line {getattr(node, 'lineno', '?')}: {name}")
+        elif isinstance(node, ast.Constant) and node.value == "mlflow.parentRunId":
+            found.append(f"line {node.lineno}: the parent-run tag")
+    return found
+
+
+def test_only_seed_runs_writes_and_reads_per_seed_runs():
+    """One writer and one reader of "a parent run with one child per seed and its weights"
+    (issue 35): a sweep, make train, make final, a mixed paper cell and the readers of
+    results all go through sweeps/tracking/seed_runs.py."""
+    offenders = {}
+    for room in ("models", "sweeps", "analysis", "benchmarks"):
+        for path in sorted((REPO / room).rglob("*.py")):
+            rel = path.relative_to(REPO).as_posix()
+            if rel not in SEED_RUN_OWNERS and (found := seed_run_writes(path)):
+                offenders[rel] = found
+    assert offenders == {}
+
+
+def test_held_curves_are_written_with_the_runs_closing_metrics(tmp_path):
+    """A sweep's per-epoch curves: the first epoch at once, the rest held and written with
+    the run's closing metrics, one MLflow call instead of one an epoch (issue 37)."""
+    tracker = Tracker("held", f"sqlite:///{tmp_path / 'mlflow.db'}", curves_every=3600)
+    run = tracker.start_run("seed 1")
+    calls, real = [], tracker.client.log_batch
+    tracker.client.log_batch = lambda *a, **k: (calls.append(k), real(*a, **k))[1]
+    for epoch in range(1, 6):
+        tracker.log_metrics(run, {"dev_accuracy": epoch / 10}, step=epoch, wait=False)
+    tracker.log_metrics(run, {"best_dev_accuracy": 0.5})
+    tracker.end_run(run)
+    assert len(calls) == 2
+    assert tracker.metric_history(run, "dev_accuracy") == [(e, e / 10) for e in range(1, 6)]
+    assert tracker.get_run(run).data.metrics["best_dev_accuracy"] == 0.5
+
+
+def test_a_tracker_asks_git_for_the_commit_once(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr("sweeps.tracking.tracker.git_commit", lambda: asked.append(1) or "abc")
+    tracker = Tracker("commit", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = [tracker.start_config_run(f"trial {i}", {}, "{}", "make sweep") for i in range(3)]
+    assert len(asked) == 1
+    assert {tracker.get_run(r).data.tags["mlflow.source.git.commit"] for r in runs} == {"abc"}
+
+
+def tracking_calls(tmp_path: Path, csv: Path, epochs: int, monkeypatch) -> int:
+    """MLflow client calls of a one-trial sweep whose seeds train `epochs` epochs."""
+    from sweeps.search.study import Sweep
+    from tests.sweeps.test_sweep import overrides
+    count = [0]
+    for name in ("log_batch", "create_run", "log_artifact", "log_text", "set_terminated", "get_run",
+                 "search_runs", "update_run"):
+        real = getattr(MlflowClient, name)
+        monkeypatch.setattr(MlflowClient, name, lambda *a, _real=real, **k: (
+            count.__setitem__(0, count[0] + 1), _real(*a, **k))[1])
+    folder = tmp_path / str(epochs)
+    folder.mkdir()
+    Sweep(overrides(folder, csv, "sweep.trials=1", f"train.max_epochs={epochs}", "pruner=none",
+                    "train.patience=100", "seed_list=[1,2]"), quiet=True).run()
+    monkeypatch.undo()
+    return count[0]
+
+
+def test_a_trials_tracking_calls_do_not_grow_with_its_epochs(tmp_path, polarity_csv, monkeypatch):
+    assert tracking_calls(tmp_path, polarity_csv, 1, monkeypatch) == \
+        tracking_calls(tmp_path, polarity_csv, 4, monkeypatch)
