@@ -6,7 +6,7 @@ import statistics
 
 import torch
 
-from benchmarks.suite import timed  # stdlib-only at import: fine on a torch-only machine
+from benchmarks.suite_timing import timed  # stdlib-only at import: fine on a torch-only machine
 from models.data.classification import ClassificationSplit, ClassificationTask
 from models.data.lm import LMTask, encode_split
 from models.data.text import Vocab
