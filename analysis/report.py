@@ -1,7 +1,7 @@
 """`make report MODEL=dan [STUDY=…]`: tables, significance, plots and a one-page report
 of a study under reports/<study>/, read from Optuna and MLflow. Trains nothing.
 
-    python -m analysis.report model=dan [--study NAME] [--top 3] [overrides]
+usage: python -m analysis.report model=dan [--study NAME] [--top 3] [overrides]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`make final`: evaluate a configuration's seeds on the test split, once, at the end.
 
-    python -m sweeps.final model=dan [--study NAME] [--trial N] [--run RUN_ID] [--reason TEXT]
-                                     [--allow-unfinished]
+usage: python -m sweeps.final model=dan [--study NAME] [--trial N] [--run RUN_ID] [--reason TEXT]
+                                  [--allow-unfinished]
 
 Takes the best completed trial of a study (by dev mean), or the trial given, or a
 configuration trained by `make train` (its MLflow parent run id). Each seed's saved best
