@@ -78,6 +78,10 @@ def markdown(report: dict) -> str:
                     f"| {r['wall_s']:.1f} | {r['training_s']:.1f} | {r['overhead_s']:.1f} | "
                     f"{r['overhead_share']:.1%} | {r.get('in_trials_overhead_s', float('nan')):.1f} | "
                     f"{r.get('outside_trials_s', float('nan')):.1f} |", ""]
+            if "projected_100_trial_share" in r:
+                out += [f"Paid once a sweep {r['once_s']:.1f} s; a trial {r['per_trial_overhead_s']:.2f} s "
+                        f"of overhead beside {r['per_trial_training_s']:.2f} s of training: a 100-trial "
+                        f"sweep (the default budget) projects to {r['projected_100_trial_share']:.1%}.", ""]
         for name, err in rows.get("errors", {}).items():
             out.append(f"- {name} failed: {err}")
     return "\n".join(out).rstrip() + "\n"

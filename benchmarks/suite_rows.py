@@ -155,6 +155,15 @@ def row_nplm_ptb(device: str, quick: bool) -> dict:
 
 
 def row_sweep(device: str, quick: bool) -> dict:
+    """A DAN sweep's wall time against the trainer's own compute, and its overhead split into
+    what a sweep pays once (process start, imports, stores, data, the closing table: before
+    the first trial starts and after the last one ends) and what it pays a trial (inside a
+    trial: runs, models, weights; between trials: the sampler, study reads and writes). The
+    share projected for a 100-trial sweep (the default budget) keeps both parts and this
+    sweep's mean trial; the sampler's own time grows with the trials (TPE), so the
+    projection is a lower bound on that part."""
+    import datetime as dt
+
     import optuna
 
     from sweeps.store import open_storage
@@ -165,20 +174,27 @@ def row_sweep(device: str, quick: bool) -> dict:
                f"sweep.study_name={name}", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
                f"tracking.artifacts={tmp}/art", f"storage.dir={tmp}",  # the default: a journal file
                f"device={device}", "sampler.seed=0"]
-        start = time.perf_counter()
+        began, start = dt.datetime.now(), time.perf_counter()
         subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - start
+        wall, ended = time.perf_counter() - start, dt.datetime.now()
         study = optuna.load_study(study_name=name, storage=open_storage(None, Path(tmp)))
         trials_ = study.trials
         compute = sum(t.user_attrs.get("compute_seconds", 0.0) for t in trials_)
-        in_trials = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in trials_
-                        if t.datetime_complete is not None)
+        done = [t for t in trials_ if t.datetime_complete is not None and t.datetime_start is not None]
+        in_trials = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
         states = {s: sum(t.state.name == s for t in trials_) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    first, last = min(t.datetime_start for t in done), max(t.datetime_complete for t in done)
+    once = (first - began).total_seconds() + (ended - last).total_seconds()
+    n = max(1, len(done))
+    per_trial_overhead = (wall - once - compute) / n
+    projected = (once + 100 * per_trial_overhead) / (once + 100 * (per_trial_overhead + compute / n))
     return {"trials": len(trials_), "states": states, "wall_s": wall, "training_s": compute,
             "overhead_s": wall - compute, "overhead_share": (wall - compute) / wall,
             # where the overhead lies: inside trials (runs, models, weights) or around them
             # (process start, imports, stores, data, the closing table)
             "in_trials_overhead_s": in_trials - compute, "outside_trials_s": wall - in_trials,
+            "once_s": once, "per_trial_overhead_s": per_trial_overhead,
+            "per_trial_training_s": compute / n, "projected_100_trial_share": projected,
             "sweep_peak_rss_mb": peak_rss_mb(children=True)}
 
 

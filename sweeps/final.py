@@ -23,6 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sweeps.core.cli import answer_help_first
+
+answer_help_first(__name__, __doc__)  # before torch, MLflow and Optuna load
+
 import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState

@@ -23,6 +23,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from sweeps.core.cli import answer_help_first
+
+answer_help_first(__name__, __doc__)  # before torch, MLflow and Optuna load
+
 import torch
 from omegaconf import DictConfig, OmegaConf
 

@@ -112,6 +112,14 @@ def wants_help(args: Sequence[str], doc: str) -> bool:
     return False
 
 
+def answer_help_first(name: str, doc: str | None) -> None:
+    """For a command module run as a program (`name` is its __name__): answer -h/--help and
+    exit before the module's own imports (torch, MLflow, Optuna: seconds) load. Called at
+    the top of the module, after the standard imports."""
+    if name == "__main__" and wants_help(sys.argv[1:], doc or ""):
+        raise SystemExit(0)
+
+
 def run_cli(body: Callable[[], str | int | None], intact: str = "nothing is lost",
             stopped: Callable[[bool], str] | None = None, sigterm_status: int = 143) -> int:
     """Run a command's body through the one error path (the module's docstring). `intact`

@@ -109,3 +109,17 @@ def test_the_default_model_is_conf_config_yamls_alone():
     assert not [o for o in api.overrides(None, data="csv") if o.startswith("model=")]
     from sweeps.train import command_line
     assert command_line(["seeds=3"]) == "make train ARGS=seeds=3"
+
+
+@pytest.mark.parametrize("command", ["sweeps.sweep", "sweeps.train", "sweeps.final", "sweeps.paper"])
+def test_help_answers_before_the_heavy_libraries_load(command):
+    """`--help` prints the usage without importing torch, MLflow or Optuna (seconds each):
+    the command modules answer it first (cli.answer_help_first)."""
+    import sys
+    probe = (f"import runpy, sys; sys.argv = ['{command}', '--help']\n"
+             f"try:\n    runpy.run_module('{command}', run_name='__main__')\n"
+             "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+             "print(sorted({'torch', 'mlflow', 'optuna'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "usage:" in out.stdout and out.stdout.strip().endswith("[]"), out.stdout[-300:]
