@@ -106,8 +106,8 @@ gpu-check: ## on a machine with a GPU: stacked-seed parity, NPLM tokens/s, DAN s
 bench-pruning: $(VENV)/.installed ## default DAN sweep, pruner=patience against none: seed-epochs, best dev (~1 h; --parallel: arms side by side)
 	$(PY) -m benchmarks.pruning --trials $(or $(TRIALS),30) -- $(ARGS)
 
-bench-racing: $(VENV)/.installed ## DAN on RT, seeds_policy fixed (K=5) against race 1->5 over 3 sampler seeds: seed-epochs, wall, winners [TRIALS=20] [EPOCHS=20]
-	$(PY) -m benchmarks.racing --trials $(or $(TRIALS),20) --max-epochs $(or $(EPOCHS),20) -- $(ARGS)
+bench-racing: $(VENV)/.installed ## DAN on RT, seeds_policy fixed (K=5) against race 1->5 over 3 sampler seeds: seed-epochs, wall, winners [TRIALS=40] [EPOCHS=5]
+	$(PY) -m benchmarks.racing --trials $(or $(TRIALS),40) --max-epochs $(or $(EPOCHS),5) -- $(ARGS)
 
 bench-fused: $(VENV)/.installed ## a 20-trial DAN grid (lr x wd) on RT fused as one model, against seeds stacked a trial and alone: time, parity [TRIALS=20] [EPOCHS=5]
 	$(PY) -m benchmarks.fused --trials $(or $(TRIALS),20) --epochs $(or $(EPOCHS),5) $(ARGS)

@@ -6,8 +6,16 @@ not end at the same epochs in both arms (under `fixed` its K seeds stop together
 joint mean; under `race` each look's seeds stop on their own), so the race's winner is
 also shown as `fixed` ran it, and the target compares the two winners as `fixed` ran them.
 
-    python -m benchmarks.racing [--trials 20] [--k 5] [--max-epochs 20] [--sampler-seeds 0,1,2]
+    python -m benchmarks.racing [--trials 40] [--k 5] [--max-epochs 5] [--sampler-seeds 0,1,2]
                                 [--keep DIR] [-- overrides]
+
+The budget matters. Every trial that beats the incumbent runs all K seeds whatever the rule,
+and under random search the n-th trial is a new best with chance 1/n: about H_n = 1 + 1/2 +
+... + 1/n of n trials (3.4 of 16, 4.3 of 40, 5.2 of 100). So the least a race from one seed
+can spend is (H_n K + n - H_n) / (n K) of `fixed`'s seed-epochs: 37% at 16 trials, 29% at
+40, 24% at 100 (the default sweep's budget). At 16 trials the target (40%) left the race no
+room; 40 trials of at most 5 epochs is the smallest run of the default sweep's scale that
+ends in about 20 minutes on 2 cores (`make bench-racing`).
 
 Reports, per sampler seed: seed-epochs and wall time of each arm, each arm's winner and
 its K-seed dev mean, whether the race stopped fixed's winner early, and the target: the
@@ -86,9 +94,9 @@ def pair(sampler_seed: int, args, root: Path, extra: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--trials", type=int, default=40)
     ap.add_argument("--k", type=int, default=5)
-    ap.add_argument("--max-epochs", type=int, default=20)
+    ap.add_argument("--max-epochs", type=int, default=5)
     ap.add_argument("--sampler-seeds", default="0,1,2")
     ap.add_argument("--keep", help="keep each arm's store under this folder")
     args, extra = ap.parse_known_args()
