@@ -36,13 +36,18 @@ def body(args: Args) -> str:
     tracker = Tracker(study.user_attrs.get(MLFLOW_EXPERIMENT, name), cfg.tracking.uri)
     with shared.lock():
         then = "to fail and retry" if dry_run else "failed as interrupted and queued again"
+        dead = shared.dead()
         found = [f"trial {t.number}: RUNNING, but its worker {t.user_attrs.get(WORKER, '?')} "
-                 f"is gone; {then}" for t in shared.dead()]
+                 f"is gone; {then}" for t in dead]
         if not dry_run:
             shared.recover()  # its runs are ended KILLED below, as an interrupted trial's
-        found += reconcile(study, tracker, repair=not dry_run)
+        # a dry run reads the dead trials as recovered, so it lists what the repair will do
+        found += reconcile(study, tracker, repair=not dry_run,
+                           dying=frozenset(t.number for t in dead) if dry_run else frozenset())
     verb = "found" if dry_run else "repaired"
-    return "\n".join([*found, f"study {name!r} and MLflow: {len(found)} disagreement(s) {verb}."])
+    trials = {line.split(":")[0] for line in found}  # "trial N: ..."
+    return "\n".join([*found, f"study {name!r} and MLflow: {len(found)} disagreement(s) {verb} "
+                               f"in {len(trials)} trial(s)."])
 
 
 if __name__ == "__main__":

@@ -19,9 +19,12 @@ from sweeps.tracking.tracker import Tracker
 RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "FINISHED", TrialState.FAIL: "FAILED"}
 
 
-def reconcile(study: optuna.Study, tracker: Tracker, repair: bool = True) -> list[str]:
+def reconcile(study: optuna.Study, tracker: Tracker, repair: bool = True,
+              dying: frozenset[int] = frozenset()) -> list[str]:
     """What disagrees between the study and its MLflow experiment (repaired unless told not
-    to), one line each. Runs of trials still RUNNING in Optuna are left alone."""
+    to), one line each. Runs of trials still RUNNING in Optuna are left alone, but for those
+    numbered in `dying`: RUNNING trials whose worker died, read as the FAIL (interrupted)
+    that recovering them makes them (`make doctor --dry-run` lists what the repair would)."""
     runs, children = seed_runs.every_run(tracker)
     by_number: dict[str, list[str]] = {}  # a parent run a kill cut off before Optuna learnt its id
     for r in runs.values():
@@ -29,15 +32,16 @@ def reconcile(study: optuna.Study, tracker: Tracker, repair: bool = True) -> lis
             by_number.setdefault(r.data.tags[TRIAL_NUMBER], []).append(r.info.run_id)
     found = []
     for t in study.get_trials(deepcopy=False):
-        if not t.state.is_finished():
+        gone = t.number in dying
+        if not t.state.is_finished() and not gone:
             continue
         recorded = t.user_attrs.get(MLFLOW_RUN_ID)
-        interrupted = t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED)
+        interrupted = gone or (t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED))
         for run_id in dict.fromkeys([*([recorded] if recorded in runs else []),
                                      *by_number.get(str(t.number), [])]):
             orphan = run_id != recorded
             status = "KILLED" if interrupted or orphan else RUN_STATUS[t.state]
-            state = "FAIL" if orphan else t.state.name
+            state = "FAIL" if orphan or gone else t.state.name
             for r in [runs[run_id], *children.get(run_id, [])]:
                 if r.info.status == "RUNNING":
                     found.append(f"trial {t.number}: run {r.info.run_id} left RUNNING, ended {status}")

@@ -153,13 +153,18 @@ def test_doctor_fails_a_trial_whose_worker_was_killed_and_ends_its_runs(tmp_path
     assert any(r.info.status == "RUNNING" for r in runs())
 
     assert doctor([*args, "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert "RUNNING, but its worker" in out and "0 disagreement" not in out
+    dry = capsys.readouterr().out
+    assert "RUNNING, but its worker" in dry and "0 disagreement" not in dry
     assert any(r.info.status == "RUNNING" for r in runs())  # a dry run repairs nothing
 
     assert doctor(args) == 0
     out = capsys.readouterr().out
     assert "RUNNING, but its worker" in out and "0 disagreement" not in out
+    # the dry run listed what the repair did, line for line, counted alike: one dead trial
+    # (it once said 1 disagreement found, then 4 repaired: its runs and state tag came after)
+    assert dry.replace("to fail and retry", "failed as interrupted and queued again").replace(
+        "found", "repaired") == out and "disagreement(s) repaired in 1 trial(s)." in out, (dry, out)
+    assert out.count("left RUNNING, ended KILLED") >= 2  # the parent run and its seed run
     study = load(tmp_path, STUDY)
     assert not study.get_trials(states=(TrialState.RUNNING,))
     failed = study.get_trials(states=(TrialState.FAIL,))

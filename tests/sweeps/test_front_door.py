@@ -67,13 +67,13 @@ def test_make_doctor_repairs_what_disagrees_and_report_takes_a_study(tmp_path, p
     quoted = "'" + " ".join(args) + "'"
 
     code, out = in_process(f"make doctor MODEL=dan STUDY=mine ARGS={quoted[:-1]} --dry-run'", capsys)
-    assert code == 0 and "1 disagreement(s) found" in out, out
+    assert code == 0 and "1 disagreement(s) found in 1 trial(s)" in out, out
     assert client.get_run(run_id).data.tags[TRIAL_STATE] == "FAIL"  # a dry run repairs nothing
     code, out = in_process(f"make doctor MODEL=dan STUDY=mine ARGS={quoted}", capsys)
-    assert code == 0 and "1 disagreement(s) repaired" in out, out
+    assert code == 0 and "1 disagreement(s) repaired in 1 trial(s)" in out, out
     assert client.get_run(run_id).data.tags[TRIAL_STATE] == "COMPLETE"
     code, out = in_process(f"make doctor MODEL=dan STUDY=mine ARGS={quoted}", capsys)
-    assert code == 0 and "0 disagreement(s) repaired" in out, out
+    assert code == 0 and "0 disagreement(s) repaired in 0 trial(s)" in out, out
 
     # make report STUDY=mine: the study is found by the name given, not <model>-<data>-<sampler>
     plain = "'" + " ".join(a for a in args if a != "sweep.study_name=mine")
