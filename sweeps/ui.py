@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 from models.errors import UserError
 from sweeps.core.cli import Args, main_of, stop_on_sigterm
+from sweeps.core.locks import sqlite_path
 from sweeps.core.paths import RUNS_DIR
 from sweeps.core.redact import redact
 from sweeps.tracking.tracker import resolve_uri
@@ -95,7 +96,7 @@ def serve(_args: Args) -> int:
         return 1
     args = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
             "--host", "127.0.0.1", "--port", port]
-    if uri.startswith("sqlite:///"):
+    if sqlite_path(uri) is not None:
         args += ["--default-artifact-root", (RUNS_DIR / "artifacts").as_uri()]
     print(f"starting the MLflow UI over {redact(uri)} ...", flush=True)
     server = subprocess.Popen(args)

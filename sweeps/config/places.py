@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from models.errors import UserError
+from sweeps.core.locks import sqlite_path
 
 
 def unmakeable(path: Path) -> str | None:
@@ -28,11 +29,10 @@ def sqlite_file(key: str, uri: str) -> Path | None:
     """The file of a `sqlite:///` URL (None for another scheme); a URL naming no file is an error."""
     if not uri.startswith("sqlite:"):
         return None
-    path = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else ""
-    if not path or path.startswith("?"):
+    if (path := sqlite_path(uri)) is None:
         raise UserError(f"{key}={uri} names no database file; give one, e.g. "
                         f"{key}=sqlite:///runs/mlflow.db (a relative path) or sqlite:////abs/path.db.")
-    return Path(path)
+    return path
 
 
 def check_places(cfg: DictConfig) -> None:

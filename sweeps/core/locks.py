@@ -1,30 +1,18 @@
 """Exclusive locks between the processes of one machine, held on lock files: a plain one,
-where the lock of a store lives (so that every process using that store takes the same
-one), and the study journal's lock with its owner's name in it.
-
-The study journal's lock: Optuna's `JournalFileOpenLock` is a file created with O_EXCL and
-removed on release. A process killed while holding it leaves the file behind, and Optuna
-waits out a 30 s grace period, silently, before breaking it. Here the file holds its
-owner's `host:pid`: a lock whose owner is a process of this host that is gone is broken
-at once, and a wait for a live owner says, once, what it waits for. An owner on another
-host (a journal on a shared folder) is waited for as Optuna does, up to the grace period.
-"""
+and where the lock of a store lives (so that every process using that store takes the
+same one). The study journal's lock, with its owner's name in it, is the store's
+(sweeps/store/journal_lock.py)."""
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import os
-import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from optuna.storages.journal import JournalFileOpenLock
 
 
 class Busy(Exception):
@@ -53,6 +41,18 @@ def file_lock(path: Path, wait: bool = True) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a `sqlite:///` URL as SQLAlchemy opens it: the query string
+    (`?timeout=30`) dropped, a relative path taken from the working directory, `~` not
+    expanded. None for another scheme or a URL naming no file. The one reader of such URLs
+    (the stores, their locks, the tracking client, the UI and the settings check); it lives
+    here, the deepest module that needs it."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if path else None
+
 def store_lock_path(url: str | None, folder: Path, key: str) -> Path:
     """The lock file of `key` (a study, a test evaluation) in the store at `url`, the same
     for every process that uses that store whatever its own folders: beside a SQLite file;
@@ -61,8 +61,8 @@ def store_lock_path(url: str | None, folder: Path, key: str) -> Path:
     name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in key) + ".lock"
     if url is None:
         return folder / name
-    if url.startswith("sqlite:///"):
-        db = Path(url.removeprefix("sqlite:///").split("?", 1)[0]).expanduser().resolve()
+    if (db := sqlite_path(url)) is not None:
+        db = db.resolve()
         return db.parent / f"{db.name}.{name}"
     parts = urlsplit(url)  # the host is what follows the netloc's last '@'
     where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
@@ -75,70 +75,3 @@ def store_lock_path(url: str | None, folder: Path, key: str) -> Path:
         except PermissionError:
             pass  # made by another user in the meantime: theirs to set
     return shared / f"{store}-{name}"
-
-
-TELL_AFTER = 3.0  # seconds of waiting before saying what for
-
-
-class OwnedJournalLock(JournalFileOpenLock):
-    def __init__(self, filepath: str, owner: str, alive: Callable[[str], bool],
-                 grace_period: int | None = 30) -> None:
-        super().__init__(filepath, grace_period)
-        self.owner, self.alive = owner, alive
-
-    def _holder(self) -> str | None:
-        try:
-            with open(self._lock_file) as f:
-                return f.read().strip() or None
-        except OSError:
-            return None
-
-    def _break_if_dead(self, holder: str) -> bool:
-        """Remove the lock file if `holder`, a dead process, still holds it. Under a lock of
-        its own, so two waiters never both break it (the second would remove a live lock)."""
-        with file_lock(Path(self._lock_file + ".break")):
-            if self._holder() != holder or self.alive(holder):
-                return False
-            try:
-                os.unlink(self._lock_file)
-            except FileNotFoundError:
-                pass
-            return True
-
-    def acquire(self) -> bool:
-        started = time.monotonic()
-        told, seen_mtime, since = False, None, started
-        while True:
-            try:
-                fd = os.open(self._lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except OSError as err:
-                if err.errno != errno.EEXIST:
-                    raise
-            else:
-                with os.fdopen(fd, "w") as f:
-                    f.write(self.owner)
-                return True
-            holder = self._holder()
-            if holder and not self.alive(holder) and self._break_if_dead(holder):
-                print(f"note: broke the study journal's lock {self._lock_file}, left by {holder}, "
-                      "a process that is gone.", file=sys.stderr, flush=True)
-                continue
-            now = time.monotonic()
-            if not told and now - started > TELL_AFTER:
-                print(f"waiting for the study journal's lock {self._lock_file}, held by "
-                      f"{holder or 'a process that wrote no name'}; remove the file if no such "
-                      "process runs.", file=sys.stderr, flush=True)
-                told = True
-            try:
-                mtime = os.stat(self._lock_file).st_mtime
-            except OSError:
-                continue
-            if mtime != seen_mtime:
-                seen_mtime, since = mtime, now
-            if self.grace_period is not None and now - since > self.grace_period:
-                try:
-                    self.release()  # Optuna's own rule: a lock held that long is abandoned
-                except RuntimeError:
-                    pass
-                continue
-            time.sleep(0.01)

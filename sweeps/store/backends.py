@@ -25,9 +25,10 @@ from optuna.storages.journal._file import get_lock_file
 
 from models.errors import UserError
 from sweeps.core.faults import EnvironmentFailure
-from sweeps.core.locks import OwnedJournalLock, file_lock
+from sweeps.core.locks import file_lock, sqlite_path
 from sweeps.core.paths import RUNS_DIR
 from sweeps.core.redact import redact
+from sweeps.store.journal_lock import OwnedJournalLock
 from sweeps.store.workers import alive, worker_id
 
 DEFAULT_DIR = RUNS_DIR / "optuna"
@@ -94,10 +95,10 @@ def open_storage(url: str | None, folder: Path, heartbeat_interval: int | None =
                             "would have its trial failed; make the grace period at least twice the interval.")
         beats = {"heartbeat_interval": int(heartbeat_interval), "grace_period": int(grace_period)
                  if grace_period else 2 * int(heartbeat_interval)} if heartbeat_interval else {}
-        if url.startswith("sqlite:///"):
+        if (db := sqlite_path(url)) is not None:
             # One process at a time creates the schema (at once they fail on alembic_version);
             # the others wait for the workers' writes instead of failing with "database is locked".
-            with file_lock(Path(url.removeprefix("sqlite:///") + ".init-lock")):
+            with file_lock(db.with_name(db.name + ".init-lock")):
                 return RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}}, **beats)
         if url.startswith(("postgresql:", "postgres:", "postgresql+")):
             return _postgres(url, pool_size, beats)

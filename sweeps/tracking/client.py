@@ -14,7 +14,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 
 from sweeps.core.faults import EnvironmentFailure
-from sweeps.core.locks import file_lock
+from sweeps.core.locks import file_lock, sqlite_path
 from sweeps.core.paths import ROOT, RUNS_DIR
 from sweeps.core.redact import redact
 
@@ -57,7 +57,7 @@ def open_client(uri: str) -> MlflowClient:
     if local is None:
         check_reachable(uri)
         return MlflowClient(tracking_uri=uri)
-    db = Path(uri.removeprefix("sqlite:///"))
+    db = sqlite_path(uri)
     with file_lock(db.with_suffix(".init-lock")):
         template = _empty_store()
         fresh = not db.exists()
@@ -106,9 +106,8 @@ def _copy_store(src: Path, dst: Path, default_artifacts: Path | None = None) -> 
 
 def local_path(uri: str) -> Path | None:
     """The folder beside a local SQLite store, where artifacts go; None for a server."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).parent
-    return None
+    db = sqlite_path(uri)
+    return None if db is None else db.parent
 
 
 # The MLflow UI (3.x) shows an experiment as a GenAI app (traces, no runs) unless this tag

@@ -225,7 +225,7 @@ def test_a_journal_lock_left_by_a_killed_process_is_broken_at_once(tmp_path, mon
 
 
 def test_a_wait_for_a_live_journal_lock_says_what_it_waits_for(tmp_path, monkeypatch, capsys):
-    from sweeps.core import locks
+    from sweeps.store import journal_lock as locks
     store.open_storage(None, tmp_path)
     lock = tmp_path / "studies.journal.lock"
     lock.write_text(store.worker_id())  # held by this very process, alive

@@ -224,3 +224,23 @@ def test_the_machine_s_lock_folder_is_shared_by_every_user(tmp_path, monkeypatch
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o1777
     assert stat.S_IMODE(path.stat().st_mode) == 0o666
     assert "pw" not in path.name
+
+
+def test_a_sqlite_url_with_a_query_string_names_one_file(tmp_path):
+    """`sqlite:///x.db?timeout=30` opens x.db (SQLAlchemy drops the query); the study store's
+    init lock and the tracking store's first copy once went to files named after the whole
+    URL (`x.db?timeout=30.init-lock`), because five modules each parsed the URL their own way
+    (now one: sweeps/core/locks.sqlite_path)."""
+    from sweeps.core.locks import store_lock_path
+    from sweeps.tracking.client import local_path, open_client
+    optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'optuna.db'}?timeout=30", tmp_path),
+                        study_name="s")
+    client = open_client(f"sqlite:///{tmp_path / 'mlflow.db'}?timeout=30")
+    client.create_experiment("e")
+    assert not [p.name for p in tmp_path.iterdir() if "?" in p.name]
+    assert {"optuna.db", "mlflow.db"} <= {p.name for p in tmp_path.iterdir()}
+    from sweeps.core.locks import sqlite_path
+    url = f"sqlite:///{tmp_path / 'm.db'}?timeout=5"
+    assert sqlite_path(url) == tmp_path / "m.db" and local_path(url) == tmp_path
+    assert store_lock_path(url, tmp_path, "k").parent == tmp_path.resolve()
+    assert sqlite_path("sqlite://") is None and sqlite_path("postgresql://h/db") is None
