@@ -41,7 +41,6 @@ def file_lock(path: Path, wait: bool = True) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-
 def sqlite_path(url: str) -> Path | None:
     """The database file of a `sqlite:///` URL as SQLAlchemy opens it: the query string
     (`?timeout=30`) dropped, a relative path taken from the working directory, `~` not
@@ -52,6 +51,7 @@ def sqlite_path(url: str) -> Path | None:
         return None
     path = url.removeprefix("sqlite:///").split("?", 1)[0]
     return Path(path) if path else None
+
 
 def store_lock_path(url: str | None, folder: Path, key: str) -> Path:
     """The lock file of `key` (a study, a test evaluation) in the store at `url`, the same
