@@ -14,8 +14,10 @@ Rows (each in a fresh process, so its peak RSS is its own):
               10,000, batch 64, SGD with weight decay): ms a step for 3 seeds stacked, stacked
               with SGD unfused (torch's default), and one after another; minutes an epoch of
               PTB's 929,589 training positions, projected from the step.
-  sweep       a 10-trial DAN sweep (`python -m sweeps.sweep`, random search on RT): wall time
-              against the trainer's own compute time; the rest is the platform's overhead.
+  sweep       a 10-trial DAN sweep (`python -m sweeps.sweep`, random search on RT; --sweep-trials
+              100 for the default budget): wall time against the models' own work (training,
+              dev evaluation, building each seed's model); the rest is the sweep's overhead,
+              paid once and paid a trial, with the share projected for 100 trials.
 With a GPU, the rows run again with device=cuda (plus NPLM at batch 1,024).
 
     make bench                                   # everything, ~10 min on 2 CPU cores
@@ -45,10 +47,12 @@ RESULTS = REPO / "benchmarks" / "results"
 ROWS = tuple(RUN)
 
 
-def run_row(name: str, device: str, quick: bool) -> dict:
+def run_row(name: str, device: str, quick: bool, sweep_trials: int | None = None) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.suite", "--row", name, "--device", device]
     if quick:
         cmd.append("--quick")
+    if sweep_trials:
+        cmd += ["--sweep-trials", str(sweep_trials)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError((proc.stderr.strip().splitlines() or ["no output"])[-1])
@@ -60,11 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)}")
     ap.add_argument("--device", default="all", help="cpu, cuda, or all (cuda too when a GPU is seen)")
     ap.add_argument("--quick", action="store_true", help="fewer repeats and seeds: a smoke run")
+    ap.add_argument("--sweep-trials", type=int, help="the sweep row's budget (default 10; 100 is the "
+                    "default sweep's own)")
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--row", help=argparse.SUPPRESS)  # internal: one row in this process
     args = ap.parse_args(argv)
     if args.row:
-        result = RUN[args.row](args.device, args.quick)
+        extra = {"trials": args.sweep_trials} if args.row == "sweep" and args.sweep_trials else {}
+        result = RUN[args.row](args.device, args.quick, **extra)
         result.setdefault("peak_rss_mb", peak_rss_mb())
         print(json.dumps(result))
         return 0
@@ -82,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             print(f"bench: {name} on {device} ...", file=sys.stderr, flush=True)
             try:
-                rows[name] = run_row(name, device, args.quick)
+                rows[name] = run_row(name, device, args.quick, args.sweep_trials)
             except RuntimeError as e:
                 rows.setdefault("errors", {})[name] = str(e)
             print(f"bench: {name} on {device} took {time.perf_counter() - start:.0f} s", file=sys.stderr)

@@ -35,10 +35,13 @@ class SeedResult:
     epochs_run: int
     history: list[EpochMetrics] = field(default_factory=list)
     compute_seconds: float = 0.0  # wall time inside training epochs and dev evaluation
+    build_seconds: float = 0.0  # wall time building its model and optimizer (a plain loop pays it too)
 
 
 class SeedRecord:
     """One seed's epochs, early stopping and best weights, however it is trained."""
+
+    build_seconds = 0.0  # set when its model is built (a class default: checkpoints from before it)
 
     def __init__(self, task: Task, settings: TrainSettings, seed: int) -> None:
         self.task, self.settings, self.seed = task, settings, seed
@@ -81,7 +84,7 @@ class SeedRecord:
 
     def result(self) -> SeedResult:
         return SeedResult(self.seed, self.best_epoch, self.best_value, self.epoch, self.history,
-                          self.compute_seconds)
+                          self.compute_seconds, self.build_seconds)
 
 
 def check_loss(value: float, epoch: int, seed: int) -> None:

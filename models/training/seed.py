@@ -60,6 +60,7 @@ class SeedTrainer(SeedRecord, StaticEpochs):
         cuda_graphs: str = "auto",
     ) -> None:
         super().__init__(task, settings, seed)
+        start = time.perf_counter()
         self.model = build_seeded(build_model, seed).to(device)
         self.model.noise = noise_generator(seed, device)
         self.generator = torch.Generator().manual_seed(seed)  # batch order
@@ -67,6 +68,7 @@ class SeedTrainer(SeedRecord, StaticEpochs):
         self.updates = 0
         self.cuda_graphs = use_graphs(cuda_graphs, self.model, task, settings.optimizer, settings.momentum,
                                       device)
+        self.build_seconds = time.perf_counter() - start
 
     def run_batches(self) -> tuple[torch.Tensor | None, int]:
         """One epoch's batches, none of which waits for the device: returns the sum of the

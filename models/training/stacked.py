@@ -30,6 +30,7 @@ class Stacked(StaticEpochs):
                  cuda_graphs: str = "auto") -> None:
         if stack_fn is None:
             stack_fn = stack_models
+        start = time.perf_counter()
         self.task, self.settings = task, settings
         self.seeds = [SeedRecord(task, settings, s) for s in seeds]
         plain = [build_seeded(build_model, s) for s in seeds]
@@ -47,6 +48,8 @@ class Stacked(StaticEpochs):
         self.updates = 0
         self.cuda_graphs = use_graphs(cuda_graphs, self.stack, task, settings.optimizer, settings.momentum,
                                       device) and not self.by_hand
+        for record in self.seeds:
+            record.build_seconds = (time.perf_counter() - start) / len(self.seeds)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         sparse = self.stack.sparse_parameters()

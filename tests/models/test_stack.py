@@ -239,3 +239,18 @@ def test_l2_on_every_row_needs_the_rows_updated_by_the_stack():
     build = lambda: DAN(len(task.vocab), 2, embed_dim=12, hidden_dims=(16,), sparse=True)  # noqa: E731
     with pytest.raises(UserError, match="l2_every_row=true needs a model with a stacked form"):
         SeedTrainer(build, task, settings, SEEDS[0]).fit()
+
+
+@pytest.mark.parametrize("vectorize", ["true", "false"])
+def test_building_the_models_is_timed_apart_from_training(vectorize):
+    """`make bench`'s sweep row tells the sweep's own overhead from the models' own work:
+    each seed records the seconds its model and optimizer took to build, none of them in its
+    training time, and its result carries them to the trial's attributes."""
+    task = ragged_task()
+    settings = TrainSettings(optimizer="adagrad", lr=0.05, batch_size=16, max_epochs=1)
+    trainers = make_trainers(lambda: DAN(len(task.vocab), 2, embed_dim=12, hidden_dims=(16,)), task,
+                             settings, SEEDS[:2], vectorize=vectorize)
+    assert all(r.build_seconds > 0 and r.compute_seconds == 0 for r in trainers.seeds)
+    trainers.step()
+    assert [r.result().build_seconds for r in trainers.seeds] == [r.build_seconds for r in trainers.seeds]
+    assert all(r.compute_seconds > 0 for r in trainers.seeds)
