@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -34,15 +35,30 @@ def make_trainers(build_model: Callable[[], nn.Module], task: Task, settings: Tr
         raise UserError(f"train.vectorize_seeds must be auto, true or false, not {vectorize!r}.")
     if vectorize == "false":
         return OneAfterAnother(build_model, task, settings, seeds, device, cuda_graphs)
-    probe = build_seeded(build_model, 0)
+    if len(seeds) > 1:  # the seeds' own models tell whether there is a stacked form: no probe
+        start = time.perf_counter()
+        plain = [build_seeded(build_model, s) for s in seeds]
+        stack = stack_fn(plain) if hasattr(task, "stack_batches") else None
+        seconds = time.perf_counter() - start
+        if stack is not None:
+            return Stacked(build_model, task, settings, seeds, device, stack_fn, cuda_graphs,
+                           built=(plain, stack, seconds))
+        if vectorize == "true":
+            raise _no_stacked_form(plain[0])
+        return OneAfterAnother(build_model, task, settings, seeds, device, cuda_graphs, plain, seconds)
+    probe = build_seeded(build_model, 0)  # one seed: stacked only where its stacked form is faster
     stack = stack_fn([probe]) if hasattr(task, "stack_batches") else None
-    if vectorize == "auto" and len(seeds) < 2 and not (
+    if vectorize == "auto" and not (
             stack is not None and settings.sparse_ok and getattr(stack, "faster_alone", lambda *a: False)(
                 settings.optimizer, torch.device(device))):
         return OneAfterAnother(build_model, task, settings, seeds, device, cuda_graphs)
     if stack is None:
         if vectorize == "true":
-            raise UserError(f"train.vectorize_seeds=true, but {type(probe).__name__} has no stacked form "
-                            "(models/seed_stack.py): use train.vectorize_seeds=auto or false.")
+            raise _no_stacked_form(probe)
         return OneAfterAnother(build_model, task, settings, seeds, device, cuda_graphs)
     return Stacked(build_model, task, settings, seeds, device, stack_fn, cuda_graphs)
+
+
+def _no_stacked_form(model: nn.Module) -> UserError:
+    return UserError(f"train.vectorize_seeds=true, but {type(model).__name__} has no stacked form "
+                     "(models/seed_stack.py): use train.vectorize_seeds=auto or false.")

@@ -58,17 +58,21 @@ class SeedTrainer(SeedRecord, StaticEpochs):
         seed: int,
         device: torch.device | str = "cpu",
         cuda_graphs: str = "auto",
+        model: nn.Module | None = None,
+        built_in: float = 0.0,
     ) -> None:
+        """`model`: this seed's model already built (`build_seeded(build_model, seed)`), in
+        `built_in` seconds; by default it is built here."""
         super().__init__(task, settings, seed)
         start = time.perf_counter()
-        self.model = build_seeded(build_model, seed).to(device)
+        self.model = (build_seeded(build_model, seed) if model is None else model).to(device)
         self.model.noise = noise_generator(seed, device)
         self.generator = torch.Generator().manual_seed(seed)  # batch order
         self.optimizer = make_optimizer(self.model, settings)
         self.updates = 0
         self.cuda_graphs = use_graphs(cuda_graphs, self.model, task, settings.optimizer, settings.momentum,
                                       device)
-        self.build_seconds = time.perf_counter() - start
+        self.build_seconds = built_in + time.perf_counter() - start
 
     def run_batches(self) -> tuple[torch.Tensor | None, int]:
         """One epoch's batches, none of which waits for the device: returns the sum of the
@@ -142,8 +146,12 @@ class OneAfterAnother:
     vectorized = False
 
     def __init__(self, build_model, task: Task, settings: TrainSettings, seeds: list[int],
-                 device: torch.device | str = "cpu", cuda_graphs: str = "auto") -> None:
-        self.seeds = [SeedTrainer(build_model, task, settings, s, device, cuda_graphs) for s in seeds]
+                 device: torch.device | str = "cpu", cuda_graphs: str = "auto",
+                 models: list[nn.Module] | None = None, built_in: float = 0.0) -> None:
+        """`models`: the seeds' models already built, in `built_in` seconds in all."""
+        models = models or [None] * len(seeds)
+        self.seeds = [SeedTrainer(build_model, task, settings, s, device, cuda_graphs, model=m,
+                                  built_in=built_in / len(seeds)) for s, m in zip(seeds, models)]
 
     def step(self) -> list[EpochMetrics | None]:
         return [None if t.done else t.step() for t in self.seeds]

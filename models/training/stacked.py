@@ -27,14 +27,19 @@ class Stacked(StaticEpochs):
 
     def __init__(self, build_model, task: Task, settings: TrainSettings, seeds: list[int],
                  device: torch.device | str = "cpu", stack_fn: StackFn | None = None,
-                 cuda_graphs: str = "auto") -> None:
+                 cuda_graphs: str = "auto", built: tuple[list, torch.nn.Module, float] | None = None) -> None:
+        """`built`: (the seeds' plain models, their stacked form, the seconds they took), when
+        make_trainers has built them already; by default they are built here."""
         if stack_fn is None:
             stack_fn = stack_models
         start = time.perf_counter()
         self.task, self.settings = task, settings
         self.seeds = [SeedRecord(task, settings, s) for s in seeds]
-        plain = [build_seeded(build_model, s) for s in seeds]
-        stack = stack_fn(plain)
+        if built is None:
+            plain = [build_seeded(build_model, s) for s in seeds]
+            stack, built_in = stack_fn(plain), 0.0
+        else:
+            plain, stack, built_in = built
         if stack is None:
             raise ValueError(f"{type(plain[0]).__name__} has no stacked form")
         self.stack = stack.to(device)
@@ -49,7 +54,7 @@ class Stacked(StaticEpochs):
         self.cuda_graphs = use_graphs(cuda_graphs, self.stack, task, settings.optimizer, settings.momentum,
                                       device) and not self.by_hand
         for record in self.seeds:
-            record.build_seconds = (time.perf_counter() - start) / len(self.seeds)
+            record.build_seconds = (built_in + time.perf_counter() - start) / len(self.seeds)
 
     def _optimizer(self) -> torch.optim.Optimizer:
         sparse = self.stack.sparse_parameters()

@@ -254,3 +254,17 @@ def test_building_the_models_is_timed_apart_from_training(vectorize):
     trainers.step()
     assert [r.result().build_seconds for r in trainers.seeds] == [r.build_seconds for r in trainers.seeds]
     assert all(r.compute_seconds > 0 for r in trainers.seeds)
+
+
+@pytest.mark.parametrize("vectorize", ["auto", "true"])
+def test_k_seeds_build_k_models_and_no_probe(vectorize):
+    """A sweep's trial builds each seed's model once: make_trainers used to build one more,
+    seed 0's, only to ask whether the model has a stacked form (a full DAN's embedding
+    table, every trial), then build the K seeds' anew."""
+    task, built = ragged_task(), []
+
+    def build():
+        built.append(1)
+        return DAN(len(task.vocab), 2, embed_dim=12, hidden_dims=(16,))
+    trainers = make_trainers(build, task, TrainSettings(max_epochs=1), SEEDS[:3], vectorize=vectorize)
+    assert isinstance(trainers, Stacked) and len(built) == 3
