@@ -170,6 +170,7 @@ def row_sweep(device: str, quick: bool, trials: int | None = None) -> dict:
 
     import optuna
 
+    from sweeps.core.records import BUILD_SECONDS, COMPUTE_SECONDS
     from sweeps.store import open_storage
     trials = trials or (3 if quick else 10)
     with tempfile.TemporaryDirectory() as tmp:
@@ -186,15 +187,15 @@ def row_sweep(device: str, quick: bool, trials: int | None = None) -> dict:
         states = {s: sum(t.state.name == s for t in trials_) for s in ("COMPLETE", "PRUNED", "FAIL")}
     done = sorted((t for t in trials_ if t.datetime_complete is not None and t.datetime_start is not None),
                   key=lambda t: t.datetime_start)
-    compute = sum(t.user_attrs.get("compute_seconds", 0.0) for t in trials_)
-    build = sum(t.user_attrs.get("build_seconds", 0.0) for t in trials_)
+    compute = sum(t.user_attrs.get(COMPUTE_SECONDS, 0.0) for t in trials_)
+    build = sum(t.user_attrs.get(BUILD_SECONDS, 0.0) for t in trials_)
     in_trials = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
     n = max(1, len(done))
 
     def own(t, before) -> float:  # a trial's overhead, with the gap since the trial before it
         gap = (t.datetime_start - before.datetime_complete).total_seconds() if before else 0.0
         seconds = (t.datetime_complete - t.datetime_start).total_seconds()
-        work = t.user_attrs.get("compute_seconds", 0.0) + t.user_attrs.get("build_seconds", 0.0)
+        work = t.user_attrs.get(COMPUTE_SECONDS, 0.0) + t.user_attrs.get(BUILD_SECONDS, 0.0)
         return gap + seconds - work
     later = [own(t, b) for b, t in zip(done, done[1:])]
     per_trial = statistics.fmean(later) if later else wall - compute - build
