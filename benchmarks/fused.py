@@ -70,14 +70,17 @@ def dev_history(record) -> list[dict[str, float]]:
     return [m.dev for m in record.history]
 
 
-def max_rel(a: list[list[dict]], b: list[list[dict]]) -> float:
-    """The largest |x - y| / max(|y|, 1e-12) over every slice, epoch and dev metric."""
-    worst = 0.0
-    for ha, hb in zip(a, b):
-        for da, db in zip(ha, hb):
+def worst_rel(a: list[list[dict]], b: list[list[dict]]) -> tuple[float, dict]:
+    """The largest |x - y| / max(|y|, 1e-12) over every slice, epoch and dev metric, and where
+    it is: the slice, the epoch (1-based), the metric, both values."""
+    worst, where = 0.0, {}
+    for i, (ha, hb) in enumerate(zip(a, b)):
+        for e, (da, db) in enumerate(zip(ha, hb), 1):
             for k in db:
-                worst = max(worst, abs(da[k] - db[k]) / max(abs(db[k]), 1e-12))
-    return worst
+                rel = abs(da[k] - db[k]) / max(abs(db[k]), 1e-12)
+                if rel > worst:
+                    worst, where = rel, {"slice": i, "epoch": e, "metric": k, "value": da[k], "alone": db[k]}
+    return worst, where
 
 
 def timed(fn, device: torch.device):
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     from models.fused import FusedTrials
-    from models.training import SeedTrainer, Stacked
+    from models.training import SeedTrainer, Stacked, flush_denormals
+    flush_denormals()  # as a sweep's process does, before the data's first tensors
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -150,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("fused", "stacked", "alone"):
         if name not in arms:
             continue
-        parity = max_rel(histories[name], histories["alone"]) if "alone" in arms else math.nan
+        parity, where = worst_rel(histories[name], histories["alone"]) if "alone" in arms else (math.nan, {})
         rows.append({"arm": name, "seconds": seconds[name], "per_trial": seconds[name] / len(cfgs),
                      "x_one_trial": seconds[name] / one_trial,
-                     "max_rel_dev_diff": parity})
+                     "max_rel_dev_diff": parity, "worst_at": where})
     print(f"\nDAN {'tiny' if args.small else '3x300'} on RT, {len(cfgs)} trials x {args.seeds} seed(s), "
           f"{args.epochs} epoch(s), {device}, {torch.get_num_threads()} thread(s); one trial alone: "
           f"{one_trial:.2f} s\n")

@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--row", help=argparse.SUPPRESS)  # internal: one row in this process
     args = ap.parse_args(argv)
     if args.row:
+        from models.training import flush_denormals
+        flush_denormals()  # as a sweep's process does, before the row's first tensors
         extra = {"trials": args.sweep_trials} if args.row == "sweep" and args.sweep_trials else {}
         result = RUN[args.row](args.device, args.quick, **extra)
         result.setdefault("peak_rss_mb", peak_rss_mb())

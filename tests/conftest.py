@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from models.data.cache import default_cache_dir
+from models.training.devices import flush_denormals
 
 REPO = Path(__file__).resolve().parents[1]
 # The tests' trainings list themselves apart from the machine's (sweeps/search/neighbours.py): a
@@ -45,6 +46,7 @@ USER_CACHE = default_cache_dir()
 TEST_CACHE = Path(tempfile.mkdtemp(prefix="seedsweep-test-cache-"))
 _mirror(USER_CACHE, TEST_CACHE)
 os.environ["SEEDSWEEP_CACHE"] = str(TEST_CACHE)  # subprocesses of the tests inherit it
+flush_denormals()  # as in the processes users train in, before any test's tensors
 atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
 
 

@@ -25,6 +25,25 @@ from tests.models.test_stack import per_epoch
 OLD = Path(__file__).resolve().parent / "fixtures" / "old_layout"
 
 
+def assert_reaches(got: dict, expected: dict, done: int = 2):
+    """The resumed run's per-epoch (epoch, train loss, dev metrics) against what the old code
+    reached. The epochs in the checkpoint (1..`done`) come back bit for bit; the epochs trained
+    after resuming agree to 1e-6 relative: the fixture was written on an AMD EPYC (AVX2) and
+    AVX-512 Xeons sum matrix products in another order, which moves the 8th digit (the CI record
+    of 2026-12-05: 0.29363950 against 0.29363951). A wrong optimizer state, RNG state or epoch
+    counter moves the 2nd or 3rd digit."""
+    got = json.loads(json.dumps(got))
+    assert got.keys() == expected.keys()
+    for seed, rows in expected.items():
+        assert [r[0] for r in got[seed]] == [r[0] for r in rows], seed
+        for g, e in zip(got[seed], rows):
+            if e[0] <= done:
+                assert g == e, (seed, e[0])
+            else:
+                assert g[1] == pytest.approx(e[1], rel=1e-6), (seed, e[0])
+                assert g[2] == pytest.approx(e[2], rel=1e-6), (seed, e[0])
+
+
 @pytest.mark.parametrize("model", ["dan", "nplm"])
 def test_an_old_checkpoint_resumes_to_the_metrics_the_old_code_reached(model):
     torch.set_num_threads(1)
@@ -36,8 +55,7 @@ def test_an_old_checkpoint_resumes_to_the_metrics_the_old_code_reached(model):
     assert type(trainers.stack).__module__ == f"models.{model}.stacked"
     run(trainers)
     expected = json.loads((OLD / f"expected-{model}.json").read_text())
-    got = {str(r.seed): per_epoch(r) for r in trainers.seeds}
-    assert json.loads(json.dumps(got)) == expected
+    assert_reaches({str(r.seed): per_epoch(r) for r in trainers.seeds}, expected)
 
 
 def pickled_classes(path: Path) -> set[tuple[str, str]]:
@@ -75,8 +93,7 @@ def test_a_checkpoint_of_the_one_module_trainers_resumes_exactly(model, vectoriz
         {"models.training.record" if vectorize == "true" else "models.training.seed"}
     run(trainers)
     expected = json.loads((OLD / "flat-training" / f"expected-{model}-{vectorize}.json").read_text())
-    got = {str(r.seed): per_epoch(r) for r in trainers.seeds}
-    assert json.loads(json.dumps(got)) == expected
+    assert_reaches({str(r.seed): per_epoch(r) for r in trainers.seeds}, expected)
 
 
 def test_every_moved_name_lives_where_the_map_says():

@@ -32,6 +32,7 @@ from models.training import (
     build_seeded,
     check_loss,
     decayed_lr,
+    flush_denormals,
 )
 
 # what fused configurations must share; the rest of TrainSettings may differ per slice
@@ -83,6 +84,7 @@ class FusedTrials:
                  device: torch.device | str = "cpu") -> None:
         if not configs or not seeds:
             raise UserError("fused training needs at least one configuration and one seed.")
+        flush_denormals()
         if not hasattr(task, "stack_batches"):
             raise UserError(f"{type(task).__name__} cannot train stacked models, so it cannot fuse trials.")
         check_shared(configs)

@@ -20,7 +20,14 @@ models/relocate.py's MOVED still finds):
 """
 
 from models.training.checkpoint import load_trainers, save_trainers
-from models.training.devices import build_seeded, cpu_name, device_name, resolve_device, seed_everything
+from models.training.devices import (
+    build_seeded,
+    cpu_name,
+    device_name,
+    flush_denormals,
+    resolve_device,
+    seed_everything,
+)
 from models.training.make import VECTORIZE, make_trainers
 from models.training.optimizers import build_optimizer, decayed_lr, fuse, make_optimizer
 from models.training.record import EpochMetrics, SeedRecord, SeedResult, add_loss, check_loss
@@ -32,6 +39,6 @@ __all__ = [
     "OPTIMIZERS", "VECTORIZE", "EpochMetrics", "OneAfterAnother", "SeedRecord", "SeedResult",
     "SeedTrainer", "SeedTrainers", "StackFn", "Stacked", "StaticEpochs", "Task", "TrainSettings",
     "add_loss", "build_optimizer", "build_seeded", "check_loss", "cpu_name", "decayed_lr",
-    "device_name", "fuse", "load_trainers", "make_optimizer", "make_trainers", "resolve_device",
-    "save_trainers", "seed_everything",
+    "device_name", "flush_denormals", "fuse", "load_trainers", "make_optimizer", "make_trainers",
+    "resolve_device", "save_trainers", "seed_everything",
 ]

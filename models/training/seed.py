@@ -13,7 +13,7 @@ from torch import nn
 
 from models.graphed import StaticStep, use_graphs
 from models.noise import noise_generator
-from models.training.devices import build_seeded
+from models.training.devices import build_seeded, flush_denormals
 from models.training.optimizers import decayed_lr, make_optimizer
 from models.training.record import EpochMetrics, SeedRecord, SeedResult, add_loss, check_loss
 from models.training.settings import Task, TrainSettings
@@ -64,6 +64,7 @@ class SeedTrainer(SeedRecord, StaticEpochs):
         """`model`: this seed's model already built (`build_seeded(build_model, seed)`), in
         `built_in` seconds; by default it is built here."""
         super().__init__(task, settings, seed)
+        flush_denormals()
         start = time.perf_counter()
         self.model = (build_seeded(build_model, seed) if model is None else model).to(device)
         self.model.noise = noise_generator(seed, device)

@@ -10,7 +10,7 @@ from models.graphed import use_graphs
 from models.noise import noise_generator
 from models.registry import stack_models
 from models.seed_stack import select
-from models.training.devices import build_seeded
+from models.training.devices import build_seeded, flush_denormals
 from models.training.optimizers import build_optimizer, decayed_lr
 from models.training.record import EpochMetrics, SeedRecord, add_loss, check_loss
 from models.training.seed import StaticEpochs
@@ -32,6 +32,7 @@ class Stacked(StaticEpochs):
         make_trainers has built them already; by default they are built here."""
         if stack_fn is None:
             stack_fn = stack_models
+        flush_denormals()
         start = time.perf_counter()
         self.task, self.settings = task, settings
         self.seeds = [SeedRecord(task, settings, s) for s in seeds]

@@ -20,7 +20,15 @@ from models import registry
 from models.data.cache import default_cache_dir
 from models.errors import UserError
 from models.registry import BuildContext, Built, DataSource, ModelSpec
-from models.training import SeedTrainers, Task, TrainSettings, device_name, make_trainers, resolve_device
+from models.training import (
+    SeedTrainers,
+    Task,
+    TrainSettings,
+    device_name,
+    flush_denormals,
+    make_trainers,
+    resolve_device,
+)
 
 # train settings that say how seeds are computed, not what is computed
 EXECUTION = ("vectorize_seeds", "cuda_graphs")
@@ -101,6 +109,7 @@ def train_settings(cfg: DictConfig) -> TrainSettings:
 def build_workload(cfg: DictConfig, task: Any | None = None, device: str | None = None) -> Workload:
     """The workload of `cfg`; pass `task` to reuse data already prepared for the same data
     config, `device` to override `cfg.device`."""
+    flush_denormals()  # before the data's first tensors (its docstring says why)
     spec = model_spec(cfg)
     registry.fits(spec, data_source(cfg.data), str(cfg.data.name))
     device = resolve_device(device or str(cfg.get("device", "cpu")))

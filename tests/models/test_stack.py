@@ -65,8 +65,12 @@ def assert_parity(build, task, settings, seeds=SEEDS):
             assert dev1 == pytest.approx(dev2, rel=1e-4, abs=1e-5), (record.seed, e1)
         best, want = record.best_state_dict(), alone.best_state_dict()
         assert best.keys() == want.keys()
+        # weights to 1e-3 relative: on AVX-512 Xeons the stacked (batched) and the single matmuls
+        # sum in different orders, and after 6 epochs of RMSprop (which divides by the root of
+        # small squared gradients) one weight of 216 was 2.1e-4 off (CI record of 2026-12-05);
+        # the per-epoch metrics above still hold to 1e-4, and a wrong seed, lr or decay is O(1)
         for k in best:
-            torch.testing.assert_close(best[k], want[k], rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(best[k], want[k], rtol=1e-3, atol=1e-5)
     return epochs
 
 

@@ -7,6 +7,7 @@ import math
 from collections import Counter
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,18 @@ from models.training import OPTIMIZERS
 from sweeps.config import schema
 from sweeps.config.compose import check_sweep_settings, compose_config
 from sweeps.config.search_space import _format, parse_space
+
+
+@pytest.fixture(autouse=True)
+def ieee_floats():
+    """A command reads its config before it trains, so before flush_denormals (see
+    models/training/devices.py) sets the thread to read subnormal floats as zero; a trainer
+    that ran earlier in this pytest process has set it here, and hypothesis then refuses to
+    draw floats at all. Check the config as the command does, then put the setting back."""
+    torch.set_flush_denormal(False)
+    yield
+    torch.set_flush_denormal(True)
+
 
 KEYS = sorted([*schema.RULES, *(f"model.{k}" for k in schema.model_rules("dan")), "seed_list",
                "data.fractions", "cache_dir"])
