@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from models.noise import dropout_mask
+from models.noise import stacked_dropout_masks
 
 
 class SeedStack(nn.Module):
@@ -84,7 +84,7 @@ class SeedStack(nn.Module):
         """Dropout on (K, B, ...) with seed s's mask drawn from seed s's generator."""
         if not self.training or p == 0:
             return x
-        return x * torch.stack([dropout_mask(x.shape[1:], p, g, x.device, x.dtype) for g in self.noise])
+        return x * stacked_dropout_masks(x.shape[1:], p, self.noise, x.device, x.dtype)
 
 
 def select(t: torch.Tensor, k: int, shape: torch.Size, index: torch.Tensor) -> torch.Tensor:
