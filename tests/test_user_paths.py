@@ -185,6 +185,13 @@ def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path
     assert code == 0, out
     assert states(tmp_path, name) == ["COMPLETE", "COMPLETE"]
 
+    # 3b. a smaller budget than the trials done: nothing runs, and it says so in words
+    # (it once read "resuming study ...: 2 of 1 trials done")
+    code, smaller = in_process(with_var(again, "TRIALS", "1"), capsys)
+    assert code == 0, smaller
+    assert f"resuming study {name}: 2 trials done, more than this command's budget of 1" in smaller
+    assert "2 of 1" not in smaller and states(tmp_path, name) == ["COMPLETE", "COMPLETE"]
+
     # 4. Ctrl-C in the middle of the third trial; the sweep prints how to resume
     larger = with_var(printed_command(out, RESUME_LINE), "TRIALS", "3")
     # a child inherits an ignored SIGINT from its parent; give it the default, as a shell would

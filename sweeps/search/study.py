@@ -171,6 +171,10 @@ class Sweep:
             k = f"{self.policy.min_seeds}->{k} (race)"
         if self.created:
             self.progress.say(f"new study {self.name}: {self.budget} trials x {k} seeds")
+        elif done > self.budget:  # a smaller TRIALS than before: not "7 of 6 trials done"
+            self.progress.say(f"resuming study {self.name}: {done} trials done, more than this "
+                              f"command's budget of {self.budget}: nothing to run "
+                              "(a larger TRIALS adds trials)")
         elif any(t.state.is_finished() for t in trials):
             self.progress.say(f"resuming study {self.name}: {done} of {self.budget} trials done"
                               + (f", {sum(t.state == TrialState.WAITING for t in trials)} queued"
