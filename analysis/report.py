@@ -34,6 +34,7 @@ from sweeps.config.compose import compose_config
 from sweeps.core.cli import Args, main_of, whole
 from sweeps.core.paths import ROOT
 from sweeps.core.records import (
+    BUDGET,
     COMMAND,
     FINGERPRINT,
     IDENTITY,
@@ -189,7 +190,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         f"- test-set evaluations of this study: **{len(ledger)}**"
         + (f" (last {ledger[-1].get('time')}, trial {ledger[-1].get('trial')})" if ledger else
            " (run `make final` once, when the search is over)"),
-        f"- reproduce: `{study.user_attrs.get(COMMAND, '?')}`",
+        f"- reproduce: `{reproduce_command(study.user_attrs)}`",
         f"- MLflow experiment `{tracker.experiment}` (`make ui`)", "",
         "## Results", "", to_markdown(with_pm(results)),
         "† test columns come from the final evaluation (`make final`), the only reader of the test split.\n"
@@ -225,3 +226,9 @@ def body(args: Args) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def reproduce_command(attrs: dict) -> str:
+    """The command that runs the study's trials: the latest budget's (a resume with a larger
+    TRIALS records it), else the command that made the study (studies from before budgets)."""
+    return (attrs.get(BUDGET) or {}).get("command") or attrs.get(COMMAND, "?")

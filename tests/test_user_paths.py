@@ -231,6 +231,10 @@ def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path
     assert code == 0, out
     text = (report / "report.md").read_text()
     assert f"Study `{name}`" in text and "3 complete, 1 fail" in text
+    # the command that runs these trials: the last budget's, not the first command's TRIALS=1,
+    # nor step 3b's smaller one
+    reproduce = next(line for line in text.splitlines() if line.startswith("- reproduce: "))
+    assert make_words(reproduce.removeprefix("- reproduce: ").strip("`")) == make_words(resume), reproduce
     assert (report / "trials.csv").read_text().count("\n") == 1 + 4  # a header, every trial
 
     # 7. make final: the best trial on the test split, once

@@ -119,7 +119,9 @@ class Sweep:
             self.points if self.grid else None, create=join is None)
         self.study = self.shared.study
         # `make final` refuses a search short of its budget, naming the command that finishes it
-        if join is None:  # a `make worker` joins; the budget and its command are the study's maker's
+        # a `make worker` joins, so the budget and its command are the study's maker's; a
+        # smaller TRIALS than the trials done leaves them: that command did not run them all
+        if join is None and self.budget >= self.done():
             self.study.set_user_attr(BUDGET, {"trials": self.budget, "command": self.command})
         if self.policy.racing:  # the K seeds drawn once, when the study was made
             self.objective.policy = self.policy
