@@ -52,8 +52,9 @@ class Comparison:
                     "which show no spread: run seeds=3 or more on both.")
         more = (f"run seeds={self.seeds_needed} on both" if self.seeds_needed <= MAX_SEEDS else
                 f"even {MAX_SEEDS} seeds would likely not separate them: treat them as equal")
+        # the interval, so a small one-sided p or P(winner > other) = 1.00 beside it is read right
         return (f"trials {self.winner} and {self.other} are not distinguishable with {self.seeds} "
-                f"seeds: {more}.")
+                f"seeds (the difference's 95% CI [{self.low:+.4f}, {self.high:+.4f}] holds 0): {more}.")
 
 
 def seeds_needed(diffs_or_spread: float, diff: float) -> int:
@@ -121,7 +122,10 @@ def markdown(comparisons: list[Comparison], completed: int) -> str:
         lines.append(f"| {c.other} | {c.seeds} | {'yes' if c.paired else 'no'} | {c.diff:+.4f} "
                      f"[{show(c.low, '+.4f')}, {show(c.high, '+.4f')}] | {show(c.p, '.3g')} | "
                      f"{c.p_better:.2f} [{show(c.p_low, '.2f')}, {show(c.p_high, '.2f')}] |")
-    lines += ["", *(f"- {c.sentence()}" for c in comparisons)]
+    lines += ["", "A trial is separated from the winner when the 95% interval of the difference excludes 0 "
+              "(a two-sided 5% test: the one-sided p is then below 0.025); a one-sided p between 0.025 and "
+              "0.05, or P(winner > other) = 1.00 from 3 seeds that all favour the winner, is not enough.", "",
+              *(f"- {c.sentence()}" for c in comparisons)]
     if any(c.seeds < 5 for c in comparisons):
         lines.append("- With fewer than 5 seeds the intervals are wide and the bootstrap of P(winner > "
                      "other) can take only a few values: read them as rough.")

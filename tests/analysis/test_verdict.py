@@ -30,7 +30,8 @@ def test_close_trials_are_not_distinguishable_and_the_sentence_says_how_many_see
     (c,) = verdict(trials, maximize=True)
     assert not c.separated and c.low < 0 < c.high
     assert c.p_better == pytest.approx(2 / 3) and c.p_low <= c.p_better <= c.p_high
-    assert c.sentence().startswith("trials 12 and 31 are not distinguishable with 3 seeds: run seeds=")
+    assert c.sentence().startswith("trials 12 and 31 are not distinguishable with 3 seeds (the difference's "
+                                   f"95% CI [{c.low:+.4f}, {c.high:+.4f}] holds 0): run seeds=")
     assert c.seeds_needed > 3
     text = markdown([c], completed=2)
     assert "| 31 | 3 | yes |" in text and "Only 2 completed trials" in text
@@ -76,3 +77,15 @@ def test_one_seed_each_cannot_be_compared_and_says_so_without_nan():
     text = markdown(verdict(rows, maximize=True), completed=2)
     assert "nan" not in text and "seeds=51" not in text
     assert "cannot be compared with 1 seed(s)" in text and "run seeds=3 or more on both" in text
+
+
+def test_a_small_one_sided_p_or_a_bootstrap_of_one_is_not_read_as_separated():
+    # every seed favours the winner, so the bootstrap says P = 1.00 [1.00, 1.00], and the
+    # one-sided p is below 0.05, yet the two-sided interval holds 0 (a fresh-clone report
+    # showed exactly this beside "not distinguishable", with nothing saying why)
+    trials = frame((4, "COMPLETE", [5, 6, 7], [0.80, 0.78, 0.79]),
+                   (3, "COMPLETE", [5, 6, 7], [0.79, 0.775, 0.785]))
+    (c,) = verdict(trials, maximize=True)
+    assert c.p_better == 1.0 and 0.025 < c.p < 0.05 and c.low < 0 < c.high and not c.separated
+    assert f"CI [{c.low:+.4f}, {c.high:+.4f}] holds 0" in c.sentence()
+    assert "excludes 0" in markdown([c], completed=2)
