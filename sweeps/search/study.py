@@ -290,5 +290,6 @@ class Sweep:
         seconds = time.time() - start
         if self.policy.racing and (raced := racing.race_savings(trials, self.policy.k))[0]:
             best_text += f" | race: {raced[0]} stopped, ~{raced[1]:.0f} seed-epochs saved"
-        text = f"#{trial.number} {state} {detail} {seconds:.0f}s | {best_text}"
+        # a comma before the time: "vs #1 0.775, 53s", not "vs #1 0.775 53s"
+        text = f"#{trial.number} {state} {detail}, {seconds:.0f}s | {best_text}"
         self.progress.trial_finished(seconds, done, text, short_params(trial.params, self.abbrev))

@@ -110,7 +110,8 @@ def test_the_progress_line_says_which_trial_the_race_stopped_and_why(tmp_path, p
         reason = t.user_attrs[RACED_OUT]  # "stopped after 1 of 4 seeds: 0.550 vs incumbent 0.900 (trial 0)"
         mine, theirs = reason.split(": ")[1].split(" vs incumbent ")
         assert "stopped after 1 of 4 seeds" in line and mine in line
-        assert f"#{reason.split('(trial ')[1].split(')')[0]} {theirs.split()[0]}" in line, line
+        # the incumbent's value, then a comma before the trial's time (it once read "0.775 53s")
+        assert f"#{reason.split('(trial ')[1].split(')')[0]} {theirs.split()[0]}, " in line, line
 
 
 def test_the_pruner_prunes_within_the_first_look(tmp_path, polarity_csv):
