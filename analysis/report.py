@@ -38,6 +38,7 @@ from sweeps.core.records import (
     COMMAND,
     FINGERPRINT,
     IDENTITY,
+    INTERRUPTED,
     MLFLOW_EXPERIMENT,
     MONITOR,
     PARAMS,
@@ -178,10 +179,14 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         curves_of, maximize, monitor, out / "expected_max.png")
 
     counts = trials["state"].value_counts().to_dict()
+    cut = sum(bool(t.user_attrs.get(INTERRUPTED)) for t in study.get_trials(deepcopy=False)
+              if t.state.name == "FAIL")
     saved = store.pruning_savings(study.get_trials(deepcopy=False))
     lines = [
         f"# Study `{name}`", "",
-        f"- trials: {', '.join(f'{v} {k.lower()}' for k, v in counts.items())}; "
+        f"- trials: {', '.join(f'{v} {k.lower()}' for k, v in counts.items())}"
+        # a Ctrl-C or a killed worker fails its trial and queues the configuration again
+        + (f" ({cut} interrupted and run again)" if cut else "") + "; "
         f"metric: dev {monitor} ({'higher' if maximize else 'lower'} is better), mean ± std over seeds "
         "(a trial's seed mean: each seed's best dev value, averaged)",
         *([f"- pruning: {saved}"] if saved else []),

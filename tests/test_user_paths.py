@@ -230,7 +230,7 @@ def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path
                            f"ARGS={shlex.quote(v['ARGS'] + f' --out={report}')}", capsys)
     assert code == 0, out
     text = (report / "report.md").read_text()
-    assert f"Study `{name}`" in text and "3 complete, 1 fail" in text
+    assert f"Study `{name}`" in text and "3 complete, 1 fail (1 interrupted and run again)" in text
     # the command that runs these trials: the last budget's, not the first command's TRIALS=1,
     # nor step 3b's smaller one
     reproduce = next(line for line in text.splitlines() if line.startswith("- reproduce: "))
