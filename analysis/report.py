@@ -214,6 +214,12 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
     return report
 
 
+def reproduce_command(attrs: dict) -> str:
+    """The command that runs the study's trials: the latest budget's (a resume with a larger
+    TRIALS records it), else the command that made the study (studies from before budgets)."""
+    return (attrs.get(BUDGET) or {}).get("command") or attrs.get(COMMAND, "?")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # --out: a folder (default reports/<study>); --compare: other studies for the expected-max
     # plot, comma-separated
@@ -231,9 +237,3 @@ def body(args: Args) -> str:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def reproduce_command(attrs: dict) -> str:
-    """The command that runs the study's trials: the latest budget's (a resume with a larger
-    TRIALS records it), else the command that made the study (studies from before budgets)."""
-    return (attrs.get(BUDGET) or {}).get("command") or attrs.get(COMMAND, "?")
