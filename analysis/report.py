@@ -232,7 +232,11 @@ def body(args: Args) -> str:
     cfg = compose_config(args.overrides)
     name = args.get("study") or store.study_name(cfg)
     out = Path(args.get("out")) if args.get("out") else ROOT / "reports" / name
-    return f"report: {build(cfg, name, out, top, [c for c in args.get('compare', '').split(',') if c])}"
+    report = build(cfg, name, out, top, [c for c in args.get('compare', '').split(',') if c])
+    # the verdict's sentences on the terminal too: how sure the winner is, without opening a file
+    said = [line[2:] for line in (report.parent / "significance.md").read_text().splitlines()
+            if line.startswith("- trial")]
+    return "\n".join([f"report: {report}", *(f"  {line}" for line in said)])
 
 
 if __name__ == "__main__":

@@ -232,6 +232,10 @@ def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path
                                      f"ARGS={shlex.quote(v['ARGS'] + f' --out={report}')}"),
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # how sure the winner is, on the terminal too (it once printed only the report's path)
+    assert f"report: {report / 'report.md'}" in proc.stdout
+    said = ("beats trial", "not distinguishable", "cannot be compared")
+    assert "\n  trial" in proc.stdout and any(s in proc.stdout for s in said), proc.stdout
     text = (report / "report.md").read_text()
     assert f"Study `{name}`" in text and "3 complete, 1 fail (1 interrupted and run again)" in text
     # the command that runs these trials: the last budget's, not the first command's TRIALS=1,
