@@ -181,12 +181,13 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
     counts = trials["state"].value_counts().to_dict()
     cut = sum(bool(t.user_attrs.get(INTERRUPTED)) for t in study.get_trials(deepcopy=False)
               if t.state.name == "FAIL")
+    # a Ctrl-C or a killed worker fails its trial and queues its configuration again
+    note = f" ({cut} interrupted, queued again)" if cut else ""
+    state_counts = [f"{v} {k.lower()}" + (note if k == "FAIL" else "") for k, v in counts.items()]
     saved = store.pruning_savings(study.get_trials(deepcopy=False))
     lines = [
         f"# Study `{name}`", "",
-        f"- trials: {', '.join(f'{v} {k.lower()}' for k, v in counts.items())}"
-        # a Ctrl-C or a killed worker fails its trial and queues the configuration again
-        + (f" ({cut} interrupted and run again)" if cut else "") + "; "
+        f"- trials: {', '.join(state_counts)}; "
         f"metric: dev {monitor} ({'higher' if maximize else 'lower'} is better), mean ± std over seeds "
         "(a trial's seed mean: each seed's best dev value, averaged)",
         *([f"- pruning: {saved}"] if saved else []),
@@ -234,8 +235,8 @@ def body(args: Args) -> str:
     out = Path(args.get("out")) if args.get("out") else ROOT / "reports" / name
     report = build(cfg, name, out, top, [c for c in args.get('compare', '').split(',') if c])
     # the verdict's sentences on the terminal too: how sure the winner is, without opening a file
-    said = [line[2:] for line in (report.parent / "significance.md").read_text().splitlines()
-            if line.startswith("- trial")]
+    text = (report.parent / "significance.md").read_text().splitlines()
+    said = [line[2:] for line in text if line.startswith("- trial")] or text[:1]  # or "Fewer than two..."
     return "\n".join([f"report: {report}", *(f"  {line}" for line in said)])
 
 

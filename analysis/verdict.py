@@ -53,8 +53,9 @@ class Comparison:
         more = (f"run seeds={self.seeds_needed} on both" if self.seeds_needed <= MAX_SEEDS else
                 f"even {MAX_SEEDS} seeds would likely not separate them: treat them as equal")
         # the interval, so a small one-sided p or P(winner > other) = 1.00 beside it is read right
+        where = "holds 0" if self.high >= 0 else "lies below 0 on the seeds they share"
         return (f"trials {self.winner} and {self.other} are not distinguishable with {self.seeds} "
-                f"seeds (the difference's 95% CI [{self.low:+.4f}, {self.high:+.4f}] holds 0): {more}.")
+                f"seeds (the difference's 95% CI [{self.low:+.4f}, {self.high:+.4f}] {where}): {more}.")
 
 
 def seeds_needed(diffs_or_spread: float, diff: float) -> int:

@@ -66,7 +66,9 @@ def sweep(model: str | None = None, *, data: str | None = None, sampler: str | N
           trials: int | None = None, seeds: int | None = None, workers: int | None = None,
           settings: Mapping[str, Any] | None = None, quiet: bool = False) -> str:
     """Run (or resume) the sweep these values describe and return its study name. With
-    `workers` > 1 the workers are separate processes, as with `make sweep WORKERS=N`."""
+    `workers` > 1 the workers are separate processes, as with `make sweep WORKERS=N`. This
+    process then reads denormal floats as zero (models/training/devices.py's
+    flush_denormals); call that before your first torch work for the speed it brings."""
     args = overrides(model, data, sampler, trials, seeds, workers, settings)
     cfg = compose_config(args)
     check_sweep_settings(cfg, args)

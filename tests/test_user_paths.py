@@ -191,6 +191,10 @@ def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path
     assert code == 0, smaller
     assert f"resuming study {name}: 2 trials done, more than this command's budget of 1" in smaller
     assert "2 of 1" not in smaller and states(tmp_path, name) == ["COMPLETE", "COMPLETE"]
+    # ... and leaves the budget that ran them: make final's and make report's command
+    budget = optuna.load_study(study_name=name, storage=journal(tmp_path)).user_attrs["budget"]
+    assert budget["trials"] == 2
+    assert make_words(budget["command"]) == make_words(with_var(again, "TRIALS", "2"))
 
     # 4. Ctrl-C in the middle of the third trial; the sweep prints how to resume
     larger = with_var(printed_command(out, RESUME_LINE), "TRIALS", "3")
@@ -237,7 +241,7 @@ def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path
     said = ("beats trial", "not distinguishable", "cannot be compared")
     assert "\n  trial" in proc.stdout and any(s in proc.stdout for s in said), proc.stdout
     text = (report / "report.md").read_text()
-    assert f"Study `{name}`" in text and "3 complete, 1 fail (1 interrupted and run again)" in text
+    assert f"Study `{name}`" in text and "3 complete, 1 fail (1 interrupted, queued again)" in text
     # the command that runs these trials: the last budget's, not the first command's TRIALS=1,
     # nor step 3b's smaller one
     reproduce = next(line for line in text.splitlines() if line.startswith("- reproduce: "))

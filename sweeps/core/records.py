@@ -43,8 +43,8 @@ FINGERPRINT = "fingerprint"  # a hash of IDENTITY
 MLFLOW_EXPERIMENT = "mlflow_experiment"  # the study's experiment (same name unless renamed)
 MONITOR = "monitor"  # the dev metric, e.g. "accuracy"
 PARAMS = "params"  # the search-space keys, in file order
-BUDGET = "budget"  # {"trials": B, "command": C}: the latest start's budget (grid: at most the
-#                   grid) and the command that runs the search to it
+BUDGET = "budget"  # {"trials": B, "command": C}: the latest start's budget not below the trials
+#                   done (grid: at most the grid) and the command that runs the search to it
 TEST_EVALUATIONS = "test_evaluations"  # the study's own copy of its lockbox ledger: a list
 WEIGHTS_DELETED = "weights_deleted"  # trials whose seed weights are gone
 SEEDS_POLICY = "seeds_policy"  # {policy, min_seeds, alpha, seeds}: race draws the K seeds once

@@ -102,6 +102,7 @@ class Sweep:
         self.objective.workload(cfg)  # loads the data once, checks the model's settings
         self.identity = study_identity(cfg, self.params, f"dev_{self.monitor} ({self.direction})")
         self.name = join or store.study_name(cfg, self.identity.fingerprint)
+        self.joined = join is not None  # a `make worker`: the budget is the maker's
         self.command = make_command(self.overrides, cfg.model.name, self.name if cfg.sweep.new else None)
         self.tracker.experiment = self.name
         self.objective.command = self.command
@@ -174,9 +175,9 @@ class Sweep:
         if self.created:
             self.progress.say(f"new study {self.name}: {self.budget} trials x {k} seeds")
         elif done > self.budget:  # a smaller TRIALS than before: not "7 of 6 trials done"
+            hint = "" if self.joined or self.grid else " (a larger TRIALS adds trials)"
             self.progress.say(f"resuming study {self.name}: {done} trials done, more than this "
-                              f"command's budget of {self.budget}: nothing to run "
-                              "(a larger TRIALS adds trials)")
+                              f"command's budget of {self.budget}: nothing to run{hint}")
         elif any(t.state.is_finished() for t in trials):
             self.progress.say(f"resuming study {self.name}: {done} of {self.budget} trials done"
                               + (f", {sum(t.state == TrialState.WAITING for t in trials)} queued"
@@ -186,7 +187,7 @@ class Sweep:
         if trials:
             self._reconcile()
         self.progress.show_legend(self.abbrev)
-        self.progress.start(self.budget, done, int(self.cfg.sweep.workers),
+        self.progress.start(max(self.budget, done), done, int(self.cfg.sweep.workers),
                             int(OmegaConf.select(self.cfg, "train.max_epochs", default=0) or 0),
                             f"dev {self.monitor}")
         try:

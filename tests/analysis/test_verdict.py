@@ -89,3 +89,12 @@ def test_a_small_one_sided_p_or_a_bootstrap_of_one_is_not_read_as_separated():
     assert c.p_better == 1.0 and 0.025 < c.p < 0.05 and c.low < 0 < c.high and not c.separated
     assert f"CI [{c.low:+.4f}, {c.high:+.4f}] holds 0" in c.sentence()
     assert "excludes 0" in markdown([c], completed=2)
+
+
+def test_an_interval_below_zero_is_not_said_to_hold_it():
+    # the winner by its mean over 4 seeds trails on the 3 seeds the two share
+    trials = frame((12, "COMPLETE", [5, 6, 7, 8], [0.70, 0.71, 0.72, 0.99]),
+                   (31, "COMPLETE", [5, 6, 7], [0.75, 0.765, 0.77]))
+    (c,) = verdict(trials, maximize=True)
+    assert c.paired and c.high < 0 and not c.separated
+    assert "lies below 0 on the seeds they share" in c.sentence() and "holds 0" not in c.sentence()

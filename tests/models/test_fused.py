@@ -41,6 +41,10 @@ def assert_slice_equals_alone(record, config, task):
     for (e1, loss1, dev1), (e2, loss2, dev2) in zip(per_epoch(record), per_epoch(alone)):
         assert e1 == e2 and loss1 == pytest.approx(loss2, rel=1e-5, abs=1e-6), (record.seed, e1)
         assert dev1 == pytest.approx(dev2, rel=1e-5, abs=1e-6), (record.seed, e1)
+    assert_same_weights(record, alone)
+
+
+def assert_same_weights(record, alone):
     best, want = record.best_state_dict(), alone.best_state_dict()
     assert best.keys() == want.keys()
     for k in best:  # float32 sums in another order (bmm, not mm) for three epochs: on an AVX-512
@@ -74,6 +78,12 @@ def test_a_slice_with_another_lr_is_caught():
     off = replace(configs[1], settings=replace(configs[1].settings, lr=configs[1].settings.lr * 1.01))
     with pytest.raises(AssertionError):
         assert_slice_equals_alone(fused.records[1][0], off, task)
+    # the weights' tolerance alone catches it too (the metrics above fail first)
+    record = fused.records[1][0]
+    alone = SeedTrainer(off.build_model, task, off.settings, record.seed)
+    alone.fit()
+    with pytest.raises(AssertionError):
+        assert_same_weights(record, alone)
 
 
 def test_a_slice_that_stops_leaves_the_stack_with_its_best_weights():
