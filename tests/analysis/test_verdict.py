@@ -98,3 +98,15 @@ def test_an_interval_below_zero_is_not_said_to_hold_it():
     (c,) = verdict(trials, maximize=True)
     assert c.paired and c.high < 0 and not c.separated
     assert "lies below 0 on the seeds they share" in c.sentence() and "holds 0" not in c.sentence()
+
+
+def test_a_trial_whose_seeds_all_scored_the_same_is_compared_without_a_warning():
+    # a fresh-clone `make report` printed scipy's "Precision loss ... nearly identical" warning
+    # for a trial stuck at the majority class (0.5766 on all 3 seeds)
+    import warnings
+    trials = frame((1, "COMPLETE", [1, 2, 3], [0.7537, 0.7437, 0.7317]),
+                   (0, "COMPLETE", [4, 5, 6], [0.5766, 0.5766, 0.5766]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (c,) = verdict(trials, maximize=True)
+    assert not c.paired and c.separated and c.low > 0.1
