@@ -179,12 +179,12 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         curves_of, maximize, monitor, out / "expected_max.png")
 
     counts = trials["state"].value_counts().to_dict()
-    cut = sum(bool(t.user_attrs.get(INTERRUPTED)) for t in study.get_trials(deepcopy=False)
-              if t.state.name == "FAIL")
+    frozen = study.get_trials(deepcopy=False)  # read once for the counts, pruning and race lines
+    cut = sum(bool(t.user_attrs.get(INTERRUPTED)) for t in frozen if t.state.name == "FAIL")
     # a Ctrl-C or a killed worker fails its trial and queues its configuration again
     note = f" ({cut} interrupted, queued again)" if cut else ""
     state_counts = [f"{v} {k.lower()}" + (note if k == "FAIL" else "") for k, v in counts.items()]
-    saved = store.pruning_savings(study.get_trials(deepcopy=False))
+    saved = store.pruning_savings(frozen)
     lines = [
         f"# Study `{name}`", "",
         f"- trials: {', '.join(state_counts)}; "
@@ -192,7 +192,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         "(a trial's seed mean: each seed's best dev value, averaged)",
         *([f"- pruning: {saved}"] if saved else []),
         *([f"- {raced}"] if (raced := racing.savings_text(
-            study.get_trials(deepcopy=False), len(racing.study_seeds(study.user_attrs)))) else []),
+            frozen, len(racing.study_seeds(study.user_attrs)))) else []),
         f"- test-set evaluations of this study: **{len(ledger)}**"
         + (f" (last {ledger[-1].get('time')}, trial {ledger[-1].get('trial')})" if ledger else
            " (run `make final` once, when the search is over)"),
