@@ -190,6 +190,7 @@ def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path
     code, smaller = in_process(with_var(again, "TRIALS", "1"), capsys)
     assert code == 0, smaller
     assert f"resuming study {name}: 2 trials done, more than this command's budget of 1" in smaller
+    assert "a larger TRIALS adds trials" in smaller  # whole, not clipped at the line's width
     assert "2 of 1" not in smaller and states(tmp_path, name) == ["COMPLETE", "COMPLETE"]
     # ... and leaves the budget that ran them: make final's and make report's command
     budget = optuna.load_study(study_name=name, storage=journal(tmp_path)).user_attrs["budget"]

@@ -175,9 +175,10 @@ class Sweep:
         if self.created:
             self.progress.say(f"new study {self.name}: {self.budget} trials x {k} seeds")
         elif done > self.budget:  # a smaller TRIALS than before: not "7 of 6 trials done"
-            hint = "" if self.joined or self.grid else " (a larger TRIALS adds trials)"
             self.progress.say(f"resuming study {self.name}: {done} trials done, more than this "
-                              f"command's budget of {self.budget}: nothing to run{hint}")
+                              f"command's budget of {self.budget}: nothing to run")
+            if not (self.joined or self.grid):  # its own line: a status line is clipped to 100
+                self.progress.say("a larger TRIALS adds trials")
         elif any(t.state.is_finished() for t in trials):
             self.progress.say(f"resuming study {self.name}: {done} of {self.budget} trials done"
                               + (f", {sum(t.state == TrialState.WAITING for t in trials)} queued"
