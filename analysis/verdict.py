@@ -86,7 +86,9 @@ def compare(winner: pd.Series, other: pd.Series, maximize: bool) -> Comparison:
     else:
         spread = float(np.sqrt(np.var(a, ddof=1) + np.var(b, ddof=1)))
     n = len(shared) if paired else min(len(a), len(b))
-    need = 0 if low > 0 else seeds_needed(spread, diff)
+    # at least one seed more than compared: the normal-based count can fall at or below it where
+    # the t interval (n - 1 degrees of freedom) still holds 0 ("run seeds=4" to a pair of 4)
+    need = 0 if low > 0 else max(seeds_needed(spread, diff), n + 1)
     return Comparison(int(winner["trial"]), int(other["trial"]), paired, n, diff, low, high, p,
                       pb, plo, phi, need)
 

@@ -110,3 +110,13 @@ def test_a_trial_whose_seeds_all_scored_the_same_is_compared_without_a_warning()
         warnings.simplefilter("error")
         (c,) = verdict(trials, maximize=True)
     assert not c.paired and c.separated and c.low > 0.1
+
+
+def test_the_seeds_suggested_are_more_than_the_seeds_compared():
+    # a fresh-clone race report said "not distinguishable with 4 seeds ...: run seeds=4 on
+    # both": the normal-based count ignores the t interval's few degrees of freedom
+    trials = frame((4, "COMPLETE", [5, 6, 7], [0.81, 0.82, 0.83]),
+                   (3, "COMPLETE", [5, 6, 7], [0.80, 0.80, 0.80]))
+    (c,) = verdict(trials, maximize=True)
+    assert c.paired and not c.separated and c.low < 0
+    assert c.seeds_needed > c.seeds and f"run seeds={c.seeds_needed} on both" in c.sentence()
