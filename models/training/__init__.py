@@ -22,6 +22,7 @@ models/relocate.py's MOVED still finds):
 from models.training.checkpoint import load_trainers, save_trainers
 from models.training.devices import (
     build_seeded,
+    check_builds,
     cpu_name,
     device_name,
     flush_denormals,
@@ -38,7 +39,7 @@ from models.training.stacked import Stacked
 __all__ = [
     "OPTIMIZERS", "VECTORIZE", "EpochMetrics", "OneAfterAnother", "SeedRecord", "SeedResult",
     "SeedTrainer", "SeedTrainers", "StackFn", "Stacked", "StaticEpochs", "Task", "TrainSettings",
-    "add_loss", "build_optimizer", "build_seeded", "check_loss", "cpu_name", "decayed_lr",
+    "add_loss", "build_optimizer", "build_seeded", "check_builds", "check_loss", "cpu_name", "decayed_lr",
     "device_name", "flush_denormals", "fuse", "load_trainers", "make_optimizer", "make_trainers",
     "resolve_device", "save_trainers", "seed_everything",
 ]

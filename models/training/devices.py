@@ -75,6 +75,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_builds(build_model: Callable[[], nn.Module]) -> None:
+    """Build the model once to see that its settings are possible (its constructor raises
+    ValueError otherwise), on the meta device: shapes without memory or initialisation, ~2 ms
+    for a DAN 3x300 on RT's vocabulary instead of ~80 ms on the CPU (a sweep pays it every
+    trial). torch._dynamo, which the first meta build imports (1.6 s), is imported by any
+    torch optimizer's constructor anyway. A model whose constructor computes on its tensors
+    may not build on meta: it is built on the CPU instead, as is one whose meta build raised
+    ValueError (the CPU build says whether the settings are wrong). Leaves the global RNG as
+    it was."""
+    with torch.random.fork_rng(devices=[]):
+        try:
+            with torch.device("meta"):
+                build_model()
+            return
+        except Exception:  # noqa: BLE001 - decided again on the CPU, below
+            pass
+        build_model()
+
+
 def build_seeded(build_model: Callable[[], nn.Module], seed: int) -> nn.Module:
     """`build_model()` initialised from `seed`, on the CPU, leaving the global RNG as it was."""
     with torch.random.fork_rng(devices=[]):

@@ -24,6 +24,7 @@ from models.training import (
     SeedTrainers,
     Task,
     TrainSettings,
+    check_builds,
     device_name,
     flush_denormals,
     make_trainers,
@@ -115,10 +116,9 @@ def build_workload(cfg: DictConfig, task: Any | None = None, device: str | None 
     device = resolve_device(device or str(cfg.get("device", "cpu")))
     settings = train_settings(cfg)
     task = task if task is not None else prepare_task(cfg)
-    try:  # fail before any run starts; the throwaway model leaves the global RNG untouched
+    try:  # fail before any run starts
         built = spec.build(values(cfg.model), task, BuildContext(device, settings))
-        with torch.random.fork_rng(devices=[]):
-            built.model()
+        check_builds(built.model)
     except ValueError as e:
         raise UserError(f"bad {spec.name} settings: {e}.") from e
     info = {**built.info, "device": device_name(device)}

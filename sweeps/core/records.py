@@ -28,6 +28,7 @@ RACED_OUT = "raced_out"  # seeds_policy=race: why the trial got fewer than K see
 SEED_EPOCHS = "seed_epochs"  # training compute of a trial: epochs summed over its seeds
 COMPUTE_SECONDS = "compute_seconds"  # training seconds summed over its seeds
 BUILD_SECONDS = "build_seconds"  # seconds building its seeds' models and optimizers
+WEIGHTS_SAVED = "weights_saved"  # its seed runs got weights (false: nothing to delete later)
 INACTIVE = "inactive"  # values conditional entries took without being sampled ({key: value})
 WORKER = "worker"  # "host:pid" of the process running the trial
 INTERRUPTED = "interrupted"  # the trial was cut short (killed worker, Ctrl-C): not in the budget
@@ -135,4 +136,4 @@ def trial_attrs(result: Any, pruned: bool) -> dict[str, Any]:
             BEST_EPOCHS: [r.best_epoch for r in seeds], EPOCHS_RUN: max(r.epochs_run for r in seeds),
             STOPPED_EARLY: result.stopped and not pruned, SEED_EPOCHS: sum(r.epochs_run for r in seeds),
             COMPUTE_SECONDS: sum(r.compute_seconds for r in seeds),
-            BUILD_SECONDS: sum(r.build_seconds for r in seeds)}
+            BUILD_SECONDS: sum(r.build_seconds for r in seeds), WEIGHTS_SAVED: result.weights_saved}

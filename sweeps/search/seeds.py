@@ -68,6 +68,7 @@ class ConfigResult:
     stopped: bool = False  # stopped by the epoch hook before every seed stopped by itself
     pruned: bool = False  # ... because the sweep's pruner found it unpromising
     raced_out: str = ""  # seeds_policy=race: why it ran fewer than K seeds (sweeps/search/racing.py)
+    weights_saved: bool = True  # its seed runs were given their best weights (False: none to delete)
 
     @property
     def seeds(self) -> list[int]:
@@ -199,7 +200,7 @@ def run_config(
             end_parent_run(tracker, parent_id, monitor, results, status)
         if checkpoint is not None and status != "KILLED":
             checkpoint.unlink(missing_ok=True)
-    return ConfigResult(parent_id, monitor, results, stopped)
+    return ConfigResult(parent_id, monitor, results, stopped, weights_saved=save)
 
 
 def end_parent_run(tracker: RunLog, parent_id: str, monitor: str, results: Sequence[SeedResult],

@@ -32,6 +32,7 @@ from sweeps.core.records import (
     SEEDS_POLICY,
     TRIAL_STATE,
     WEIGHTS_DELETED,
+    WEIGHTS_SAVED,
 )
 from sweeps.core.redact import redact
 from sweeps.search import racing
@@ -280,7 +281,8 @@ class Sweep:
             for t in trials:
                 if (t.state.is_finished() and t.number not in top and t.number not in deleted
                         and MLFLOW_RUN_ID in t.user_attrs):
-                    seed_runs.delete_weights(self.tracker, t.user_attrs[MLFLOW_RUN_ID])
+                    if t.user_attrs.get(WEIGHTS_SAVED) is not False:  # unknown (a kill, older records): look
+                        seed_runs.delete_weights(self.tracker, t.user_attrs[MLFLOW_RUN_ID])
                     deleted.add(t.number)
             self.study.set_user_attr(WEIGHTS_DELETED, sorted(deleted))
 

@@ -121,7 +121,7 @@ def write(log: RunLog, parent_id: str, closing: Sequence[Closing], task: Any = N
 def delete_weights(tracker: Any, parent_id: str) -> None:
     """Remove the weights of every seed run of `parent_id` (they can no longer be evaluated)."""
     for child in tracker.child_runs(parent_id):
-        tracker.delete_artifacts(child.info.run_id, WEIGHTS)
+        tracker.delete_artifacts(child.info.run_id, WEIGHTS, child.info.artifact_uri)
 
 
 # ---------------------------------------------------------------- reading

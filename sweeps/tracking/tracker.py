@@ -212,9 +212,10 @@ class Tracker:
                                        max_results=1000)
         return [r for r in runs if MLFLOW_PARENT_RUN_ID not in r.data.tags]
 
-    def delete_artifacts(self, run_id: str, folder: str) -> None:
-        """Remove one artifact folder of a run (saved weights that can no longer matter)."""
-        repo = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri)
+    def delete_artifacts(self, run_id: str, folder: str, artifact_uri: str | None = None) -> None:
+        """Remove one artifact folder of a run (saved weights that can no longer matter);
+        `artifact_uri`: the run's, when a search has read it already."""
+        repo = get_artifact_repository(artifact_uri or self.client.get_run(run_id).info.artifact_uri)
         try:
             repo.delete_artifacts(folder)
         except (FileNotFoundError, OSError):

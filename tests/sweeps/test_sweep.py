@@ -146,6 +146,31 @@ def test_without_pruner_the_same_trial_completes(tmp_path, polarity_csv):
     assert trial.state == TrialState.COMPLETE and trial.value == pytest.approx(0.9)
 
 
+def test_only_trials_that_saved_weights_have_them_deleted(tmp_path, polarity_csv, monkeypatch):
+    """A trial that could not be among the top k saved no weights: when it ends outside the
+    top k there is nothing to delete, and no MLflow search or deletion is spent on it."""
+    from sweeps.tracking import seed_runs
+
+    values = [0.7, 0.6, 0.9, 0.5]  # trial by trial: saved, not, saved (the first drops out), not
+    deleted: list[str] = []
+    real = seed_runs.delete_weights
+    monkeypatch.setattr(seed_runs, "delete_weights", lambda tracker, parent: (deleted.append(parent),
+                                                                               real(tracker, parent)))
+    curves = iter([0.0, *values])  # the sweep's own check of the config, before any trial, builds one
+    sweep = Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=4", "pruner=none", "sweep.keep_weights=1"),
+                  quiet=True, workload_factory=scripted_factory(lambda cfg: [next(curves)]))
+    sweep.run()
+    trials = sorted(sweep.study.trials, key=lambda t: t.number)
+    assert [t.value for t in trials] == values
+    assert [t.user_attrs["weights_saved"] for t in trials] == [True, False, True, False]
+    assert deleted == [trials[0].user_attrs[MLFLOW_RUN_ID]]
+    assert sweep.study.user_attrs["weights_deleted"] == [0, 1, 3]
+    client, _, children = mlflow_runs(tmp_path, "dan-csv-random")
+    with_weights = {c.data.tags["mlflow.parentRunId"] for c in children
+                    if client.list_artifacts(c.info.run_id, "weights")}
+    assert with_weights == {trials[2].user_attrs[MLFLOW_RUN_ID]}
+
+
 def test_nan_loss_fails_the_trial_and_the_sweep_goes_on(tmp_path, polarity_csv):
     sweep = Sweep(overrides(tmp_path, polarity_csv, "sampler=grid"), quiet=True,
                   workload_factory=scripted_factory([0.5, 0.6, 0.7], nan_when_lr_above=0.05))
