@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,10 +109,19 @@ class SeedGroup:
             self.run_ids, self.epoch = list(saved["run_ids"]), int(saved["epoch"])
             seed_runs.reopen(tracker, parent_id, self.run_ids)
             return
-        self.seeds = workload.trainers(list(seeds))
+        # The seed runs are created while the models are built: building is torch's work, which
+        # releases the GIL, creating runs is MLflow's Python and SQL, so on two cores they
+        # overlap (~50 ms a trial of a default sweep). Runs whose models could not be built end.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed-runs") as pool:
+            starting = pool.submit(seed_runs.start, tracker, parent_id, seeds)
+            try:
+                self.seeds = workload.trainers(list(seeds))
+            except BaseException as e:
+                _end_started(tracker, starting, "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+                raise
+            self.run_ids = starting.result()
         self.trainers = self.seeds.seeds
         tracker.set_tags(parent_id, {SEEDS_VECTORIZED: str(self.seeds.vectorized).lower()})
-        self.run_ids = seed_runs.start(tracker, parent_id, seeds)
         faults.point("seed_runs_started")
         self.epoch = 0
 
@@ -151,6 +161,16 @@ class SeedGroup:
                 c.weights = trainer.best_state_dict() if save_weights else None
         seed_runs.close(self.tracker, self.parent_id, closing, status, self.workload.task)
         return results
+
+
+def _end_started(tracker: RunLog, starting: Future, status: str) -> None:
+    """End the seed runs `starting` created, if it did (what it raised is not the story)."""
+    try:
+        run_ids = starting.result()
+    except Exception:  # noqa: BLE001 - the build's own error is raised instead
+        return
+    for run_id in run_ids:
+        tracker.end_run(run_id, status)
 
 
 def run_config(

@@ -191,3 +191,27 @@ def test_a_failed_trial_s_reason_is_stored_and_printed_without_credentials(tmp_p
     assert trial.user_attrs[FAIL_REASON] == "ValueError: login refused by postgresql://ann:***@db/x"
     captured = capsys.readouterr()
     assert "hunter2" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("error, status", [(ValueError("no room for the models"), "FAILED"),
+                                           (KeyboardInterrupt(), "KILLED")])
+def test_seed_runs_started_beside_a_build_that_fails_are_ended(tmp_path, polarity_csv, error, status):
+    """A trial's seed runs are created while its models are built (sweeps/search/seeds.py):
+    when the build fails or is interrupted, the runs already created end, none left RUNNING."""
+    from sweeps.config.compose import compose_config
+    from sweeps.config.workloads import build_workload
+    from sweeps.search.seeds import run_config
+    from tests.conftest import tiny_overrides
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    workload = build_workload(compose_config(tiny_overrides(polarity_csv, uri, tmp_path)))
+
+    def fails(seeds):
+        raise error
+    workload.trainers = fails
+    tracker = Tracker("build-fails", uri)
+    parent = tracker.start_run("trial 0")
+    with pytest.raises(type(error)):
+        run_config(workload, [1, 2], tracker, parent)
+    children = tracker.child_runs(parent)
+    assert len(children) == 2 and {c.info.status for c in children} == {status}
