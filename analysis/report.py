@@ -122,8 +122,10 @@ def settings_section(study: optuna.Study) -> list[str]:
     ]
 
 
-def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence[str] = ()) -> Path:
-    """Write every file of the report of study `name` into `out`; returns report.md."""
+def build(cfg: DictConfig, name: str, out: Path, top: int = 3,
+          compare: Sequence[str] = ()) -> tuple[Path, list[str]]:
+    """Write every file of the report of study `name` into `out`; returns report.md and the
+    verdict's sentences (how sure the winner is), for the terminal."""
     study = require_study(cfg, name)
     monitor = study.user_attrs.get(MONITOR, "accuracy")
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
@@ -150,8 +152,8 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
         results = results_table(trials, data, tracker, monitor,
                                 "num_layers" if "num_layers" in params else None)
     write_all(results, out, "results", f"{name}: dev and test {monitor}, mean ± std over seeds")
-    sig = verdict_markdown(verdict(trials, maximize, top=max(top, 5)),
-                           int((trials["state"] == "COMPLETE").sum()))
+    comparisons = verdict(trials, maximize, top=max(top, 5))
+    sig = verdict_markdown(comparisons, int((trials["state"] == "COMPLETE").sum()))
     (out / "significance.md").write_text(sig)
 
     done = trials[trials["state"] == "COMPLETE"]
@@ -212,7 +214,7 @@ def build(cfg: DictConfig, name: str, out: Path, top: int = 3, compare: Sequence
     lines += settings_section(study)
     report = out / "report.md"
     report.write_text("\n".join(lines))
-    return report
+    return report, [c.sentence() for c in comparisons] or [sig.splitlines()[0]]  # or "Fewer than two..."
 
 
 def reproduce_command(attrs: dict) -> str:
@@ -233,10 +235,8 @@ def body(args: Args) -> str:
     cfg = compose_config(args.overrides)
     name = args.get("study") or store.study_name(cfg)
     out = Path(args.get("out")) if args.get("out") else ROOT / "reports" / name
-    report = build(cfg, name, out, top, [c for c in args.get('compare', '').split(',') if c])
     # the verdict's sentences on the terminal too: how sure the winner is, without opening a file
-    text = (report.parent / "significance.md").read_text().splitlines()
-    said = [line[2:] for line in text if line.startswith("- trial")] or text[:1]  # or "Fewer than two..."
+    report, said = build(cfg, name, out, top, [c for c in args.get('compare', '').split(',') if c])
     return "\n".join([f"report: {report}", *(f"  {line}" for line in said)])
 
 

@@ -82,6 +82,11 @@ def test_sweep_final_report(tmp_path, polarity_csv, monkeypatch, capsys):
     assert "With fewer than 5 seeds the intervals are wide" in significance
     assert "P(winner > other)" in significance and "## How sure is the winner?" in report
     assert "Only 4 completed trials" in significance
+    # the terminal shows the verdict's sentences, as significance.md words them, and no caveat line
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == f"report: {reports / 'report.md'}"
+    sentences = [line[2:] for line in significance.splitlines() if line.startswith("- trial")]
+    assert len(sentences) == 3 and said[1:] == [f"  {x}" for x in sentences], said
 
 
 @pytest.mark.slow
