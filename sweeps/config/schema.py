@@ -34,6 +34,7 @@ RULES: dict[str, Check] = {
     "sweep.trials": integer(1), "sweep.workers": integer(1), "sweep.keep_weights": integer(0),
     "sweep.show_top": integer(0), "sweep.new": boolean, "sweep.min_seeds": integer(1),
     "sweep.seeds_policy": one_of("fixed", "race"), "sweep.race_alpha": number(0, 0.5, low_open=True),
+    "sweep.race_delta": number(0, 2),
     "train.optimizer": one_of(*OPTIMIZERS), "train.lr": number(0, low_open=True),
     "train.weight_decay": number(0), "train.momentum": number(0, 1, high_open=True),
     "train.batch_size": integer(1), "train.max_epochs": integer(1), "train.patience": integer(1),

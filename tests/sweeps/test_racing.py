@@ -146,6 +146,8 @@ def test_resume_keeps_the_study_seeds(tmp_path, polarity_csv):
     (["sweep.seeds_policy=race", "seeds=1"], "needs seeds >= 2"),
     (["sweep.seeds_policy=sometimes"], "sweep.seeds_policy"),
     (["sweep.seeds_policy=race", "sweep.race_alpha=0.7"], "sweep.race_alpha"),
+    (["sweep.seeds_policy=race", "sweep.race_delta=3"], "sweep.race_delta"),
+    (["sweep.seeds_policy=race", "sweep.race_delta=-0.5"], "sweep.race_delta"),
 ])
 def test_bad_policy_settings_are_refused(tmp_path, polarity_csv, capsys, extra, words):
     before = sorted(tmp_path.rglob("*"))
@@ -167,6 +169,29 @@ def test_resuming_under_another_policy_is_refused(tmp_path, polarity_csv, capsys
     after = load(tmp_path, "dan-csv-random")
     assert len(after.trials) == len(before.trials) == 1 and after.user_attrs == before.user_attrs
     assert len(mlflow_runs(tmp_path, "dan-csv-random")[1]) == runs_before == 1  # no MLflow run either
+
+
+def test_resuming_a_race_under_another_indifference_zone_is_refused(tmp_path, polarity_csv, capsys):
+    Sweep(race(tmp_path, polarity_csv, "sweep.trials=1"), quiet=True, workload_factory=noisy_factory(by_lr)).run()
+    assert main(race(tmp_path, polarity_csv, "sweep.trials=3", "sweep.race_delta=0")) == 2
+    err = capsys.readouterr().err
+    assert "delta=0.5" in err and "sweep.race_delta" in err and err.count("\n") == 1
+    assert len(load(tmp_path, "dan-csv-random").trials) == 1
+
+
+def test_a_race_made_before_the_indifference_zone_resumes_with_race_delta_0(tmp_path, polarity_csv):
+    """A racing study recorded before sweep.race_delta existed had no zone: it resumes with
+    race_delta=0 and is refused (exit 2) under the new default."""
+    Sweep(race(tmp_path, polarity_csv, "sweep.trials=1", "sweep.race_delta=0"), quiet=True,
+          workload_factory=noisy_factory(by_lr)).run()
+    study = load(tmp_path, "dan-csv-random")
+    old = dict(study.user_attrs[SEEDS_POLICY])
+    old.pop("delta")
+    study.set_user_attr(SEEDS_POLICY, old)
+    assert main(race(tmp_path, polarity_csv, "sweep.trials=2")) == 2
+    Sweep(race(tmp_path, polarity_csv, "sweep.trials=2", "sweep.race_delta=0"), quiet=True,
+          workload_factory=noisy_factory(by_lr)).run()
+    assert len(load(tmp_path, "dan-csv-random").trials) == 2
 
 
 def test_a_race_configuration_composes():

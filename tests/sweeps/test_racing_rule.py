@@ -104,3 +104,45 @@ def test_the_stated_error_rate_holds_in_simulation():
     dropped = sum(n < 5 for n in equal) / runs
     assert 0.2 - 0.03 <= dropped <= 0.2 + 0.03, dropped  # 3 standard errors of 3000 runs
     assert sum(n == 1 for n in worse) / runs >= 0.9
+
+
+def test_the_indifference_zone_narrows_the_margin_and_never_drops_a_trial_ahead():
+    """sweep.race_delta: the margin shrinks by delta seed stds (sd / sqrt(2)); a trial that
+    leads the incumbent on the seeds they share is never dropped, whatever delta."""
+    seeds = [7, 8, 9]
+    best = trial_with([0.80, 0.82, 0.78], seeds)  # seed std 0.02: sd = sqrt(2) * 0.02
+    plain, zoned = racing.SeedPolicy("race", 3, 1, 0.1), racing.SeedPolicy("race", 3, 1, 0.1, 0.5)
+    # margin 1.527 * 0.0283 = 0.0432 without the zone; 0.0432 - 0.5 * 0.02 = 0.0332 with it
+    assert racing.race_stop({7: 0.762}, best, plain, seeds, maximize=True) is None
+    assert racing.race_stop({7: 0.762}, best, zoned, seeds, maximize=True).startswith("stopped after 1")
+    assert racing.race_stop({7: 0.768}, best, zoned, seeds, maximize=True) is None
+    wide = racing.SeedPolicy("race", 3, 1, 0.1, 2.0)  # after 2 seeds z / sqrt(2) - 2 / sqrt(2) < 0: margin 0
+    assert racing.race_stop({7: 0.7999, 8: 0.82}, best, wide, seeds, maximize=True) is not None
+    assert racing.race_stop({7: 0.80, 8: 0.82}, best, wide, seeds, maximize=True) is None
+    assert racing.race_stop({7: 0.81, 8: 0.82}, best, wide, seeds, maximize=True) is None
+
+
+def test_the_default_rule_has_the_error_rates_the_readme_states():
+    """README and racing.py, under the defaults (race_alpha 0.2, race_delta 0.5, 1 -> 5): a
+    trial half a seed std better than the incumbent is dropped 20 times in 100, one as good
+    40, one a seed std better 8, one a seed std worse 85; three sd worse after its first
+    seed 98 times in 100."""
+    from sweeps.config.compose import compose_config
+    policy = racing.seed_policy(compose_config(["sweep.seeds_policy=race", "seeds=5"]))
+    assert (policy.alpha, policy.delta, policy.looks()) == (0.2, 0.5, [1, 2, 4, 5])
+    rng, seeds, runs = np.random.default_rng(3), [11, 22, 33, 44, 55], 2000
+    seed_std = 1 / 2 ** 0.5  # in units of sd, the per-seed difference's noise (0.01)
+    rates = {}
+    for name, gap in [("better by delta", -0.5 * seed_std), ("equal", 0.0), ("one std better", -seed_std),
+                      ("one std worse", seed_std), ("3 sd worse", 3.0)]:
+        ran = []
+        for _ in range(runs):
+            others = full_trials(rng, [0.8] * 12, seeds, np.zeros(5), 0.01 / 2 ** 0.5)
+            ran.append(race_once(rng, gap, policy, seeds, others))
+        rates[name] = (sum(n < 5 for n in ran) / runs, sum(n == 1 for n in ran) / runs)
+    tol = 0.035  # about 3 standard errors of 2000 races, plus the pooled sd's own noise
+    assert abs(rates["better by delta"][0] - 0.20) <= tol, rates
+    assert abs(rates["equal"][0] - 0.40) <= tol, rates
+    assert abs(rates["one std better"][0] - 0.08) <= tol, rates
+    assert abs(rates["one std worse"][0] - 0.85) <= tol, rates
+    assert rates["3 sd worse"][1] >= 0.95, rates
