@@ -45,6 +45,7 @@ class CallCounter:
 
     def __init__(self):
         self.calls: Counter[str] = Counter()
+        self.waited: Counter[str] = Counter()  # ... of them made by the trial's own thread
         self.weights_logged = 0
         self._lock, self._local = threading.Lock(), threading.local()
 
@@ -73,6 +74,8 @@ class CallCounter:
             if depth == 0:
                 with counter._lock:
                     counter.calls[name] += 1
+                    if threading.current_thread() is threading.main_thread():
+                        counter.waited[name] += 1
                     folder = (args[3:4] or [kwargs.get("artifact_path")])[0]
                     if name == "log_artifact" and folder == "weights":
                         counter.weights_logged += 1
@@ -98,18 +101,20 @@ def sweep_counts(trials: int, seeds: int, epochs: int, extra: list[str], small: 
                      f"seed_list=[{','.join(map(str, range(1, seeds + 1)))}]",
                      f"train.max_epochs={epochs}", "device=cpu", *(SMALL if small else []), *extra]
         sweep = Sweep(overrides, quiet=True)
-        opened = Counter(counter.calls)
+        opened, opened_waited = Counter(counter.calls), Counter(counter.waited)
         sweep.run()
         study = sweep.study
         ran = [t for t in study.trials if t.state.is_finished()]
         seed_epochs = sum(t.user_attrs.get("seed_epochs", 0) for t in ran)
         kept = len(list((Path(tmp) / "art").rglob("best-*.pt")))
     per_sweep = counter.calls - opened
+    waited = sum((counter.waited - opened_waited).values())
     total = sum(v for k, v in per_sweep.items() if k != "git subprocess")
     return {"trials": len(ran), "seeds": seeds, "seed_epochs": seed_epochs,
             "states": dict(Counter(t.state.name for t in ran)),
             "mlflow_calls_opening": sum(v for k, v in opened.items() if k != "git subprocess"),
             "mlflow_calls_per_trial": total / max(1, len(ran)),
+            "mlflow_calls_waited_per_trial": waited / max(1, len(ran)),
             "mlflow_calls_per_seed_epoch": total / max(1, seed_epochs),
             "calls_by_method": dict(per_sweep.most_common()),
             "git_subprocesses_per_trial": per_sweep["git subprocess"] / max(1, len(ran)),
@@ -139,6 +144,8 @@ def main() -> int:
              "| count | value |", "|---|---:|",
              f"| MLflow client calls opening the sweep | {counts['mlflow_calls_opening']} |",
              f"| MLflow client calls a trial | {counts['mlflow_calls_per_trial']:.1f} |",
+             f"| ... of which the trial waits for (its own thread) | "
+             f"{counts['mlflow_calls_waited_per_trial']:.1f} |",
              f"| MLflow client calls a seed-epoch | {counts['mlflow_calls_per_seed_epoch']:.2f} |",
              f"| git subprocesses a trial | {counts['git_subprocesses_per_trial']:.1f} |",
              f"| weight files written / kept | {counts['weight_files_written']} / "

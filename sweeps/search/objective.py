@@ -94,7 +94,8 @@ class Objective:
         trial.set_user_attr(SEEDS, seeds)
         parent = self.tracker.start_config_run(
             f"trial {trial.number}", {**run_params(cfg, workload, seeds), TRIAL_PARAM: trial.number},
-            OmegaConf.to_yaml(cfg), self.command, tags=parent_tags(trial.number, trial.study.study_name))
+            lambda: OmegaConf.to_yaml(cfg), self.command, tags=parent_tags(trial.number, trial.study.study_name),
+            wait=False)  # params and config written while the models are built; the run's end waits
         faults.point("parent_run_started")
         trial.set_user_attr(MLFLOW_RUN_ID, parent)
         faults.point("run_id_recorded")

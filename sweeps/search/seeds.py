@@ -121,7 +121,7 @@ class SeedGroup:
                 raise
             self.run_ids = starting.result()
         self.trainers = self.seeds.seeds
-        tracker.set_tags(parent_id, {SEEDS_VECTORIZED: str(self.seeds.vectorized).lower()})
+        tracker.set_tags(parent_id, {SEEDS_VECTORIZED: str(self.seeds.vectorized).lower()}, wait=False)
         faults.point("seed_runs_started")
         self.epoch = 0
 

@@ -12,7 +12,7 @@ import logging
 import re
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,9 @@ class Tracker:
         return (root.resolve() / re.sub(r"[^\w.-]+", "_", experiment)).as_uri() if root else None
 
     def start_run(self, name: str, params: Mapping[str, Any] = (), tags: Mapping[str, str] = (),
-                  parent_id: str | None = None) -> str:
+                  parent_id: str | None = None, wait: bool = True) -> str:
+        """A run with `tags` and `params`; `wait=False`: the params are written by the
+        background writer (the run's end waits for them), so the caller goes on at once."""
         tags = {k: redact(str(v)) for k, v in dict(tags).items()}
         tags[MLFLOW_RUN_NAME] = name
         if parent_id:
@@ -138,19 +140,38 @@ class Tracker:
         run_id = run.info.run_id
         items = [Param(k, redact(str(v))[:_MAX_PARAM]) for k, v in dict(params).items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params a batch
-            self.client.log_batch(run_id, params=items[i:i + 100])
+            self._write(run_id, wait, self.client.log_batch, run_id, params=items[i:i + 100])
         return run_id
 
-    def start_config_run(self, name: str, params: Mapping[str, Any], config_yaml: str,
-                         command: str, tags: Mapping[str, str] = ()) -> str:
-        """A configuration's parent run: params, the resolved config, commit and command line
-        (its seed runs: sweeps/tracking/seed_runs.py)."""
+    def start_config_run(self, name: str, params: Mapping[str, Any], config_yaml: str | Callable[[], str],
+                         command: str, tags: Mapping[str, str] = (), wait: bool = True) -> str:
+        """A configuration's parent run: params, the resolved config (text, or a function
+        that renders it), commit and command line (its seed runs:
+        sweeps/tracking/seed_runs.py). `wait=False` (a sweep's trials): only the run's
+        creation waits; its params and config file are written in the background while the
+        trial's models are built, and the run's end waits for them."""
         if self._commit is None:  # the code this process runs: asked of git once, not a trial
             self._commit = git_commit()
         run_id = self.start_run(name, params, {MLFLOW_GIT_COMMIT: self._commit,
-                                               COMMAND_TAG: command, **dict(tags)})
-        self.client.log_text(run_id, redact(config_yaml), CONFIG_FILE)
+                                               COMMAND_TAG: command, **dict(tags)}, wait=wait)
+        client = self.client
+
+        def log_config() -> None:
+            text = config_yaml() if callable(config_yaml) else config_yaml
+            client.log_text(run_id, redact(text), CONFIG_FILE)
+        self._write(run_id, wait, log_config)
         return run_id
+
+    def _write(self, run_id: str, wait: bool, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """`call(*args, **kwargs)`, a write to run `run_id`: now, or with `wait=False` by the
+        one background writer, in order (`flush` and `end_run` wait for it, and raise what
+        failed)."""
+        if wait:
+            call(*args, **kwargs)
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
+        self._pending.setdefault(run_id, []).append(self._writer.submit(call, *args, **kwargs))
 
     def log_metrics(self, run_id: str, values: Mapping[str, float], step: int = 0,
                     wait: bool = True) -> None:
@@ -174,11 +195,8 @@ class Tracker:
         items = self._held.pop(run_id, [])
         if not items:
             return
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
-        client = self.client
-        self._pending.setdefault(run_id, []).extend(
-            self._writer.submit(client.log_batch, run_id, metrics=chunk) for chunk in _chunks(items))
+        for chunk in _chunks(items):
+            self._write(run_id, False, self.client.log_batch, run_id, metrics=chunk)
 
     def flush(self, run_id: str) -> None:
         """Write the run's held curves and wait until its asynchronous writes are stored
@@ -188,8 +206,10 @@ class Tracker:
         for write in self._pending.pop(run_id, []):
             write.result()
 
-    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(run_id, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
+    def set_tags(self, run_id: str, tags: Mapping[str, Any], wait: bool = True) -> None:
+        """`wait=False`: written by the background writer; the run's end waits for it."""
+        self._write(run_id, wait, self.client.log_batch, run_id,
+                    tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
 
     def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(run_id, str(path), folder)

@@ -113,3 +113,35 @@ def tracking_calls(tmp_path: Path, csv: Path, epochs: int, monkeypatch) -> int:
 def test_a_trials_tracking_calls_do_not_grow_with_its_epochs(tmp_path, polarity_csv, monkeypatch):
     assert tracking_calls(tmp_path, polarity_csv, 1, monkeypatch) == \
         tracking_calls(tmp_path, polarity_csv, 4, monkeypatch)
+
+
+def test_a_trial_waits_for_none_of_its_parent_runs_params_config_or_tags(tmp_path, polarity_csv, monkeypatch):
+    """A sweep's trial writes its parent run's params, resolved config and vectorized tag in
+    the background while its models are built (issue 37: fewer MLflow round trips a trial
+    wait for); the run's end waits for them, so the run has them all once the trial ends."""
+    import threading
+
+    from sweeps.core.records import CONFIG_FILE, MLFLOW_RUN_ID, SEEDS_VECTORIZED, TRIAL_PARAM
+    from sweeps.search.study import Sweep
+    from tests.sweeps.test_sweep import load, overrides
+    on_main: list[str] = []
+    for name in ("log_batch", "log_text"):
+        real = getattr(MlflowClient, name)
+
+        def counted(*a, _real=real, _name=name, **k):
+            if threading.current_thread() is threading.main_thread():
+                kind = "config" if _name == "log_text" else "params" if k.get("params") else \
+                    "tags" if k.get("tags") else "metrics"
+                on_main.append(f"{kind} {sorted(p.key for p in k.get('params') or k.get('tags') or [])}")
+            return _real(*a, **k)
+        monkeypatch.setattr(MlflowClient, name, counted)
+    Sweep(overrides(tmp_path, polarity_csv, "sweep.trials=1", "train.max_epochs=2", "seed_list=[1,2]"),
+          quiet=True).run()
+    monkeypatch.undo()
+    assert not [c for c in on_main if c.startswith(("config", "params"))], on_main
+    assert not [c for c in on_main if SEEDS_VECTORIZED in c], on_main
+    study = load(tmp_path, "dan-csv-random")
+    tracker = Tracker("dan-csv-random", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = tracker.get_run(study.trials[0].user_attrs[MLFLOW_RUN_ID])
+    assert run.data.params[TRIAL_PARAM] == "0" and run.data.tags[SEEDS_VECTORIZED] in ("true", "false")
+    assert "seed_list" in tracker.load_text(run.info.run_id, CONFIG_FILE)
