@@ -92,10 +92,11 @@ class Objective:
         workload = self.workload(cfg)
         seeds = list(self.race_seeds) if self.race_seeds else draw_seeds(int(cfg.seeds), cfg.seed_list)
         trial.set_user_attr(SEEDS, seeds)
+        # params and config are written while the models are built; the run's end waits for them
         parent = self.tracker.start_config_run(
             f"trial {trial.number}", {**run_params(cfg, workload, seeds), TRIAL_PARAM: trial.number},
-            lambda: OmegaConf.to_yaml(cfg), self.command, tags=parent_tags(trial.number, trial.study.study_name),
-            wait=False)  # params and config written while the models are built; the run's end waits
+            lambda: OmegaConf.to_yaml(cfg), self.command,
+            tags=parent_tags(trial.number, trial.study.study_name), wait=False)
         faults.point("parent_run_started")
         trial.set_user_attr(MLFLOW_RUN_ID, parent)
         faults.point("run_id_recorded")

@@ -172,7 +172,8 @@ def test_resuming_under_another_policy_is_refused(tmp_path, polarity_csv, capsys
 
 
 def test_resuming_a_race_under_another_indifference_zone_is_refused(tmp_path, polarity_csv, capsys):
-    Sweep(race(tmp_path, polarity_csv, "sweep.trials=1"), quiet=True, workload_factory=noisy_factory(by_lr)).run()
+    Sweep(race(tmp_path, polarity_csv, "sweep.trials=1"), quiet=True,
+          workload_factory=noisy_factory(by_lr)).run()
     assert main(race(tmp_path, polarity_csv, "sweep.trials=3", "sweep.race_delta=0")) == 2
     err = capsys.readouterr().err
     assert "delta=0.5" in err and "sweep.race_delta" in err and err.count("\n") == 1
