@@ -13,7 +13,6 @@ import re
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +40,9 @@ from sweeps.tracking.client import (
     open_client,
     resolve_uri,
 )
+from sweeps.tracking.writer import BackgroundWrites, chunks
 
 _MAX_PARAM = 6000  # MLflow's longest param value
-_MAX_METRICS = 1000  # MLflow takes at most 1,000 metrics a batch
-
-
-def _chunks(items: list) -> list[list]:
-    """`items` in batches MLflow takes (one empty batch for none)."""
-    return [items[i:i + _MAX_METRICS] for i in range(0, len(items), _MAX_METRICS)] or [[]]
 
 
 class Tracker:
@@ -78,13 +72,10 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no store-migration chatter
         self.uri = resolve_uri(uri)
         self.experiment, self._artifacts = experiment, artifacts
-        self.curves_every = curves_every
         self._experiment_id: str | None = None
         self._client: MlflowClient | None = None
-        self._pending: dict[str, list[Future]] = {}  # run id -> its background writes
-        self._held: dict[str, list[Metric]] = {}  # run id -> per-epoch metrics not yet written
-        self._written: dict[str, float] = {}  # run id -> when its curves were last written
-        self._writer: ThreadPoolExecutor | None = None
+        self._writes = BackgroundWrites(lambda run_id, batch: self.client.log_batch(run_id, metrics=batch),
+                                        curves_every)
         self._commit: str | None = None
 
     @property
@@ -163,15 +154,12 @@ class Tracker:
         return run_id
 
     def _write(self, run_id: str, wait: bool, call: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        """`call(*args, **kwargs)`, a write to run `run_id`: now, or with `wait=False` by the
-        one background writer, in order (`flush` and `end_run` wait for it, and raise what
-        failed)."""
+        """`call(*args, **kwargs)`, a write to run `run_id`: now, or with `wait=False` in the
+        background, in order (the run's end waits for it: sweeps/tracking/writer.py)."""
         if wait:
             call(*args, **kwargs)
-            return
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
-        self._pending.setdefault(run_id, []).append(self._writer.submit(call, *args, **kwargs))
+        else:
+            self._writes.submit(run_id, call, *args, **kwargs)
 
     def log_metrics(self, run_id: str, values: Mapping[str, float], step: int = 0,
                     wait: bool = True) -> None:
@@ -182,29 +170,15 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in values.items()]
         if wait:
-            for chunk in _chunks(self._held.pop(run_id, []) + items):
-                self.client.log_batch(run_id, metrics=chunk)
-            return
-        self._held.setdefault(run_id, []).extend(items)
-        if time.monotonic() - self._written.get(run_id, -float("inf")) >= self.curves_every:
-            self._write_held(run_id)
-
-    def _write_held(self, run_id: str) -> None:
-        """The run's held curves, handed to the background writer."""
-        self._written[run_id] = time.monotonic()
-        items = self._held.pop(run_id, [])
-        if not items:
-            return
-        for chunk in _chunks(items):
-            self._write(run_id, False, self.client.log_batch, run_id, metrics=chunk)
+            for batch in chunks(self._writes.take_held(run_id) + items):
+                self.client.log_batch(run_id, metrics=batch)
+        else:
+            self._writes.hold(run_id, items)
 
     def flush(self, run_id: str) -> None:
-        """Write the run's held curves and wait until its asynchronous writes are stored
+        """Write the run's held curves and wait until its background writes are stored
         (raises what failed)."""
-        self._write_held(run_id)
-        self._written.pop(run_id, None)
-        for write in self._pending.pop(run_id, []):
-            write.result()
+        self._writes.flush(run_id)
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any], wait: bool = True) -> None:
         """`wait=False`: written by the background writer; the run's end waits for it."""

@@ -145,3 +145,28 @@ def test_a_trial_waits_for_none_of_its_parent_runs_params_config_or_tags(tmp_pat
     run = tracker.get_run(study.trials[0].user_attrs[MLFLOW_RUN_ID])
     assert run.data.params[TRIAL_PARAM] == "0" and run.data.tags[SEEDS_VECTORIZED] in ("true", "false")
     assert "seed_list" in tracker.load_text(run.info.run_id, CONFIG_FILE)
+
+
+def test_background_writes_are_stored_in_order_and_the_runs_end_raises_what_failed():
+    """sweeps/tracking/writer.py: one thread, a run's writes in the order made; flush waits
+    for the run's writes only and raises the first that failed (a full disk is not lost)."""
+    import errno
+
+    import pytest
+
+    from sweeps.tracking.writer import BackgroundWrites
+    done: list[tuple[str, object]] = []
+    writes = BackgroundWrites(lambda run_id, batch: done.append((run_id, tuple(batch))), curves_every=3600)
+    writes.hold("a", [1])  # the first curve is written at once, the next held
+    writes.hold("a", [2])
+    writes.submit("a", lambda: done.append(("a", "tag")))
+    writes.submit("b", lambda: done.append(("b", "tag")))
+    writes.flush("a")
+    assert [d for d in done if d[0] == "a"] == [("a", (1,)), ("a", "tag"), ("a", (2,))]
+
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    writes.submit("b", full)
+    with pytest.raises(OSError, match="No space left"):
+        writes.flush("b")
+    writes.flush("b")  # nothing left pending
