@@ -17,7 +17,8 @@ CRASH_ENV = "SEEDSWEEP_CRASH_AT"
 MEET_ENV = "SEEDSWEEP_MEET_AT"
 POINTS = (
     "trial_claimed",         # after Optuna's ask(), before anything in MLflow
-    "parent_run_started",    # after the MLflow parent run, before Optuna knows its id
+    "parent_run_started",    # after the MLflow parent run (its params and config may still be
+                             # on their way: the run's end waits for them), before Optuna knows its id
     "run_id_recorded",       # after the trial's run-id attribute in Optuna
     "seed_runs_started",     # after the seed runs are created
     "epoch_logged",          # after the first epoch's metrics and report

@@ -48,7 +48,7 @@ BUDGET = "budget"  # {"trials": B, "command": C}: the latest start's budget not 
 #                   done (grid: at most the grid) and the command that runs the search to it
 TEST_EVALUATIONS = "test_evaluations"  # the study's own copy of its lockbox ledger: a list
 WEIGHTS_DELETED = "weights_deleted"  # trials whose seed weights are gone
-SEEDS_POLICY = "seeds_policy"  # {policy, min_seeds, alpha, seeds}: race draws the K seeds once
+SEEDS_POLICY = "seeds_policy"  # {policy, min_seeds, alpha, delta, seeds}: race draws the K seeds once
 
 # ---- MLflow: a configuration's parent run
 TRIAL_NUMBER = "trial_number"  # tag: the Optuna trial it belongs to

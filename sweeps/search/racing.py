@@ -18,10 +18,11 @@ differences about their own mean, (m choose 2) * K values with m full trials; ro
 their median absolute value, so one seed that stopped oddly does not inflate it), so it
 counts what pairing removes (seed i is the same initialisation and batch order in both)
 and does not hang on one trial's K seeds; until two full trials exist it is sqrt(2) * the
-incumbent's seed std. sd / sqrt(2) is one trial's seed std. delta (`sweep.race_delta`,
+incumbent's seed std. sd / sqrt(2) is one seed's std where trials share no seed effect (pairing
+removes what they share, so it is at most a trial's own seed std). delta (`sweep.race_delta`,
 default 0.5) is an indifference zone in those seed stds (Bechhofer's, in ranking and
 selection): a difference smaller than half a seed's std is not worth the seeds it takes to
-see it, and the issue's own yardstick for the race's winner is one seed std. z is one
+see it, and the benchmark's yardstick for the race's winner is one seed std. z is one
 constant for all the looks of a race (Pocock's group-sequential boundary): the n-seed mean
 differences at the looks are correlated (corr sqrt(n1 / n2)), and z is set so that a trial
 delta seed stds better than the incumbent is dropped at some look with probability
@@ -32,8 +33,9 @@ in 100, three sd worse after its first seed 98 in 100 (tests/sweeps/test_racing_
 checks these by simulation); a trial ahead of the incumbent on the seeds they share is
 never dropped. delta = 0 gives the plain test (an equal trial dropped with probability
 alpha). On the benchmark's 100 random DAN configurations, replayed from `fixed`'s
-per-seed values in 150 orders, delta 0.5 spent 31% of fixed's seed-epochs against 39% at
-delta 0, and its winner was never worse than fixed's by more than 0.32 seed std. Run for
+per-seed values in 150 orders (a one-off replay; its script is not kept), delta 0.5
+spent 31% of fixed's seed-epochs against 39% at delta 0, and its winner was never worse
+than fixed's by more than 0.32 seed std. Run for
 real (benchmarks/racing.py, 100 trials, 3 sampler seeds): 33% against 41% at delta 0. The looks
 barely matter at a given overall rate: in simulation 1 -> 2 -> 4 -> 5, 1 -> 3 -> 5 and
 1 -> 5 spend the same seeds within 3%; doubling stays (SMAC3's). The incumbent is the best
@@ -51,7 +53,7 @@ import math
 import re
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -88,8 +90,8 @@ class SeedPolicy:
         return [*out, self.k]
 
     def z(self) -> float:
-        """The one boundary of every look: a trial as good as the incumbent is dropped at
-        some look before the last with probability alpha (normal seed noise)."""
+        """The one boundary of every look: a trial delta seed stds better than the incumbent
+        is dropped at some look before the last with probability alpha (normal seed noise)."""
         return boundary(tuple(self.looks()[:-1]), self.alpha)
 
     def record(self, seeds: Sequence[int] | None) -> dict[str, Any]:
@@ -124,12 +126,17 @@ def seed_policy(cfg: DictConfig) -> SeedPolicy:
     return SeedPolicy(name, k, int(min_seeds), float(alpha), float(delta) if name == "race" else 0.0)
 
 
-def check_study(name: str, attrs: Mapping[str, Any], policy: SeedPolicy) -> None:
-    """Refuse to resume study `name` (its user attributes `attrs`) under another seed
-    policy (a study made before policies existed was `fixed`)."""
+def check_study(name: str, attrs: Mapping[str, Any], policy: SeedPolicy, delta_given: bool = False
+                ) -> SeedPolicy:
+    """The policy study `name` (its user attributes `attrs`) goes on under; refuses to resume
+    it under another (a study made before policies existed was `fixed`). A race made before
+    the indifference zone had none (delta 0): its own command resumes it so, unless it sets
+    `sweep.race_delta` (`delta_given`)."""
     old = dict(attrs.get(SEEDS_POLICY) or {"policy": "fixed"})
-    if old["policy"] == "race":
-        old.setdefault("delta", 0.0)  # a race made before the indifference zone had none
+    if old["policy"] == "race" and "delta" not in old:
+        old["delta"] = 0.0
+        if policy.racing and not delta_given:
+            policy = replace(policy, delta=0.0)
     new = policy.record(old.get("seeds"))
     if old != new:
         shown = ", ".join(f"{k}={v}" for k, v in old.items() if k != "seeds")
@@ -138,6 +145,7 @@ def check_study(name: str, attrs: Mapping[str, Any], policy: SeedPolicy) -> None
                                             f"delta={policy.delta})" if policy.racing else "")
                         + ": resume it with its settings (sweep.seeds_policy, sweep.min_seeds, "
                         "sweep.race_alpha, sweep.race_delta), or start a new study with sweep.new=true.")
+    return policy
 
 
 def study_seeds(attrs: Mapping[str, Any]) -> list[int]:

@@ -8,6 +8,7 @@ sweep's pruner sees.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -194,7 +195,15 @@ def run_config(
     are some of the parent's seeds (a race adds more later); the parent gets no seed-mean
     metrics and stays open, and the caller ends it (sweeps/search/racing.py).
     """
-    group = SeedGroup(workload, seeds, tracker, parent_id, checkpoint)
+    resuming = checkpoint is not None and checkpoint.exists()
+    try:
+        group = SeedGroup(workload, seeds, tracker, parent_id, checkpoint)
+    except BaseException as e:  # nothing trained: the parent run ends with what it was sent
+        if not resuming:  # (a checkpoint that cannot go on leaves its runs as they were)
+            with contextlib.suppress(Exception):  # the build's own failure is the story
+                end_parent_run(tracker, parent_id, workload.task.monitor, [],
+                               "KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+        raise
     monitor = group.monitor
     status, stopped = "FAILED", False
     try:

@@ -149,7 +149,8 @@ class Sweep:
                             "fingerprint of its settings; start a new study with sweep.new=true or "
                             "sweep.study_name=<name>.")
         check_resume(self.name, recorded, identity)
-        racing.check_study(self.name, study.user_attrs, self.policy)
+        given = any(o.lstrip("+~").startswith("sweep.race_delta=") for o in self.overrides)
+        self.policy = racing.check_study(self.name, study.user_attrs, self.policy, given)
 
     def _recovered(self, t: optuna.trial.FrozenTrial) -> None:
         if run_id := t.user_attrs.get(MLFLOW_RUN_ID):

@@ -8,6 +8,7 @@ One parent run per configuration, one nested run per seed, all through the clien
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import tempfile
@@ -279,8 +280,16 @@ class Tracker:
         self.client.update_run(run_id, status="RUNNING")
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
-        """status: FINISHED, FAILED or KILLED. The run's pending writes are stored first."""
+        """status: FINISHED, FAILED or KILLED. The run's pending writes are stored first; if
+        one failed (a full disk), the run ends FAILED and the failure is raised, but a kill
+        stays a kill: a run ended KILLED ends so, and its trial runs again on resume."""
         try:
             self.flush(run_id)
-        finally:
-            self.client.set_terminated(run_id, status)
+        except Exception:
+            if status == "KILLED":
+                with contextlib.suppress(Exception):
+                    self.client.set_terminated(run_id, status)
+                return
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, status)

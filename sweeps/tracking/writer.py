@@ -22,7 +22,8 @@ def chunks(items: list) -> list[list]:
 
 
 class BackgroundWrites:
-    """`write_metrics(run_id, batch)` writes one batch of metrics to a run."""
+    """`write_metrics(run_id, batch)` writes one batch of metrics to a run. Called from one
+    thread (the tracker's owner); the writes themselves run in the background thread."""
 
     def __init__(self, write_metrics: Callable[[str, list], Any], curves_every: float = 0.0):
         self.write_metrics, self.curves_every = write_metrics, curves_every
@@ -59,5 +60,6 @@ class BackgroundWrites:
         failed)."""
         self._write_held(run_id)
         self._written.pop(run_id, None)
-        for write in self._pending.pop(run_id, []):
-            write.result()
+        failed = [e for write in self._pending.pop(run_id, []) if (e := write.exception()) is not None]
+        if failed:  # every write of the run waited for, so none lands after the run's end
+            raise failed[0]

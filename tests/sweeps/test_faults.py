@@ -210,8 +210,10 @@ def test_seed_runs_started_beside_a_build_that_fails_are_ended(tmp_path, polarit
         raise error
     workload.trainers = fails
     tracker = Tracker("build-fails", uri)
-    parent = tracker.start_run("trial 0")
+    parent = tracker.start_run("trial 0", {"lr": 0.1}, wait=False)  # params in the background
     with pytest.raises(type(error)):
         run_config(workload, [1, 2], tracker, parent)
     children = tracker.child_runs(parent)
     assert len(children) == 2 and {c.info.status for c in children} == {status}
+    run = tracker.get_run(parent)  # the parent run ends too, with what it was sent
+    assert run.info.status == status and run.data.params == {"lr": "0.1"}

@@ -180,18 +180,21 @@ def test_resuming_a_race_under_another_indifference_zone_is_refused(tmp_path, po
     assert len(load(tmp_path, "dan-csv-random").trials) == 1
 
 
-def test_a_race_made_before_the_indifference_zone_resumes_with_race_delta_0(tmp_path, polarity_csv):
-    """A racing study recorded before sweep.race_delta existed had no zone: it resumes with
-    race_delta=0 and is refused (exit 2) under the new default."""
+def test_a_race_made_before_the_indifference_zone_resumes_with_its_own_command(tmp_path, polarity_csv):
+    """A racing study recorded before sweep.race_delta existed had no zone: the command that
+    made it (which sets no race_delta) resumes it with delta 0, as it began; one that sets
+    another race_delta is refused (exit 2)."""
     Sweep(race(tmp_path, polarity_csv, "sweep.trials=1", "sweep.race_delta=0"), quiet=True,
           workload_factory=noisy_factory(by_lr)).run()
     study = load(tmp_path, "dan-csv-random")
     old = dict(study.user_attrs[SEEDS_POLICY])
     old.pop("delta")
     study.set_user_attr(SEEDS_POLICY, old)
-    assert main(race(tmp_path, polarity_csv, "sweep.trials=2")) == 2
-    Sweep(race(tmp_path, polarity_csv, "sweep.trials=2", "sweep.race_delta=0"), quiet=True,
-          workload_factory=noisy_factory(by_lr)).run()
+    assert main(race(tmp_path, polarity_csv, "sweep.trials=2", "sweep.race_delta=0.5")) == 2
+    resumed = Sweep(race(tmp_path, polarity_csv, "sweep.trials=2"), quiet=True,
+                    workload_factory=noisy_factory(by_lr))
+    assert resumed.policy.delta == 0.0 and resumed.objective.policy.delta == 0.0
+    resumed.run()
     assert len(load(tmp_path, "dan-csv-random").trials) == 2
 
 

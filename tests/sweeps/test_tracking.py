@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.tracking import TRAINING_KIND, Tracker
@@ -152,8 +153,6 @@ def test_background_writes_are_stored_in_order_and_the_runs_end_raises_what_fail
     for the run's writes only and raises the first that failed (a full disk is not lost)."""
     import errno
 
-    import pytest
-
     from sweeps.tracking.writer import BackgroundWrites
     done: list[tuple[str, object]] = []
     writes = BackgroundWrites(lambda run_id, batch: done.append((run_id, tuple(batch))), curves_every=3600)
@@ -167,6 +166,30 @@ def test_background_writes_are_stored_in_order_and_the_runs_end_raises_what_fail
     def full() -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
     writes.submit("b", full)
+    writes.submit("b", lambda: done.append(("b", "after")))
     with pytest.raises(OSError, match="No space left"):
         writes.flush("b")
+    assert done[-1] == ("b", "after")  # flush waited for every write of the run, then raised
     writes.flush("b")  # nothing left pending
+
+
+@pytest.mark.parametrize("status, ends, raised", [("FINISHED", "FAILED", True), ("KILLED", "KILLED", False)])
+def test_a_run_whose_background_write_failed_does_not_end_finished(tmp_path, status, ends, raised):
+    """A run's end waits for its background writes: when one failed (a full disk), the run
+    ends FAILED, not FINISHED, and the failure is raised; a run ended KILLED stays KILLED and
+    the failure does not replace the kill (the resume runs the trial again)."""
+    import errno
+
+    tracker = Tracker("ends", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = tracker.start_run("trial 0")
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    tracker.set_tags(run, {"x": "1"}, wait=False)
+    tracker._writes.submit(run, full)
+    if raised:
+        with pytest.raises(OSError, match="No space left"):
+            tracker.end_run(run, status)
+    else:
+        tracker.end_run(run, status)
+    assert tracker.get_run(run).info.status == ends
