@@ -36,7 +36,7 @@ from sweeps.core.records import (
 )
 from sweeps.core.redact import redact
 from sweeps.search import racing
-from sweeps.search.identity import check_resume, make_command, pin, study_identity
+from sweeps.search.identity import check_resume, make_command, override_key, pin, study_identity
 from sweeps.search.objective import Objective, WorkloadFactory
 from sweeps.search.progress import Progress, abbreviations, short_params
 from sweeps.search.pruning import make_pruner
@@ -149,7 +149,7 @@ class Sweep:
                             "fingerprint of its settings; start a new study with sweep.new=true or "
                             "sweep.study_name=<name>.")
         check_resume(self.name, recorded, identity)
-        given = any(o.lstrip("+~").startswith("sweep.race_delta=") for o in self.overrides)
+        given = "sweep.race_delta" in {override_key(o) for o in self.overrides}
         self.policy = racing.check_study(self.name, study.user_attrs, self.policy, given)
 
     def _recovered(self, t: optuna.trial.FrozenTrial) -> None:
