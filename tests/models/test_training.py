@@ -132,6 +132,44 @@ def test_adam_refuses_sparse_embeddings():
         make_optimizer(nn.EmbeddingBag(5, 2, sparse=True), TrainSettings(optimizer="adam"))
 
 
+def test_adagrad_runs_fused_on_the_cpu_where_no_gradient_is_sparse(task, tmp_path):
+    """Torch's fused Adagrad where it can run (dense gradients on the CPU: a stacked DAN,
+    whose embedding rows are updated by hand); the same arithmetic within float rounding;
+    sparse gradients keep the unfused loop; a checkpoint written unfused goes on unfused."""
+    from models.training import load_trainers, make_trainers, save_trainers
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(24, 30), nn.ReLU(), nn.Linear(30, 5))
+    twin = nn.Sequential(nn.Linear(24, 30), nn.ReLU(), nn.Linear(30, 5))
+    twin.load_state_dict(model.state_dict())
+    s = TrainSettings(optimizer="adagrad", lr=0.1, weight_decay=1e-3)
+    fused, plain = make_optimizer(model, s), make_optimizer(twin, s)
+    assert all(g["fused"] for g in fused.param_groups)
+    for g in plain.param_groups:
+        g["fused"] = None
+    x, y = torch.randn(16, 24), torch.randint(0, 5, (16,))
+    for m, opt in ((model, fused), (twin, plain)):
+        for _ in range(5):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(x), y).backward()
+            opt.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert not any(g["fused"] for g in make_optimizer(nn.EmbeddingBag(10, 4, sparse=True), s).param_groups)
+    # the default DAN's optimizer, K seeds stacked, is the fused one
+    settings = TrainSettings(optimizer="adagrad", lr=0.05, batch_size=32, max_epochs=3, patience=3)
+    stacked = make_trainers(dan_builder(task), task, settings, [1, 2])
+    assert all(g["fused"] for g in stacked.optimizer.param_groups)
+    stacked.step()
+    for g in stacked.optimizer.param_groups:  # as a checkpoint from before this kernel has it
+        g["fused"] = None
+    save_trainers(stacked, tmp_path / "old.pt")
+    resumed, _ = load_trainers(tmp_path / "old.pt", task)
+    assert not any(g["fused"] for g in resumed.optimizer.param_groups)
+    stacked.step()
+    resumed.step()
+    assert [r.history for r in resumed.seeds] == [r.history for r in stacked.seeds]
+
+
 @pytest.mark.parametrize("kw", [dict(optimizer="lbfgs"), dict(lr=0), dict(patience=0)])
 def test_bad_settings(kw):
     with pytest.raises(ValueError):
