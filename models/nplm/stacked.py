@@ -9,28 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from models.nplm.model import NPLM
-from models.seed_stack import SeedStack, linear
+from models.seed_stack import AddTimesWeight, SeedStack, linear
 
-
-class _AddTimesWeight(torch.autograd.Function):
-    """y + x W^T for x (K, B, in) and W (K, out, in), whose gradient of W is computed in W's
-    own layout, g^T x, as nn.Linear's is. Autograd through baddbmm(y, x, W^T) computes it
-    as (x^T g)^T and then copies that strided transpose into W's layout, which for the PTB
-    NPLM's W (3 seeds x 10,000 x 240) is slow: its step went from 45 to 40 ms on 2 cores."""
-
-    @staticmethod
-    def forward(ctx, y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.y_shape = y.shape
-        return torch.baddbmm(y, x, weight.transpose(1, 2))
-
-    @staticmethod
-    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, weight = ctx.saved_tensors
-        need_y, need_x, need_w = ctx.needs_input_grad
-        return (g.sum_to_size(ctx.y_shape) if need_y else None,
-                torch.bmm(g, weight) if need_x else None,
-                torch.bmm(g.transpose(1, 2), x) if need_w else None)
+_AddTimesWeight = AddTimesWeight  # the name checkpoints from before it moved may hold (models/relocate.py)
 
 
 class StackedNPLM(SeedStack):
@@ -60,8 +41,8 @@ class StackedNPLM(SeedStack):
         x = self.drop(x, self.p)  # (K, B, (n-1) m)
         y = self.b.unsqueeze(1)  # (K, 1, V)
         if self.direct:
-            y = _AddTimesWeight.apply(y, x, self.W)  # + W x
+            y = AddTimesWeight.apply(y, x, self.W)  # + W x
         if self.hidden:
             a = torch.tanh(linear(x, self.H, self.d))  # (K, B, h)
-            y = _AddTimesWeight.apply(y, self.drop(a, self.p), self.U)  # + U tanh(d + H x)
+            y = AddTimesWeight.apply(y, self.drop(a, self.p), self.U)  # + U tanh(d + H x)
         return y  # (K, B, V): the direct or the hidden path always exists

@@ -219,7 +219,7 @@ def test_gpu_check_runs_its_code_path_on_the_cpu(tmp_path):
 def test_the_stacked_output_layer_has_autograds_gradients(y_shape):
     """y + x W^T with W's gradient computed in W's layout: the gradients of y (broadcast
     bias or not), x and W agree with finite differences."""
-    from models.nplm.stacked import _AddTimesWeight
+    from models.seed_stack import AddTimesWeight as _AddTimesWeight
     g = torch.Generator().manual_seed(0)
     y = torch.randn(*y_shape, dtype=torch.float64, generator=g, requires_grad=True)
     x = torch.randn(2, 5, 3, dtype=torch.float64, generator=g, requires_grad=True)
@@ -228,6 +228,43 @@ def test_the_stacked_output_layer_has_autograds_gradients(y_shape):
     out = _AddTimesWeight.apply(y, x, w)
     out.sum().backward()
     assert w.grad.is_contiguous() and w.grad.shape == w.shape and y.grad.shape == y.shape
+
+
+def test_a_stacked_dans_weight_gradients_are_made_in_the_weights_layout():
+    """The stacked DAN's layers compute each weight's gradient as g^T x, in the weight's own
+    layout (seed_stack.AddTimesWeight), not as (x^T g)^T copied into it afterwards: the
+    backward makes no copy, and the gradients are those of autograd through baddbmm."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Copies(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.shapes = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if "copy" in str(func) or "clone" in str(func):
+                self.shapes.append(tuple(out.shape))
+            return out
+
+    torch.manual_seed(0)
+    plain = [DAN(50, 2, embed_dim=8, hidden_dims=(6, 7), word_dropout=0.0) for _ in range(3)]
+    stack, twin = stack_models(plain), stack_models(plain)
+    tokens = torch.randint(1, 50, (3, 4, 5))
+    loss = stack(tokens).logsumexp(-1).sum()
+    with Copies() as copies:
+        loss.backward()
+    assert copies.shapes == []
+    with torch.no_grad():  # the same layers through autograd's baddbmm
+        x = torch.stack([m.embed(t) for m, t in zip(plain, tokens)])
+    for j in range(twin.layers):
+        w, b = getattr(twin, f"w{j}"), getattr(twin, f"b{j}")
+        x = torch.baddbmm(b.unsqueeze(1), x, w.transpose(1, 2))
+        x = x.relu() if j < len(twin.acts) else x
+    x.logsumexp(-1).sum().backward()
+    for j in range(stack.layers):
+        assert torch.equal(getattr(stack, f"w{j}").grad, getattr(twin, f"w{j}").grad)
+        assert torch.equal(getattr(stack, f"b{j}").grad, getattr(twin, f"b{j}").grad)
 
 
 @pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
