@@ -84,11 +84,12 @@ def nplm_speed(device: torch.device, small: bool) -> Iterator[dict]:
         settings = TrainSettings(optimizer="sgd", lr=1.0, batch_size=batch, weight_decay=1e-4,
                                  decay_biases=False, lr_decay=1e-8)
         row = {"V": vocab, "batch": batch}
+        repeats = 1 if small else 3  # small: the code path, not the speed
         for key, graphs in (("tokens_per_s", "false"), ("graphs_tokens_per_s", "true")):
             trainer = SeedTrainer(lambda: NPLM(vocab, 4, 60, 50, True), task, settings, 0, device, graphs)
-            row[key] = batch * steps / median_time(trainer._train_epoch, device)
+            row[key] = batch * steps / median_time(trainer._train_epoch, device, repeats)
         plain_model = NPLM(vocab, 4, 60, 50, True).to(device)
-        plain = median_time(gpu_plain.nplm_epoch(plain_model, task, batch), device)
+        plain = median_time(gpu_plain.nplm_epoch(plain_model, task, batch), device, repeats)
         row["plain_tokens_per_s"] = batch * steps / plain
         yield row
 
@@ -107,13 +108,13 @@ def dan_seeds(device: torch.device, small: bool) -> list[dict]:
         if small and k == 20:
             k = 8
         trainers = make_trainers(build, task, settings, list(range(k)), device, mode)
-        secs = median_time(trainers.step, device, repeats=1 if k > 1 else 3)
+        secs = median_time(trainers.step, device, repeats=1 if k > 1 or small else 3)
         row = {"k": k, "stacked": mode != "false", "epoch_s": secs, "plain_epoch_s": None}
         if mode != "false":
             models = [DAN(len(task.vocab), 5).to(device) for _ in range(k)]
             fn = (gpu_plain.dan_epoch(models[0], task, 32) if k == 1
                   else gpu_plain.dan_vmap_epoch(models, task, 32))
-            row["plain_epoch_s"] = median_time(fn, device, repeats=1 if k > 1 else 3)
+            row["plain_epoch_s"] = median_time(fn, device, repeats=1 if k > 1 or small else 3)
             plain_one = plain_one or row["plain_epoch_s"]
         rows.append(row)
     one = rows[0]["epoch_s"]

@@ -65,11 +65,12 @@ def speed(device: torch.device, small: bool) -> dict:
     configs = [Config(build, replace(base, lr=lr, weight_decay=wd)) for lr in LRS for wd in DECAYS][:trials]
     one = SeedTrainer(build, task, configs[0].settings, 0, device)
     fused = FusedTrials(configs, task, [0], device)
-    one_s = median_time(one.step, device, 3)
+    repeats = 1 if small else 3  # small: the code path, not the speed
+    one_s = median_time(one.step, device, repeats)
     fused_s = median_time(fused.step, device, 1)
     models = [DAN(len(task.vocab), 5).to(device) for _ in range(trials)]
     plain_s = median_time(gpu_plain.dan_vmap_epoch(models, task, 32), device, 1)
-    plain_one = median_time(gpu_plain.dan_epoch(models[0], task, 32), device, 3)
+    plain_one = median_time(gpu_plain.dan_epoch(models[0], task, 32), device, repeats)
     return {"case": f"DAN 3x300 epoch, {trials} trials fused / 1 trial alone", "slices": trials,
             "one_trial_s": one_s, "epoch_s": fused_s, "over_one_trial": fused_s / one_s,
             "plain_epoch_s": plain_s, "plain_over_one": plain_s / plain_one, "ok": True}
