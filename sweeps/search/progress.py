@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from tqdm import tqdm
@@ -135,10 +135,13 @@ class Progress:
             print(line, file=self.stream, flush=True)
 
     def start(self, budget: int, done: int, workers: int = 1, max_epochs: int = 0,
-              metric: str = "dev") -> None:
+              metric: str = "dev", past: Sequence[float] = ()) -> None:
         """The sweep begins its trials: `done` of `budget` are already finished; a trial runs
-        at most `max_epochs` epochs (0: unknown) and reports `metric` (e.g. dev accuracy)."""
+        at most `max_epochs` epochs (0: unknown) and reports `metric` (e.g. dev accuracy).
+        `past`: the seconds the study's finished trials took, where it resumes: the ETA starts
+        from them instead of assuming the next trial runs all `max_epochs`."""
         self.budget, self.done, self.workers = budget, done, workers
+        self.trial_seconds = [float(x) for x in past]
         self.max_epochs, self.metric = max_epochs, metric
         if self.tty and not self.quiet:
             self.bar = _Bar(total=budget, initial=done, file=self.stream, ncols=WIDTH, unit="trial",

@@ -112,3 +112,36 @@ def test_terminal_bar_redraws_between_epochs():
         time.sleep(0.02)  # no call to progress here: only its own clock can redraw the bar
     progress.close()
     assert out.getvalue().count("\r") >= drawn + 3
+
+
+def test_a_resumed_sweeps_eta_starts_from_the_time_its_finished_trials_took():
+    """A resumed sweep's first ETA comes from the study's finished trials (a fresh-clone
+    resume of `make sweep MODEL=dan` said "ETA 21m" for ~7 minutes of work: it assumed
+    every trial runs all max_epochs, where early stopping ends most after ~5)."""
+    clock, out = Clock(), io.StringIO()
+    progress = Progress(stream=out, tty=False, clock=clock, tick=None)
+    progress.start(budget=10, done=4, max_epochs=20, metric="dev accuracy", past=[10.0, 20.0, 30.0, 20.0])
+    progress.trial_started(4)
+    clock.now += 5
+    progress.epoch(4, 1, [7, 8, 9], 3, 0.6)  # 5 s an epoch: all 20 epochs would take 100 s
+    assert "ETA 1m55s]" in out.getvalue(), out.getvalue()  # (20 - 5) + 5 x 20 s, not (100 - 5) + 5 x 100
+
+
+def test_the_trials_a_resumed_eta_counts_are_those_that_ended_complete_or_pruned():
+    import datetime as dt
+
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from sweeps.search.study import trial_seconds
+    start = dt.datetime(2026, 12, 6, 12, 0, 0)
+    study = optuna.create_study()
+    for state, seconds in ((TrialState.COMPLETE, 12), (TrialState.PRUNED, 30), (TrialState.FAIL, 500)):
+        trial = create_trial(state=state, value=0.5 if state == TrialState.COMPLETE else None,
+                             params={"x": 0.1}, distributions={"x": FloatDistribution(0, 1)},
+                             intermediate_values={0: 0.5})
+        trial.datetime_start, trial.datetime_complete = start, start + dt.timedelta(seconds=seconds)
+        study.add_trial(trial)
+    study.enqueue_trial({"x": 0.2})  # WAITING: not started
+    assert trial_seconds(study.get_trials(deepcopy=False)) == [12.0, 30.0]
