@@ -1,6 +1,7 @@
 """One optimizer step for S slices of a stacked model, each slice with its own learning rate
-and weight decay: the arithmetic of torch's Adagrad, Adam and SGD (single-tensor CPU paths,
-the ones the alone trainer runs there), with the scalars lr and wd become (S, 1) columns.
+and weight decay: the arithmetic of torch's Adagrad, Adam and SGD (single-tensor CPU paths;
+the alone trainer runs Adagrad fused on the CPU, the same within float rounding), with the
+scalars lr and wd become (S, 1) columns.
 
 A stacked parameter p holds S contiguous blocks, one a slice (models/seed_stack.py), so
 `p.view(S, -1)` is (S, N) with slice s in row s and a column of per-slice values broadcasts

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from models.relocate import load_on
-from models.training.optimizers import _lazy_l2, _sparse_weights, fuse
+from models.training.optimizers import _lazy_l2, _sparse_weights, cpu_only_fused, fuse
 from models.training.seed import SeedTrainers
 from models.training.settings import Task
 
@@ -56,4 +56,5 @@ def load_trainers(path: Path, task: Task, device: torch.device | str = "cpu"
         model = getattr(holder, "model", None)
         if isinstance(optimizer, torch.optim.Optimizer) and (stack is not None or model is not None):
             fuse(optimizer, stack.sparse_parameters() if stack is not None else _sparse_weights(model))
+            cpu_only_fused(optimizer)
     return trainers, saved["extra"]

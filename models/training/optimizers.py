@@ -63,7 +63,8 @@ def build_optimizer(dense: list[nn.Parameter], biases: list[nn.Parameter], spars
                 w.register_hook(_lazy_l2(w, s.weight_decay))
                 w.lazy_l2 = s.weight_decay  # pickled with the weight (hooks are not): see load_trainers
     if s.optimizer == "adagrad":
-        return torch.optim.Adagrad(groups, lr=s.lr, eps=s.adagrad_eps, fused=fused_adagrad(dense, sparse))
+        fused = {"fused": True} if fused_adagrad(dense, sparse) else {}  # the keyword: torch 2.4 on
+        return torch.optim.Adagrad(groups, lr=s.lr, eps=s.adagrad_eps, **fused)
     if s.optimizer == "sgd":
         return fuse(torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum), sparse)
     if s.optimizer == "adam":
@@ -96,12 +97,34 @@ def fused_adagrad(dense: list[nn.Parameter], sparse: list[nn.Parameter]) -> bool
     temporary, the sum, its root, the eps, the update): a default DAN's Adagrad step takes
     about a third of the time, 6-8% of a 3-seed epoch (benchmarks/suite.py, dan_epoch). Not
     bit for bit the unfused loop (the last bit of some weights), but as reproducible; a
-    checkpoint written unfused goes on unfused (its param groups say so), as it began. On a
-    GPU torch's default (foreach) stays: the fused CUDA kernel was never measured here."""
+    checkpoint written unfused goes on unfused (its param groups say so, and an optimizer
+    rebuilt when seeds leave a stack keeps its kind: `same_kernel`), as it began. On a GPU
+    torch's default (foreach) stays, a CPU checkpoint moved there included (`cpu_only_fused`):
+    the fused CUDA kernel was never measured here, and older torch has none."""
     params = [*dense, *sparse]
     if sparse or not params or not all(p.device.type == "cpu" and p.dtype.is_floating_point for p in params):
         return None
     return True
+
+
+def same_kernel(new: torch.optim.Optimizer, old: torch.optim.Optimizer | None) -> torch.optim.Optimizer:
+    """`new` (an optimizer rebuilt over fewer seeds) on the kernel `old` ran on, fused or not:
+    a run resumed from a checkpoint written before fused Adagrad goes on unfused to its end."""
+    if old is not None and type(old) is type(new):
+        kind = old.param_groups[0].get("fused")
+        for g in new.param_groups:
+            g["fused"] = kind
+    return new
+
+
+def cpu_only_fused(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """An Adagrad fused on the CPU whose parameters now live elsewhere (a checkpoint moved to
+    a GPU: models/relocate.py) goes on with torch's default there, as `fused_adagrad` chooses."""
+    if isinstance(optimizer, torch.optim.Adagrad):
+        for g in optimizer.param_groups:
+            if g.get("fused") and any(p.device.type != "cpu" for p in g["params"]):
+                g["fused"] = None
+    return optimizer
 
 
 def decayed_lr(s: TrainSettings, updates: int) -> float:

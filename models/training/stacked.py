@@ -11,7 +11,7 @@ from models.noise import noise_generator
 from models.registry import stack_models
 from models.seed_stack import select
 from models.training.devices import build_seeded, flush_denormals
-from models.training.optimizers import build_optimizer, decayed_lr
+from models.training.optimizers import build_optimizer, decayed_lr, same_kernel
 from models.training.record import EpochMetrics, SeedRecord, add_loss, check_loss
 from models.training.seed import StaticEpochs
 from models.training.settings import StackFn, Task, TrainSettings
@@ -60,7 +60,8 @@ class Stacked(StaticEpochs):
     def _optimizer(self) -> torch.optim.Optimizer:
         sparse = self.stack.sparse_parameters()
         dense = [p for p in self.stack.parameters() if p.requires_grad and all(p is not q for q in sparse)]
-        optimizer = build_optimizer(dense, self.stack.bias_parameters(), sparse, self.settings)
+        optimizer = same_kernel(build_optimizer(dense, self.stack.bias_parameters(), sparse, self.settings),
+                                getattr(self, "optimizer", None))
         for g in optimizer.param_groups:
             g["lr"] = decayed_lr(self.settings, getattr(self, "updates", 0))
         return optimizer

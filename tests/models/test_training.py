@@ -132,11 +132,11 @@ def test_adam_refuses_sparse_embeddings():
         make_optimizer(nn.EmbeddingBag(5, 2, sparse=True), TrainSettings(optimizer="adam"))
 
 
-def test_adagrad_runs_fused_on_the_cpu_where_no_gradient_is_sparse(task, tmp_path):
+def test_adagrad_runs_fused_on_the_cpu_where_no_gradient_is_sparse(task):
     """Torch's fused Adagrad where it can run (dense gradients on the CPU: a stacked DAN,
     whose embedding rows are updated by hand); the same arithmetic within float rounding;
-    sparse gradients keep the unfused loop; a checkpoint written unfused goes on unfused."""
-    from models.training import load_trainers, make_trainers, save_trainers
+    sparse gradients keep the unfused loop."""
+    from models.training import make_trainers
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(24, 30), nn.ReLU(), nn.Linear(30, 5))
     twin = nn.Sequential(nn.Linear(24, 30), nn.ReLU(), nn.Linear(30, 5))
@@ -157,17 +157,35 @@ def test_adagrad_runs_fused_on_the_cpu_where_no_gradient_is_sparse(task, tmp_pat
     assert not any(g["fused"] for g in make_optimizer(nn.EmbeddingBag(10, 4, sparse=True), s).param_groups)
     # the default DAN's optimizer, K seeds stacked, is the fused one
     settings = TrainSettings(optimizer="adagrad", lr=0.05, batch_size=32, max_epochs=3, patience=3)
-    stacked = make_trainers(dan_builder(task), task, settings, [1, 2])
+    stacked = make_trainers(dan_builder(task), task, settings, [1, 2, 3])
     assert all(g["fused"] for g in stacked.optimizer.param_groups)
+
+
+@pytest.mark.parametrize("fused", [True, None])
+def test_an_optimizer_rebuilt_when_seeds_leave_the_stack_keeps_its_kernel(task, fused):
+    """A run resumed from a checkpoint written before fused Adagrad (its param groups say
+    fused=None) goes on unfused after a seed stops early, and a fused one fused."""
+    from models.training import make_trainers
+    settings = TrainSettings(optimizer="adagrad", lr=0.05, batch_size=32, max_epochs=3, patience=3)
+    stacked = make_trainers(dan_builder(task), task, settings, [1, 2, 3])
+    for g in stacked.optimizer.param_groups:
+        g["fused"] = fused
     stacked.step()
-    for g in stacked.optimizer.param_groups:  # as a checkpoint from before this kernel has it
-        g["fused"] = None
-    save_trainers(stacked, tmp_path / "old.pt")
-    resumed, _ = load_trainers(tmp_path / "old.pt", task)
-    assert not any(g["fused"] for g in resumed.optimizer.param_groups)
+    stacked._keep([0, 2])  # the second seed stopped, as `step` drops it
+    stacked.active = [stacked.active[pos] for pos in (0, 2)]
+    assert {g["fused"] for g in stacked.optimizer.param_groups} == {fused}
     stacked.step()
-    resumed.step()
-    assert [r.history for r in resumed.seeds] == [r.history for r in stacked.seeds]
+
+
+def test_a_cpu_checkpoints_fused_adagrad_moved_off_the_cpu_takes_torchs_default_there():
+    """A checkpoint written on the CPU (fused Adagrad) and loaded where the parameters live on
+    another device (a GPU: models/relocate.py) goes on with torch's default there, never a
+    fused kernel this project has not measured (and older torch lacks)."""
+    from models.training.optimizers import cpu_only_fused
+    on_cpu = torch.optim.Adagrad([nn.Parameter(torch.zeros(3))], lr=0.1, fused=True)
+    elsewhere = torch.optim.Adagrad([nn.Parameter(torch.zeros(3, device="meta"))], lr=0.1, fused=True)
+    assert cpu_only_fused(on_cpu).param_groups[0]["fused"] is True
+    assert cpu_only_fused(elsewhere).param_groups[0]["fused"] is None
 
 
 @pytest.mark.parametrize("kw", [dict(optimizer="lbfgs"), dict(lr=0), dict(patience=0)])
