@@ -192,7 +192,7 @@ class Sweep:
         self.progress.show_legend(self.abbrev)
         self.progress.start(max(self.budget, done), done, int(self.cfg.sweep.workers),
                             int(OmegaConf.select(self.cfg, "train.max_epochs", default=0) or 0),
-                            f"dev {self.monitor}", past=trial_seconds(trials))
+                            f"dev {self.monitor}", past=store.trial_seconds(trials))
         try:
             while True:
                 trial = self.shared.claim(self.budget, self.grid, self._recovered, self._waiting)
@@ -298,11 +298,3 @@ class Sweep:
         # a comma before the time: "vs #1 0.775, 53s", not "vs #1 0.775 53s"
         text = f"#{trial.number} {state} {detail}, {seconds:.0f}s | {best_text}"
         self.progress.trial_finished(seconds, done, text, short_params(trial.params, self.abbrev))
-
-
-def trial_seconds(trials: Sequence[optuna.trial.FrozenTrial]) -> list[float]:
-    """The seconds each trial that ended COMPLETE or PRUNED took, start to end (a failed or
-    interrupted one says nothing of how long a trial takes)."""
-    return [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-            and t.datetime_start is not None and t.datetime_complete is not None]

@@ -19,7 +19,13 @@ from sweeps.store.backends import (
     storage_url,
     study_name,
 )
-from sweeps.store.results import pruning_savings, ranked, record_test_evaluation, test_evaluations
+from sweeps.store.results import (
+    pruning_savings,
+    ranked,
+    record_test_evaluation,
+    test_evaluations,
+    trial_seconds,
+)
 from sweeps.store.shared import SharedStudy
 from sweeps.store.workers import (
     HOST_ENV,

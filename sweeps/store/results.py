@@ -1,5 +1,6 @@
 """What a study holds once trials finish: its completed trials ranked (raced-out ones are no
-candidates), what pruning saved, and its own record of test evaluations."""
+candidates), what pruning saved, how long its trials took, and its own record of test
+evaluations."""
 
 from __future__ import annotations
 
@@ -41,6 +42,14 @@ def pruning_savings(trials: list[optuna.trial.FrozenTrial]) -> str:
     return (f"{len(pruned)} pruned after {spent} seed-epochs; run to the end they would have taken "
             f"~{len(pruned) * per_trial:.0f} (the completed trials' mean, {per_trial:.1f}): "
             f"~{saved:.0f} seed-epochs saved, {saved / (total + saved):.0%} of the sweep's training")
+
+
+def trial_seconds(trials: list[optuna.trial.FrozenTrial]) -> list[float]:
+    """The seconds each trial that ended COMPLETE or PRUNED took, start to end (a failed or
+    interrupted one says nothing of how long a trial takes)."""
+    return [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            and t.datetime_start is not None and t.datetime_complete is not None]
 
 
 def test_evaluations(study: optuna.Study) -> list[dict[str, Any]]:

@@ -132,6 +132,15 @@ def test_adam_refuses_sparse_embeddings():
         make_optimizer(nn.EmbeddingBag(5, 2, sparse=True), TrainSettings(optimizer="adam"))
 
 
+def five_steps(*runs, x, y) -> None:
+    """Five steps of each (model, optimizer) on the batch (x, y)."""
+    for model, optimizer in runs:
+        for _ in range(5):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+
+
 def test_adagrad_runs_fused_on_the_cpu_where_no_gradient_is_sparse(task):
     """Torch's fused Adagrad where it can run (dense gradients on the CPU: a stacked DAN,
     whose embedding rows are updated by hand); the same arithmetic within float rounding;
@@ -147,11 +156,7 @@ def test_adagrad_runs_fused_on_the_cpu_where_no_gradient_is_sparse(task):
     for g in plain.param_groups:
         g["fused"] = None
     x, y = torch.randn(16, 24), torch.randint(0, 5, (16,))
-    for m, opt in ((model, fused), (twin, plain)):
-        for _ in range(5):
-            opt.zero_grad()
-            nn.functional.cross_entropy(m(x), y).backward()
-            opt.step()
+    five_steps((model, fused), (twin, plain), x=x, y=y)
     for a, b in zip(model.parameters(), twin.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
     assert not any(g["fused"] for g in make_optimizer(nn.EmbeddingBag(10, 4, sparse=True), s).param_groups)
@@ -207,11 +212,7 @@ def test_sgd_is_fused_where_it_can_be_and_steps_bit_for_bit_as_unfused(momentum)
         g["fused"] = None
     assert all(bool(g["fused"]) == (momentum == 0) for g in fused.param_groups)  # momentum: not bit for bit
     x, y = torch.randint(0, 50, (16, 3)), torch.randint(0, 50, (16,))
-    for m, opt in ((model, fused), (twin, plain)):
-        for _ in range(5):
-            opt.zero_grad()
-            nn.functional.cross_entropy(m(x), y).backward()
-            opt.step()
+    five_steps((model, fused), (twin, plain), x=x, y=y)
     for a, b in zip(model.parameters(), twin.parameters()):
         assert torch.equal(a, b)
     # sparse gradients have no fused kernel: those optimizers stay as they were

@@ -134,7 +134,7 @@ def test_the_trials_a_resumed_eta_counts_are_those_that_ended_complete_or_pruned
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState, create_trial
 
-    from sweeps.search.study import trial_seconds
+    from sweeps.store import trial_seconds
     start = dt.datetime(2026, 12, 6, 12, 0, 0)
     study = optuna.create_study()
     for state, seconds in ((TrialState.COMPLETE, 12), (TrialState.PRUNED, 30), (TrialState.FAIL, 500)):
