@@ -95,13 +95,12 @@ def fused_adagrad(dense: list[nn.Parameter], sparse: list[nn.Parameter]) -> bool
     (a stacked DAN's embedding rows are updated by hand, so its optimizer holds none) and all
     are float tensors on the CPU. One pass a parameter instead of five (the weight decay's
     temporary, the sum, its root, the eps, the update): the step of 3 stacked 300x300 layers
-    takes about a third of the time, and a 3-seed epoch of configurations from the default
-    DAN space 5-17% less (README, "DAN's step on the CPU"). Not
-    bit for bit the unfused loop (the last bit of some weights), but as reproducible; a
-    checkpoint written unfused goes on unfused (its param groups say so, and an optimizer
-    rebuilt when seeds leave a stack keeps its kind: `same_kernel`), as it began. On a GPU
-    torch's default (foreach) stays, a CPU checkpoint moved there included (`cpu_only_fused`):
-    the fused CUDA kernel was never measured here, and older torch has none."""
+    takes about a third of the time, a 3-seed epoch of the default DAN space 5-17% less
+    (README, "DAN's step on the CPU"). Not bit for bit the unfused loop (the last bit of some
+    weights), but as reproducible; a checkpoint written unfused goes on unfused (its param
+    groups say so, and an optimizer rebuilt when seeds leave a stack keeps its kind:
+    `same_kernel`). On a GPU torch's default (foreach) stays, a CPU checkpoint moved there
+    included (`cpu_only_fused`): the fused CUDA kernel was never measured here."""
     return not sparse and bool(dense) and all(p.device.type == "cpu" and p.dtype.is_floating_point
                                               for p in dense)
 
