@@ -112,8 +112,8 @@ bench-racing: $(VENV)/.installed ## DAN on RT, seeds_policy fixed (K=5) against 
 bench-fused: $(VENV)/.installed ## a 20-trial DAN grid (lr x wd) on RT fused as one model, against seeds stacked a trial and alone: time, parity [TRIALS=20] [EPOCHS=5]
 	$(PY) -m benchmarks.fused --trials $(or $(TRIALS),20) --epochs $(or $(EPOCHS),5) $(ARGS)
 
-sweep-against: $(VENV)/.installed ## the default DAN sweep end to end, this checkout against REV (default 57cfc5b), back to back [TRIALS=12] [ARGS='<overrides>']
-	$(PY) -m benchmarks.sweep_against --rev $(or $(REV),57cfc5b) --trials $(or $(TRIALS),12) $(if $(ARGS),-- $(ARGS))
+sweep-against: $(VENV)/.installed ## the default DAN sweep end to end, this checkout against REV (default 57cfc5b), back to back, and this checkout with WORKERS=1 [TRIALS=12] [ARGS='<overrides>']
+	$(PY) -m benchmarks.sweep_against --rev $(or $(REV),57cfc5b) --trials $(or $(TRIALS),12) --also sweep.workers=1 $(if $(ARGS),-- $(ARGS))
 
 bench-overhead: $(VENV)/.installed ## a sweep's overhead counted: MLflow calls a trial, weight files, git calls, modules imported per command [TRIALS=4]
 	$(PY) -m benchmarks.overhead --trials $(or $(TRIALS),4) $(if $(ARGS),-- $(ARGS))

@@ -6,7 +6,7 @@ search, 3 seeds, RT, the default search space and pruner), with the same sampler
 budget, into a throwaway store; the other revision runs from a `git worktree` with this
 checkout's virtual environment.
 
-    python -m benchmarks.sweep_against --rev 57cfc5b --trials 12 [-- overrides]
+    python -m benchmarks.sweep_against --rev 57cfc5b --trials 12 [--also 'sweep.workers=1'] [-- overrides]
 
 Writes benchmarks/results/sweep-against-<timestamp>.json and prints a Markdown table.
 """
@@ -55,6 +55,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", required=True, help="the git revision to compare against")
     ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--also", action="append", default=[], metavar="OVERRIDES",
+                    help="a further run of this checkout with these overrides added (space-separated), "
+                         "e.g. --also sweep.workers=1; repeatable")
     ap.add_argument("overrides", nargs="*")
     args = ap.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", args.rev], cwd=REPO, check=True,
@@ -68,6 +71,8 @@ def main() -> int:
         try:
             results = {f"{commit} (before)": run(other, args.trials, args.overrides),
                        f"{here} (this checkout)": run(REPO, args.trials, args.overrides)}
+            for extra in args.also:
+                results[f"{here} {extra}"] = run(REPO, args.trials, [*args.overrides, *extra.split()])
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(other)], cwd=REPO,
                            capture_output=True)
@@ -77,15 +82,16 @@ def main() -> int:
              f"{r['seed_epochs']} | {r['seed_epochs_per_s']:.3f} | {r['training_s']:.0f} | "
              f"{r['best_dev']:.4f} |"
              for k, r in results.items()]
-    a, b = results.values()
-    rows.append(f"\nspeed-up in seed-epochs per second: "
-                f"{b['seed_epochs_per_s'] / a['seed_epochs_per_s']:.2f}x; "
-                f"in wall time: {a['wall_s'] / b['wall_s']:.2f}x")
+    a, *others = results.values()
+    for name, b in list(results.items())[1:]:
+        rows.append(f"\n{name} against {commit}: speed-up in seed-epochs per second "
+                    f"{b['seed_epochs_per_s'] / a['seed_epochs_per_s']:.2f}x; "
+                    f"in wall time {a['wall_s'] / b['wall_s']:.2f}x")
     print("\n".join(rows))
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     (RESULTS / f"sweep-against-{stamp}.json").write_text(json.dumps(
-        {"rev": commit, "head": here, "trials": args.trials, "overrides": args.overrides,
+        {"rev": commit, "head": here, "trials": args.trials, "overrides": args.overrides, "also": args.also,
          "results": results}, indent=2) + "\n")
     return 0
 

@@ -66,13 +66,15 @@ def sweep(model: str | None = None, *, data: str | None = None, sampler: str | N
           trials: int | None = None, seeds: int | None = None, workers: int | None = None,
           settings: Mapping[str, Any] | None = None, quiet: bool = False) -> str:
     """Run (or resume) the sweep these values describe and return its study name. With
-    `workers` > 1 the workers are separate processes, as with `make sweep WORKERS=N`. This
+    `workers` > 1 the workers are separate processes, as with `make sweep WORKERS=N`; by
+    default the sweep runs in this process (not `make sweep`'s one worker a core). This
     process then reads denormal floats as zero (models/training/devices.py's
     flush_denormals); call that before your first torch work for the speed it brings."""
     args = overrides(model, data, sampler, trials, seeds, workers, settings)
     cfg = compose_config(args)
     check_sweep_settings(cfg, args)
-    if whole_number(cfg, "sweep.workers", 1) > 1:
+    # in this process unless workers > 1 is asked for: `auto` is the command line's default
+    if cfg.sweep.workers != "auto" and whole_number(cfg, "sweep.workers", 1) > 1:
         cmd = [sys.executable, "-m", "sweeps.sweep", *args]
         proc = subprocess.run(cmd, capture_output=quiet, text=True)
         if proc.returncode != 0:

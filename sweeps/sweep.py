@@ -4,6 +4,10 @@ usage: make sweep MODEL=dan [DATA=rt] [SAMPLER=grid|random|tpe] [TRIALS=N] [SEED
                   [WORKERS=W] [ARGS='<hydra overrides>']
    or: python -m sweeps.sweep model=dan sampler=grid sweep.trials=8 sweep.workers=2 [overrides]
 
+WORKERS (sweep.workers) defaults to auto: one worker process a core of this machine (at
+most 4, one on a GPU), whose progress this process shows as one; WORKERS=1 runs the
+trials in this process.
+
 Workers on several hosts (storage=postgres; the README's "Many machines"):
        make study MODEL=dan ARGS='storage=postgres ...'    # create it once, queue its grid
        make worker STUDY=<name> ARGS='storage=postgres'    # on each host, as many as you like
@@ -24,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import zlib
 from collections.abc import Sequence
 
@@ -39,10 +44,44 @@ from sweeps.core.cli import Args, main_of, whole
 from sweeps.core.redact import redact
 from sweeps.search import neighbours
 from sweeps.search.progress import Progress
+from sweeps.search.relay import Relay, show
+
+# sweep.workers=auto starts at most this many: every worker of a machine writes the same
+# local files (the study's journal, MLflow's SQLite) and holds its own torch and data
+AUTO_WORKERS = 4
+
+
+def cores() -> int:
+    """The cores this process may run on (a container's or a Slurm job's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def worker_threads(cfg, workers: int) -> int:
-    return int(cfg.threads) if cfg.threads else max(1, (os.cpu_count() or 1) // workers)
+    return int(cfg.threads) if cfg.threads else max(1, cores() // workers)
+
+
+def local_workers(cfg, gpu: bool) -> int:
+    """How many worker processes `sweep.workers` asks for. `auto`: $SEEDSWEEP_WORKERS if set;
+    else one on a GPU (the workers would share it); else one a core (`threads` cores each
+    if given), at most AUTO_WORKERS: a small model's step is too short for a second torch
+    thread to pay, while a second trial beside it runs at nearly full speed."""
+    if cfg.sweep.workers != "auto":
+        return whole_number(cfg, "sweep.workers", 1)
+    if given := os.environ.get("SEEDSWEEP_WORKERS"):
+        if not given.isdigit() or int(given) < 1:
+            raise UserError(f"SEEDSWEEP_WORKERS must be a whole number >= 1, not {given!r}.")
+        return int(given)
+    if gpu:
+        return 1
+    return max(1, min(AUTO_WORKERS, cores() // (int(cfg.threads) if cfg.threads else 1)))
+
+
+def on_gpu(device: str) -> bool:
+    import torch
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
 def gpu_for_worker(i: int, device: str, gpus: int, visible: str | None) -> str | None:
@@ -95,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def stopped(_term: bool) -> str:
         sweep, worker, join = state.get("sweep"), state.get("worker"), state.get("join")
+        if worker is not None:  # the sweep that started it says how to resume
+            return f"worker {worker}: stopped; its trial goes back in the queue."
         again = None if sweep is None or worker is not None else (
             worker_command(join, state["local"]) if join else sweep.command)
         return ("\ninterrupted: the study is intact; run the same command to resume"
@@ -105,13 +146,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                    stopped=stopped, sigterm_status=130)
 
 
+def worker_of(parsed: Args) -> tuple[int | None, int]:
+    """`--worker=i/n` (worker i of the n a sweep started; an older `--worker=i`: of
+    sweep.workers) -> (i, n); (None, 0) for a sweep or a `make worker`."""
+    value = parsed.get("worker")
+    if value is None:
+        return None, 0
+    i, _, n = str(value).partition("/")
+    return whole({"worker": i}, "worker"), whole({"worker": n}, "worker") if n else 0
+
+
 def run(parsed: Args, state: dict) -> str | int:
-    worker, join, create_only = whole(parsed, "worker"), parsed.get("join"), bool(parsed.get("create-only"))
+    (worker, of), join, create_only = worker_of(parsed), parsed.get("join"), bool(parsed.get("create-only"))
     if sum((worker is not None, join is not None, create_only)) > 1:
         raise UserError("--worker, --join and --create-only go one at a time.")
     args = parsed.overrides
     state.update(worker=worker, join=join, local=list(args))
-    progress = Progress(tty=False, prefix=f"worker {worker}: ") if worker is not None else Progress()
+    progress = Relay() if worker is not None else Progress()
     if worker is None:  # composing checks the model's values, which loads the registry (torch)
         progress.say("sweep: loading libraries and the config")
     from sweeps.store import worker_id  # optuna: after the first line
@@ -122,7 +173,6 @@ def run(parsed: Args, state: dict) -> str | int:
     check_sweep_settings(cfg, args)
     from sweeps.search.racing import seed_policy
     seed_policy(cfg)  # race with seeds=1, min_seeds > seeds: refused before anything loads
-    workers = 1 if join else whole_number(cfg, "sweep.workers", 1)
     if worker is None:
         progress.say(f"sweep: {cfg.model.name} on {cfg.data.name}, {cfg.sampler.name} search"
                      + (f", joining study {join} as worker {worker_id()}" if join else ""))
@@ -132,6 +182,8 @@ def run(parsed: Args, state: dict) -> str | int:
 
     from sweeps.search.study import Sweep
     from sweeps.search.summary import summary
+    workers = 1 if join else (of or local_workers(cfg, False)) if worker is not None else \
+        local_workers(cfg, on_gpu(str(cfg.device)))
     torch.set_num_threads(worker_threads(cfg, workers))
     index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
     sweep = state["sweep"] = Sweep(args, index, progress=progress, join=join, cfg=cfg)
@@ -139,33 +191,58 @@ def run(parsed: Args, state: dict) -> str | int:
         return (f"study {sweep.name}: {sweep.budget} trials"
                 + (f", {len(sweep.points)} grid points queued" if sweep.grid else "")
                 + f"; start workers on any host with:\n  {worker_command(sweep.name, args)}")
+    if worker is None and workers > 1:  # no more workers than trials left
+        workers = max(1, min(workers, sweep.budget - sweep.done()))
+        torch.set_num_threads(worker_threads(cfg, workers))
     if worker is not None or workers == 1:
         with neighbours.training(torch.get_num_threads(), f"sweep {sweep.name}"):
-            sweep.run()
+            sweep.run(announce=worker is None)
         if worker is not None:
             return 0
     else:  # the study exists and the grid is queued: let the workers run it
-        progress.say(f"study {sweep.name}: starting {workers} worker processes, "
-                     f"{worker_threads(cfg, workers)} torch threads each")
-        procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}", *args],
-                                  env=worker_env(i, str(cfg.device)))
-                 for i in range(workers)]
+        code = run_workers(sweep, workers, args, str(cfg.device), worker_threads(cfg, workers))
+        if code:
+            return code
+    again = worker_command(join, local) if join else sweep.command
+    return (f"{summary(sweep.study, int(cfg.sweep.show_top))}\n"
+            f"Optuna study and MLflow experiment {sweep.name!r} (make ui); rerun or resume with:\n  {again}")
+
+
+def run_workers(sweep, workers: int, args: list[str], device: str, threads: int) -> int:
+    """Run the study in `workers` processes of this machine, their progress shown here as
+    one (sweeps/search/relay.py); 0, or the exit status to end with."""
+    sweep.progress.say(f"study {sweep.name}: {workers} worker processes, {threads} torch "
+                       f"thread{'s' if threads > 1 else ''} each (sweep.workers; WORKERS=1 runs one)")
+    sweep.announce(workers)
+    lock = threading.Lock()
+    procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}/{workers}", *args],
+                              env=worker_env(i, device), stdout=subprocess.PIPE, text=True, bufsize=1,
+                              start_new_session=True)  # a terminal's Ctrl-C reaches this process alone
+             for i in range(workers)]
+    readers = [threading.Thread(target=show, args=(p.stdout, sweep.progress, lock, f"worker {i}"),
+                                daemon=True) for i, p in enumerate(procs)]
+    for r in readers:
+        r.start()
+    try:
         try:
             codes = [p.wait() for p in procs]
-        except KeyboardInterrupt:  # Ctrl-C reached the workers too; a SIGTERM did not
+        except KeyboardInterrupt:  # Ctrl-C or a SIGTERM: each worker is stopped once, as by SIGTERM
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
             for p in procs:
                 p.wait()
             raise
-        if any(codes):
-            print(f"error: worker exit codes {codes}; run the same command to resume:\n"
-                  f"  {sweep.command}", file=sys.stderr)
-            return 1
-    again = worker_command(join, local) if join else sweep.command
-    return (f"{summary(sweep.study, int(cfg.sweep.show_top))}\n"
-            f"Optuna study and MLflow experiment {sweep.name!r} (make ui); rerun or resume with:\n  {again}")
+        finally:
+            for r in readers:
+                r.join()
+    finally:
+        sweep.progress.close()
+    if any(codes):
+        print(f"error: worker exit codes {codes}; run the same command to resume:\n"
+              f"  {sweep.command}", file=sys.stderr)
+        return 75 if 75 in codes else 1
+    return 0
 
 
 if __name__ == "__main__":

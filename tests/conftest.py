@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parents[1]
 # training running beside `make test` does not make the tests' output warn, nor they its.
 MACHINE_TRAININGS = os.environ.get("SEEDSWEEP_TRAININGS")
 os.environ["SEEDSWEEP_TRAININGS"] = tempfile.mkdtemp(prefix="seedsweep-test-trainings-")
+# sweep.workers=auto (the default) means one worker process here: a test's tiny sweep would
+# spend more on starting workers than on its trials. The tests of the default's own path
+# (tests/test_user_paths.py) take this out of their commands' environment.
+os.environ["SEEDSWEEP_WORKERS"] = "1"
 SST_ROOT = REPO.parent / "shared" / "data" / "sst"
 # Places the tests must leave alone: what a user's own sweeps, reports and paper tables
 # wrote in this checkout (an autouse guard below fails a test that creates or changes them).

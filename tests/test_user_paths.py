@@ -258,3 +258,49 @@ def test_a_user_sweeps_resumes_interrupts_reports_and_evaluates(source, tmp_path
     code, out = in_process(f"make final {same} STUDY={name} ARGS={shlex.quote(v['ARGS'])}", capsys)
     assert code == 2, out
     assert "already evaluated 1 time(s)" in out and "Traceback" not in out
+
+
+@pytest.mark.slow
+def test_the_default_sweep_runs_a_worker_a_core_shows_one_progress_and_resumes_after_ctrl_c(tmp_path):
+    """`make sweep MODEL=dan` as it comes (sweep.workers=auto, RT): one worker process a
+    core, one count and ETA for them all; a terminal's Ctrl-C stops every worker once and
+    the printed command resumes. (tests/conftest.py sets SEEDSWEEP_WORKERS=1 for the other
+    tests; it is taken out of this one's environment.)"""
+    from sweeps.sweep import AUTO_WORKERS, cores
+    workers = min(cores(), AUTO_WORKERS)
+    if workers < 2:
+        pytest.skip("this machine has one core: sweep.workers=auto runs one worker here")
+    where = [f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}", f"tracking.artifacts={tmp_path / 'art'}",
+             f"storage.dir={tmp_path / 'optuna'}"]
+    first = (f"make sweep MODEL=dan TRIALS=4 SEEDS=1 "
+             f"ARGS={shlex.quote(' '.join([*MODEL_ARGS['dan'], 'train.max_epochs=2', *where]))}")
+    env = {k: v for k, v in os.environ.items() if k != "SEEDSWEEP_WORKERS"}
+    held = tmp_path / "held"  # the workers' first trials wait at their first epoch until Ctrl-C comes
+    sweep = subprocess.Popen(make_words(first), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True,  # its own group, as a terminal's job
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                             env={**env, faults.MEET_ENV: f"epoch_logged:{held}"})
+    mid = wait_mid_trial(held, sweep)
+    if mid:
+        os.killpg(sweep.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+    out, err = sweep.communicate(timeout=300)
+    assert mid, f"the sweep ended before a trial was seen mid-way:\n{err[-3000:]}"
+    assert f"{workers} worker processes, 1 torch thread each" in out, out
+    assert sweep.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert make_words(printed_command(err, INTERRUPTED_LINE)) == make_words(first)
+    assert "RUNNING" not in states(tmp_path, "dan-rt-random")
+    stopped = [t for t in trials(tmp_path, "dan-rt-random") if t.state == TrialState.FAIL]
+    assert stopped and all(t.user_attrs.get("interrupted") for t in stopped)
+    ran = sum(t.state == TrialState.COMPLETE for t in trials(tmp_path, "dan-rt-random"))
+
+    proc = subprocess.run(make_words(first), cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    # one view: the study said once, one count over all workers, no worker's own start-up lines
+    assert ran <= 2 and f"{min(workers, 4 - ran)} worker processes" in proc.stdout  # both held mid-way
+    assert sum(x.startswith(f"resuming study dan-rt-random: {ran} of 4 trials done") for x in lines) == 1
+    counts = [x.split()[0] for x in lines if x.startswith("[")]
+    assert counts == [f"[{n}/4]" for n in range(ran + 1, 5)], lines
+    assert not [x for x in lines if x.startswith("worker ")], lines
+    done = [t for t in trials(tmp_path, "dan-rt-random") if t.state == TrialState.COMPLETE]
+    assert len(done) == 4

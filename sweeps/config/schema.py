@@ -28,10 +28,14 @@ def device(v: Any) -> str | None:
     return None if ok else "auto, cpu, cuda or cuda:N"
 
 
+def workers(v: Any) -> str | None:
+    return None if v == "auto" or integer(1)(v) is None else "auto or a whole number >= 1"
+
+
 RULES: dict[str, Check] = {
     "seeds": integer(1), "threads": integer(1, optional=True), "device": device,
     "train.vectorize_seeds": one_of("auto", True, False), "train.cuda_graphs": one_of("auto", True, False),
-    "sweep.trials": integer(1), "sweep.workers": integer(1), "sweep.keep_weights": integer(0),
+    "sweep.trials": integer(1), "sweep.workers": workers, "sweep.keep_weights": integer(0),
     "sweep.show_top": integer(0), "sweep.new": boolean, "sweep.min_seeds": integer(1),
     "sweep.seeds_policy": one_of("fixed", "race"), "sweep.race_alpha": number(0, 0.5, low_open=True),
     "sweep.race_delta": number(0, 2),

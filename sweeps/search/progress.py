@@ -114,8 +114,8 @@ class Progress:
         self.trial_seconds: list[float] = []
         self.budget, self.done, self.workers = 0, 0, 1
         self.max_epochs, self.metric = 0, "dev"
-        self.trial_start: float | None = None
-        self.epochs_done, self.epoch_at = 0, 0.0  # of the trial now running; when the last ended
+        # the trials now running (one a worker): number -> [start, epochs done, when the last ended]
+        self.running: dict[int, list[float]] = {}
 
     def say(self, text: str) -> None:
         """A status line, printed at once."""
@@ -161,27 +161,26 @@ class Progress:
                 bar.refresh()
 
     def trial_started(self, number: int) -> None:
-        self.trial_start, self.epochs_done = self.clock(), 0
+        self.running[number] = [self.clock(), 0, 0.0]
 
     def eta_seconds(self) -> float | None:
         """Seconds left for the budget: trials left times the mean trial time (before any
-        trial ended: this trial's time per finished epoch times the epochs a trial may run),
-        less what the running trial has done, shared among the workers. None until anything
-        is known. Between epochs it counts down with the clock."""
+        trial ended: a running trial's time per finished epoch times the epochs a trial may
+        run), less what the running trials have done, shared among the workers. None until
+        anything is known. Between epochs it counts down with the clock."""
         now = self.clock()
-        running = now - self.trial_start if self.trial_start is not None else 0.0
         if self.trial_seconds:
             per_trial = sum(self.trial_seconds) / len(self.trial_seconds)
-        elif self.epochs_done and self.max_epochs and self.trial_start is not None:
-            per_trial = (self.epoch_at - self.trial_start) / self.epochs_done * self.max_epochs
+        elif started := [(epoch_at - start) / epochs * self.max_epochs
+                         for start, epochs, epoch_at in self.running.values() if epochs and self.max_epochs]:
+            per_trial = max(started)
         else:
             return None
         left = max(self.budget - self.done, 0)
         if not left:
             return 0.0
-        current = max(per_trial - running, 0.0) if self.trial_start is not None else per_trial
-        return (current + (left - 1) * per_trial) / self.workers
-
+        running = [max(per_trial - (now - start), 0.0) for start, _, _ in self.running.values()][:left]
+        return (sum(running) + (left - len(running)) * per_trial) / self.workers
     def _clock(self) -> str:
         seconds = self.eta_seconds()
         eta = "?" if seconds is None else duration(seconds)
@@ -190,7 +189,8 @@ class Progress:
     def epoch(self, number: int, epoch: int, seeds: list[int], training: int, mean: float) -> None:
         """Trial `number` finished `epoch`; `training` of its `seeds` go on; `mean`: the seed
         mean of each seed's best dev value so far."""
-        self.epochs_done, self.epoch_at = epoch, self.clock()
+        if number in self.running:
+            self.running[number][1:] = [epoch, self.clock()]
         if self.quiet:
             return
         of = f"/{self.max_epochs}" if self.max_epochs else ""
@@ -201,25 +201,31 @@ class Progress:
         k = len(seeds)
         which = f"seed {seeds[0]}" if k == 1 else "seeds " + " ".join(map(str, seeds))
         how = "best so far" if k == 1 else f"seed mean of bests so far, {training}/{k} training"
-        trial = duration(self.clock() - self.trial_start) if self.trial_start is not None else "?"
+        trial = duration(self.clock() - self.running[number][0]) if number in self.running else "?"
         print(f"{self.prefix}  #{number} epoch {epoch}{of} {which}: {self.metric} {mean:.4f} ({how}), "
               f"{trial} in trial {self._clock()}", file=self.stream, flush=True)
 
-    def trial_finished(self, seconds: float, done: int, text: str, params: str = "") -> None:
-        """One line for a finished trial: `[done/budget] text`, elapsed and ETA, then every
-        parameter (a terminal wraps a long line; a log keeps it whole)."""
+    def trial_finished(self, seconds: float, done: int, text: str, params: str = "",
+                       number: int | None = None) -> None:
+        """One line for trial `number`, finished: `[done/budget] text`, elapsed and ETA, then
+        every parameter (a terminal wraps a long line; a log keeps it whole). `done`: the
+        study's count then; workers' lines may arrive out of order, so the count only grows."""
         self.trial_seconds.append(seconds)
-        self.done, self.trial_start, self.epochs_done = done, None, 0
+        self.done = max(self.done, done)
+        if number is None:
+            self.running.clear()
+        else:
+            self.running.pop(number, None)
         if self.quiet:
             return
         tail = f" | {params}" if params else ""
         if self.bar is not None:
-            self.bar.n = done
+            self.bar.n = self.done
             self.bar.set_postfix_str("", refresh=False)
             self.bar.refresh()
             self.bar.write(f"{self.prefix}{text}{tail}", file=self.stream)
         else:
-            print(f"{self.prefix}[{done}/{self.budget}] {text} {self._clock()}{tail}",
+            print(f"{self.prefix}[{self.done}/{self.budget}] {text} {self._clock()}{tail}",
                   file=self.stream, flush=True)
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
@@ -41,27 +40,13 @@ from sweeps.search.objective import Objective, WorkloadFactory
 from sweeps.search.progress import Progress, abbreviations, short_params
 from sweeps.search.pruning import make_pruner
 from sweeps.search.reconcile import reconcile
+from sweeps.search.samplers import make_sampler
 from sweeps.search.seeds import draw_seeds
 from sweeps.store import ranked
 from sweeps.tracking import seed_runs
 from sweeps.tracking.tracker import Tracker
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
-
-
-def _stream_seed(seed: int, existing: int, worker: int) -> int:
-    """A sampler seed per worker and per resume, so no two streams replay each other."""
-    return int(np.random.SeedSequence([seed, existing, worker]).generate_state(1)[0])
-
-
-def make_sampler(s: DictConfig, existing: int, worker: int) -> optuna.samplers.BaseSampler:
-    seed = _stream_seed(int(s.seed), existing, worker)
-    if s.name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(s.n_startup_trials),
-                                          multivariate=bool(s.multivariate))
-    if s.name in ("random", "grid"):  # grid trials are queued with all their values fixed
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise UserError(f"unknown sampler {s.name!r}; choose one of: grid, random, tpe.")
 
 
 # seconds between the writes of a trial's per-epoch curves to MLflow: a call a run per
@@ -167,8 +152,24 @@ class Sweep:
         return sum(store.counts_toward_budget(t) and t.state.is_finished()
                    for t in self.study.get_trials(deepcopy=False))
 
-    def run(self) -> None:
-        """Claim and run trials until the budget (or the grid) is used up."""
+    def run(self, announce: bool = True) -> None:
+        """Claim and run trials until the budget (or the grid) is used up. `announce`: say
+        what the study is and start the progress (False: a worker whose parent did)."""
+        if announce:
+            self.announce(1)
+        try:
+            while True:
+                trial = self.shared.claim(self.budget, self.grid, self._recovered, self._waiting)
+                if trial is None:
+                    self._reconcile()  # trials recovered on the way may have left runs behind
+                    return
+                faults.point("trial_claimed")
+                self.run_trial(trial)
+        finally:
+            self.progress.close()
+
+    def announce(self, workers: int) -> None:
+        """The study's status lines and legend; the progress starts, for `workers` at once."""
         done = self.done()
         trials = self.study.get_trials(deepcopy=False)
         k = len(self.cfg.seed_list) if self.cfg.seed_list else self.cfg.seeds
@@ -190,19 +191,9 @@ class Sweep:
         if trials:
             self._reconcile()
         self.progress.show_legend(self.abbrev)
-        self.progress.start(max(self.budget, done), done, int(self.cfg.sweep.workers),
+        self.progress.start(max(self.budget, done), done, workers,
                             int(OmegaConf.select(self.cfg, "train.max_epochs", default=0) or 0),
                             f"dev {self.monitor}", past=store.trial_seconds(trials))
-        try:
-            while True:
-                trial = self.shared.claim(self.budget, self.grid, self._recovered, self._waiting)
-                if trial is None:
-                    self._reconcile()  # trials recovered on the way may have left runs behind
-                    return
-                faults.point("trial_claimed")
-                self.run_trial(trial)
-        finally:
-            self.progress.close()
 
     def _waiting(self, running: int) -> None:
         self.progress.say(f"nothing left to claim; waiting for {running} trial(s) of other workers "
@@ -297,4 +288,5 @@ class Sweep:
             best_text += f" | race: {raced[0]} stopped, ~{raced[1]:.0f} seed-epochs saved"
         # a comma before the time: "vs #1 0.775, 53s", not "vs #1 0.775 53s"
         text = f"#{trial.number} {state} {detail}, {seconds:.0f}s | {best_text}"
-        self.progress.trial_finished(seconds, done, text, short_params(trial.params, self.abbrev))
+        self.progress.trial_finished(seconds, done, text, short_params(trial.params, self.abbrev),
+                                     trial.number)

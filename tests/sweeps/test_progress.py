@@ -145,3 +145,91 @@ def test_the_trials_a_resumed_eta_counts_are_those_that_ended_complete_or_pruned
         study.add_trial(trial)
     study.enqueue_trial({"x": 0.2})  # WAITING: not started
     assert trial_seconds(study.get_trials(deepcopy=False)) == [12.0, 30.0]
+
+
+def test_the_eta_of_several_workers_counts_every_trial_they_run():
+    """Two workers' trials run at once: each running trial has done part of its time (one
+    trial start for the whole view took the last one started as the only one running)."""
+    clock, out = Clock(), io.StringIO()
+    progress = Progress(stream=out, tty=False, clock=clock, tick=None)
+    progress.start(budget=6, done=2, workers=2, max_epochs=20, metric="dev accuracy", past=[10.0, 10.0])
+    progress.trial_started(2)
+    clock.now += 4
+    progress.trial_started(3)
+    clock.now += 2  # trial 2 has run 6 s of its 10, trial 3 2 s
+    assert progress.eta_seconds() == pytest.approx((4 + 8 + 2 * 10) / 2)
+    progress.trial_finished(10.0, 3, "#2 COMPLETE", number=2)
+    assert progress.eta_seconds() == pytest.approx((8 + 2 * 10) / 2)  # trial 3 still runs
+
+
+def relayed(worker_events) -> list[str]:
+    """What each worker's Relay writes, one list of lines a worker."""
+    from sweeps.search.relay import Relay
+    lines = []
+    for events in worker_events:
+        out = io.StringIO()
+        relay = Relay(out)
+        for name, *args in events:
+            getattr(relay, name)(*args)
+        lines.append(out.getvalue().splitlines(keepends=True))
+    return lines
+
+
+def test_workers_progress_is_shown_as_one_log_by_the_sweep_that_started_them():
+    import threading
+
+    from sweeps.search.relay import show
+    w0, w1 = relayed([
+        [("say", "loading data (rt) and checking the dan settings"), ("show_legend", {"a.b": "b"}),
+         ("start", 4, 0), ("trial_started", 0), ("epoch", 0, 1, [11, 12], 2, 0.7),
+         ("trial_finished", 9.0, 2, "#0 COMPLETE 0.7000", "lr=0.1", 0)],
+        [("say", "joining study s: 4 trials x 2 seeds"), ("start", 4, 0), ("trial_started", 1),
+         ("trial_finished", 8.0, 1, "#1 PRUNED 0.6000", "lr=0.2", 1),
+         ("say", "nothing left to claim; waiting for 1 trial(s) of other workers")],
+    ])
+    out = io.StringIO()
+    parent = Progress(stream=out, tty=False, clock=Clock(), tick=None)
+    parent.start(budget=4, done=0, workers=2, max_epochs=5, metric="dev accuracy")
+    lock = threading.Lock()
+    # worker 1's lines first: its trial ended before worker 0's, though it counted 1 then
+    show(w1 + ["a warning some library printed\n"], parent, lock, "worker 1")
+    show(w0, parent, lock, "worker 0")
+    lines = out.getvalue().splitlines()
+    # what the parent already said is not repeated; the count only grows; one view
+    assert not [x for x in lines if "loading data" in x or "joining study" in x or x.startswith("params")]
+    assert [x.split()[0] for x in lines if x.startswith("[")] == ["[1/4]", "[2/4]"], lines
+    assert "worker 1: nothing left to claim; waiting for 1 trial(s) of other workers" in lines
+    assert "worker 1: a warning some library printed" in lines
+    (epoch,) = [x for x in lines if "epoch 1/5" in x]
+    assert epoch.startswith("  #0 epoch 1/5 seeds 11 12: dev accuracy 0.7000") and " in trial [" in epoch
+    assert parent.running == {}
+
+
+@pytest.mark.parametrize("cores, threads, gpu, env, expected", [
+    (2, None, False, None, 2),   # this machine: a worker a core, one torch thread each
+    (16, None, False, None, 4),  # at most AUTO_WORKERS
+    (8, 4, False, None, 2),      # threads=4: a worker per 4 cores
+    (1, None, False, None, 1),
+    (8, None, True, None, 1),    # a GPU is not shared among workers
+    (2, None, False, "3", 3),    # $SEEDSWEEP_WORKERS says what auto means here
+])
+def test_sweep_workers_auto_runs_a_worker_a_core(monkeypatch, cores, threads, gpu, env, expected):
+    from sweeps import sweep
+    from sweeps.config.compose import compose_config
+    monkeypatch.setattr(sweep, "cores", lambda: cores)
+    monkeypatch.delenv("SEEDSWEEP_WORKERS", raising=False)
+    if env:
+        monkeypatch.setenv("SEEDSWEEP_WORKERS", env)
+    cfg = compose_config([f"threads={threads}"] if threads else [])
+    assert cfg.sweep.workers == "auto"  # the default
+    assert sweep.local_workers(cfg, gpu) == expected
+    assert sweep.local_workers(compose_config(["sweep.workers=3"]), gpu) == 3  # as given
+
+
+def test_a_bad_seedsweep_workers_is_one_sentence_and_creates_nothing(tmp_path, polarity_csv, monkeypatch,
+                                                                     capsys):
+    monkeypatch.setenv("SEEDSWEEP_WORKERS", "two")
+    assert main(overrides(tmp_path, polarity_csv, "sweep.trials=1")) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: SEEDSWEEP_WORKERS must be a whole number >= 1, not 'two'."
+    assert not [p for p in tmp_path.rglob("*") if p != polarity_csv]

@@ -1,0 +1,72 @@
+"""One view of a sweep run by several worker processes on this machine (`make sweep` with
+sweep.workers > 1, `auto` by default): each worker sends its progress to the sweep that
+started it as marked lines on its stdout (`Relay`), and that sweep shows them through its
+own `Progress` (`show`): one bar on a terminal, one log elsewhere, one count and ETA for
+the whole study. What the parent already said (loading, the study, the legend) the
+workers do not repeat; anything else a worker prints passes through under its name."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TextIO
+
+from sweeps.search.progress import Progress
+
+MARK = "##seedsweep-progress "  # starts a relayed line (JSON follows)
+
+
+class Relay(Progress):
+    """A worker's progress, written for its parent to show (see the module's docstring)."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream, tty=False)
+
+    def _send(self, kind: str, *args: Any) -> None:
+        print(MARK + json.dumps([kind, *args]), file=self.stream, flush=True)
+
+    def say(self, text: str) -> None:
+        self._send("say", text)
+
+    def show_legend(self, abbrev: Mapping[str, str]) -> None:
+        pass  # the parent showed it
+
+    def start(self, budget: int, done: int, workers: int = 1, max_epochs: int = 0,
+              metric: str = "dev", past: Sequence[float] = ()) -> None:
+        self._send("start")
+
+    def trial_started(self, number: int) -> None:
+        self._send("trial_started", number)
+
+    def epoch(self, number: int, epoch: int, seeds: list[int], training: int, mean: float) -> None:
+        self._send("epoch", number, epoch, [int(s) for s in seeds], training, float(mean))
+
+    def trial_finished(self, seconds: float, done: int, text: str, params: str = "",
+                       number: int | None = None) -> None:
+        self._send("trial_finished", seconds, done, text, params, number)
+
+    def close(self) -> None:
+        pass
+
+
+def show(lines: Iterable[str], progress: Progress, lock: threading.Lock, name: str) -> None:
+    """Show a worker's stdout `lines` through the parent's `progress` until they end. Its
+    status lines before its first trial (loading, joining) repeat what the parent said
+    and are left out; its later ones (waiting for another worker's trial) and any line
+    not relayed are shown under `name`."""
+    started = False
+    for line in lines:
+        if not line.startswith(MARK):
+            with lock:
+                progress._write(f"{name}: {line.rstrip()}")
+            continue
+        kind, *args = json.loads(line[len(MARK):])
+        with lock:
+            if kind == "start":
+                started = True
+            elif kind == "say":
+                if started:
+                    progress.say(f"{name}: {args[0]}")
+            elif kind in ("trial_started", "epoch", "trial_finished"):
+                getattr(progress, kind)(*args)
