@@ -1,6 +1,7 @@
 """Named points in a trial's life where a fault-injection test may kill the process:
 with SEEDSWEEP_CRASH_AT=<name> the process SIGKILLs itself there, as a power cut or an
-OOM kill would. Each point sits just before or after one write to Optuna or MLflow."""
+OOM kill would; with SEEDSWEEP_FULL_AT=<name> a write there finds the disk full. Each
+point sits just before or after one write to Optuna or MLflow."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 CRASH_ENV = "SEEDSWEEP_CRASH_AT"
+FULL_ENV = "SEEDSWEEP_FULL_AT"
 # With SEEDSWEEP_MEET_AT=<name>:<folder>, the processes that reach point <name> wait there
 # for one another (a few seconds at most), so a concurrency test makes them overlap for
 # real inside what a lock should keep apart; with the lock, each waits alone and goes on.
@@ -37,6 +39,8 @@ class EnvironmentFailure(Exception):
 def point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(FULL_ENV) == name:
+        raise OSError(errno.ENOSPC, f"No space left on device (injected at {name})")
 
 
 def meet(name: str, processes: int = 2, timeout: float = 5.0) -> None:

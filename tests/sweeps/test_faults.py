@@ -217,3 +217,22 @@ def test_seed_runs_started_beside_a_build_that_fails_are_ended(tmp_path, polarit
     assert len(children) == 2 and {c.info.status for c in children} == {status}
     run = tracker.get_run(parent)  # the parent run ends too, with what it was sent
     assert run.info.status == status and run.data.params == {"lr": "0.1"}
+
+
+@pytest.mark.slow
+def test_a_full_disk_in_a_worker_ends_the_sweep_with_75_and_the_same_command_resumes(tmp_path, polarity_csv):
+    """With workers (sweep.workers=auto's default on several cores) the sweep once ended
+    with exit 1 where a worker met an environment failure; it is 75, resumable, as alone."""
+    args = overrides(tmp_path, polarity_csv, "sampler=grid", "seeds=1", "train.max_epochs=2")
+    env = {**os.environ, "SEEDSWEEP_WORKERS": "2"}
+    full = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, capture_output=True,
+                          env={**env, faults.FULL_ENV: "epoch_logged"}, text=True, timeout=300)
+    assert "2 worker processes" in full.stdout, full.stdout
+    assert full.returncode == 75, full.stderr[-2000:]
+    assert "no space left on device" in full.stderr.lower() and "Traceback" not in full.stderr
+    assert "run the same command to resume" in full.stderr
+    again = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, capture_output=True,
+                           env=env, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(load(tmp_path, STUDY).get_trials(states=(TrialState.COMPLETE,))) == 4
+    agree(tmp_path)
