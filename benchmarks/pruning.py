@@ -41,7 +41,7 @@ def start_arm(arm: str, trials: int, folder: Path, extra: list[str]) -> subproce
     cmd = [sys.executable, "-m", "sweeps.sweep", "model=dan", f"sweep.trials={trials}", f"pruner={arm}",
            "seed_list=[11,22,33]", "sweep.study_name=bench", f"storage.dir={folder / 'optuna'}",
            f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifacts={folder / 'art'}",
-           *extra]
+           "sweep.workers=1", *extra]  # one process an arm, as when this bench was made
     return subprocess.Popen(cmd, stdout=open(folder / "sweep.log", "w"), stderr=subprocess.STDOUT)
 
 

@@ -50,7 +50,8 @@ def start(arm: str, sampler_seed: int, args, folder: Path, extra: list[str]) -> 
            f"sampler.seed={sampler_seed}", f"sweep.trials={args.trials}", f"seed_list=[{seeds}]",
            f"sweep.seeds_policy={arm}", f"train.max_epochs={args.max_epochs}", "sweep.study_name=bench",
            f"storage.dir={folder / 'optuna'}", f"tracking.uri=sqlite:///{folder / 'mlflow.db'}",
-           f"tracking.artifacts={folder / 'art'}", "threads=1", *extra]
+           f"tracking.artifacts={folder / 'art'}", "threads=1",
+           "sweep.workers=1", *extra]  # the two arms run side by side, one process each
     return subprocess.Popen(cmd, stdout=open(folder / "sweep.log", "w"), stderr=subprocess.STDOUT)
 
 

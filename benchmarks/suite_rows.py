@@ -178,7 +178,8 @@ def row_sweep(device: str, quick: bool, trials: int | None = None) -> dict:
         cmd = [sys.executable, "-m", "sweeps.sweep", "model=dan", f"sweep.trials={trials}",
                f"sweep.study_name={name}", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
                f"tracking.artifacts={tmp}/art", f"storage.dir={tmp}",  # the default: a journal file
-               f"device={device}", "sampler.seed=0"]
+               f"device={device}", "sampler.seed=0",
+               "sweep.workers=1"]  # trials one after another: each one's own overhead is timed
         start = time.perf_counter()
         subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - start

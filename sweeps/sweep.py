@@ -187,6 +187,7 @@ def run(parsed: Args, state: dict) -> str | int:
     torch.set_num_threads(worker_threads(cfg, workers))
     index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
     sweep = state["sweep"] = Sweep(args, index, progress=progress, join=join, cfg=cfg)
+    sweep.local_workers = worker is not None
     if create_only:
         return (f"study {sweep.name}: {sweep.budget} trials"
                 + (f", {len(sweep.points)} grid points queued" if sweep.grid else "")
@@ -209,24 +210,27 @@ def run(parsed: Args, state: dict) -> str | int:
 
 
 def run_workers(sweep, workers: int, args: list[str], device: str, threads: int) -> int:
-    """Run the study in `workers` processes of this machine, their progress shown here as
-    one (sweeps/search/relay.py); 0, or the exit status to end with."""
-    sweep.progress.say(f"study {sweep.name}: {workers} worker processes, {threads} torch "
-                       f"thread{'s' if threads > 1 else ''} each (sweep.workers; WORKERS=1 runs one)")
+    """Run the study in `workers` processes of this machine: this one (worker 0, whose
+    imports and data are already loaded) and workers - 1 started beside it, whose progress
+    this one shows with its own (sweeps/search/relay.py); 0, or the exit status to end with."""
+    sweep.progress.say(f"{workers} worker processes (this one and {workers - 1} more), {threads} torch "
+                       f"thread{'s' if threads > 1 else ''} each; WORKERS=1 runs one")
     sweep.announce(workers)
-    lock = threading.Lock()
+    sweep.local_workers = True
     procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}/{workers}", *args],
                               env=worker_env(i, device), stdout=subprocess.PIPE, text=True, bufsize=1,
                               start_new_session=True)  # a terminal's Ctrl-C reaches this process alone
-             for i in range(workers)]
-    readers = [threading.Thread(target=show, args=(p.stdout, sweep.progress, lock, f"worker {i}"),
-                                daemon=True) for i, p in enumerate(procs)]
+             for i in range(1, workers)]
+    readers = [threading.Thread(target=show, args=(p.stdout, sweep.progress, f"worker {i}"), daemon=True)
+               for i, p in enumerate(procs, start=1)]
     for r in readers:
         r.start()
     try:
         try:
+            with neighbours.training(threads, f"sweep {sweep.name}"):
+                sweep.run(announce=False)
             codes = [p.wait() for p in procs]
-        except KeyboardInterrupt:  # Ctrl-C or a SIGTERM: each worker is stopped once, as by SIGTERM
+        except BaseException:  # Ctrl-C, a SIGTERM, a full disk: each worker is stopped once, by SIGTERM
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)

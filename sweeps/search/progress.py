@@ -8,6 +8,7 @@ parameter. Status lines fit 100 columns; epoch and trial lines say all they hold
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -101,6 +102,17 @@ class _Bar(tqdm):
         return d
 
 
+def _locked(method):
+    """One call at a time: a sweep's own trials and the lines its workers relay
+    (sweeps/search/relay.py) come from different threads. The clock's thread takes no
+    lock (tqdm's own, taken while this one is held, would deadlock against it)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
 class Progress:
     def __init__(self, stream: TextIO | None = None, tty: bool | None = None, quiet: bool = False,
                  prefix: str = "", clock: Callable[[], float] = time.time, tick: float | None = TICK):
@@ -110,6 +122,7 @@ class Progress:
         self.bar: _Bar | None = None
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._lock = threading.RLock()
         self.start_time = clock()
         self.trial_seconds: list[float] = []
         self.budget, self.done, self.workers = 0, 0, 1
@@ -117,12 +130,14 @@ class Progress:
         # the trials now running (one a worker): number -> [start, epochs done, when the last ended]
         self.running: dict[int, list[float]] = {}
 
-    def say(self, text: str) -> None:
-        """A status line, printed at once."""
+    @_locked
+    def say(self, text: str, clipped: bool = True) -> None:
+        """A status line, printed at once (`clipped`: to the status lines' width)."""
         if self.quiet:
             return
-        self._write(clip(self.prefix + text))
+        self._write(clip(self.prefix + text) if clipped else self.prefix + text)
 
+    @_locked
     def show_legend(self, abbrev: Mapping[str, str]) -> None:
         """The legend of the parameters' short names, whole however long."""
         if not self.quiet:
@@ -160,6 +175,7 @@ class Progress:
             if bar is not None:
                 bar.refresh()
 
+    @_locked
     def trial_started(self, number: int) -> None:
         self.running[number] = [self.clock(), 0, 0.0]
 
@@ -168,24 +184,25 @@ class Progress:
         trial ended: a running trial's time per finished epoch times the epochs a trial may
         run), less what the running trials have done, shared among the workers. None until
         anything is known. Between epochs it counts down with the clock."""
-        now = self.clock()
+        now, now_running = self.clock(), list(self.running.values())  # a copy: other threads add to it
         if self.trial_seconds:
             per_trial = sum(self.trial_seconds) / len(self.trial_seconds)
         elif started := [(epoch_at - start) / epochs * self.max_epochs
-                         for start, epochs, epoch_at in self.running.values() if epochs and self.max_epochs]:
+                         for start, epochs, epoch_at in now_running if epochs and self.max_epochs]:
             per_trial = max(started)
         else:
             return None
         left = max(self.budget - self.done, 0)
         if not left:
             return 0.0
-        running = [max(per_trial - (now - start), 0.0) for start, _, _ in self.running.values()][:left]
+        running = [max(per_trial - (now - start), 0.0) for start, _, _ in now_running][:left]
         return (sum(running) + (left - len(running)) * per_trial) / self.workers
     def _clock(self) -> str:
         seconds = self.eta_seconds()
         eta = "?" if seconds is None else duration(seconds)
         return f"[{duration(self.clock() - self.start_time)}, ETA {eta}]"
 
+    @_locked
     def epoch(self, number: int, epoch: int, seeds: list[int], training: int, mean: float) -> None:
         """Trial `number` finished `epoch`; `training` of its `seeds` go on; `mean`: the seed
         mean of each seed's best dev value so far."""
@@ -205,6 +222,7 @@ class Progress:
         print(f"{self.prefix}  #{number} epoch {epoch}{of} {which}: {self.metric} {mean:.4f} ({how}), "
               f"{trial} in trial {self._clock()}", file=self.stream, flush=True)
 
+    @_locked
     def trial_finished(self, seconds: float, done: int, text: str, params: str = "",
                        number: int | None = None) -> None:
         """One line for trial `number`, finished: `[done/budget] text`, elapsed and ETA, then
@@ -228,6 +246,7 @@ class Progress:
             print(f"{self.prefix}[{self.done}/{self.budget}] {text} {self._clock()}{tail}",
                   file=self.stream, flush=True)
 
+    @_locked
     def close(self) -> None:
         self._stop.set()
         if self._ticker is not None:

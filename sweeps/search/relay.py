@@ -8,7 +8,6 @@ workers do not repeat; anything else a worker prints passes through under its na
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
@@ -26,7 +25,7 @@ class Relay(Progress):
     def _send(self, kind: str, *args: Any) -> None:
         print(MARK + json.dumps([kind, *args]), file=self.stream, flush=True)
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, clipped: bool = True) -> None:
         self._send("say", text)
 
     def show_legend(self, abbrev: Mapping[str, str]) -> None:
@@ -50,23 +49,22 @@ class Relay(Progress):
         pass
 
 
-def show(lines: Iterable[str], progress: Progress, lock: threading.Lock, name: str) -> None:
-    """Show a worker's stdout `lines` through the parent's `progress` until they end. Its
-    status lines before its first trial (loading, joining) repeat what the parent said
-    and are left out; its later ones (waiting for another worker's trial) and any line
-    not relayed are shown under `name`."""
+def show(lines: Iterable[str], progress: Progress, name: str) -> None:
+    """Show a worker's stdout `lines` through the parent's `progress` (which the parent's
+    own trials and other workers' lines use at the same time) until they end. Its status
+    lines before its first trial (loading, joining) repeat what the parent said and are
+    left out; its later ones (waiting for another worker's trial) and any line not
+    relayed are shown under `name`."""
     started = False
     for line in lines:
         if not line.startswith(MARK):
-            with lock:
-                progress._write(f"{name}: {line.rstrip()}")
+            progress.say(f"{name}: {line.rstrip()}", clipped=False)
             continue
         kind, *args = json.loads(line[len(MARK):])
-        with lock:
-            if kind == "start":
-                started = True
-            elif kind == "say":
-                if started:
-                    progress.say(f"{name}: {args[0]}")
-            elif kind in ("trial_started", "epoch", "trial_finished"):
-                getattr(progress, kind)(*args)
+        if kind == "start":
+            started = True
+        elif kind == "say":
+            if started:
+                progress.say(f"{name}: {args[0]}")
+        elif kind in ("trial_started", "epoch", "trial_finished"):
+            getattr(progress, kind)(*args)

@@ -89,6 +89,7 @@ class Sweep:
         self.identity = study_identity(cfg, self.params, f"dev_{self.monitor} ({self.direction})")
         self.name = join or store.study_name(cfg, self.identity.fingerprint)
         self.joined = join is not None  # a `make worker`: the budget is the maker's
+        self.local_workers = False  # one of a sweep's worker processes on this machine
         self.command = make_command(self.overrides, cfg.model.name, self.name if cfg.sweep.new else None)
         self.tracker.experiment = self.name
         self.objective.command = self.command
@@ -154,7 +155,8 @@ class Sweep:
 
     def run(self, announce: bool = True) -> None:
         """Claim and run trials until the budget (or the grid) is used up. `announce`: say
-        what the study is and start the progress (False: a worker whose parent did)."""
+        what the study is, start the progress and close it at the end (False: the caller
+        does, as a sweep running its trials beside workers of its own)."""
         if announce:
             self.announce(1)
         try:
@@ -166,7 +168,8 @@ class Sweep:
                 faults.point("trial_claimed")
                 self.run_trial(trial)
         finally:
-            self.progress.close()
+            if announce:
+                self.progress.close()
 
     def announce(self, workers: int) -> None:
         """The study's status lines and legend; the progress starts, for `workers` at once."""
@@ -196,6 +199,8 @@ class Sweep:
                             f"dev {self.monitor}", past=store.trial_seconds(trials))
 
     def _waiting(self, running: int) -> None:
+        if self.local_workers:  # one view of them all shows those trials running
+            return
         self.progress.say(f"nothing left to claim; waiting for {running} trial(s) of other workers "
                           "(one that dies is failed and run again)")
 

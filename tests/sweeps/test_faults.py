@@ -227,7 +227,7 @@ def test_a_full_disk_in_a_worker_ends_the_sweep_with_75_and_the_same_command_res
     env = {**os.environ, "SEEDSWEEP_WORKERS": "2"}
     full = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, capture_output=True,
                           env={**env, faults.FULL_ENV: "epoch_logged"}, text=True, timeout=300)
-    assert "2 worker processes" in full.stdout, full.stdout
+    assert "2 worker processes (this one and 1 more)" in full.stdout, full.stdout
     assert full.returncode == 75, full.stderr[-2000:]
     assert "no space left on device" in full.stderr.lower() and "Traceback" not in full.stderr
     assert "run the same command to resume" in full.stderr

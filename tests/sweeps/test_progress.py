@@ -176,8 +176,6 @@ def relayed(worker_events) -> list[str]:
 
 
 def test_workers_progress_is_shown_as_one_log_by_the_sweep_that_started_them():
-    import threading
-
     from sweeps.search.relay import show
     w0, w1 = relayed([
         [("say", "loading data (rt) and checking the dan settings"), ("show_legend", {"a.b": "b"}),
@@ -190,10 +188,9 @@ def test_workers_progress_is_shown_as_one_log_by_the_sweep_that_started_them():
     out = io.StringIO()
     parent = Progress(stream=out, tty=False, clock=Clock(), tick=None)
     parent.start(budget=4, done=0, workers=2, max_epochs=5, metric="dev accuracy")
-    lock = threading.Lock()
     # worker 1's lines first: its trial ended before worker 0's, though it counted 1 then
-    show(w1 + ["a warning some library printed\n"], parent, lock, "worker 1")
-    show(w0, parent, lock, "worker 0")
+    show(w1 + ["a warning some library printed\n"], parent, "worker 1")
+    show(w0, parent, "worker 0")
     lines = out.getvalue().splitlines()
     # what the parent already said is not repeated; the count only grows; one view
     assert not [x for x in lines if "loading data" in x or "joining study" in x or x.startswith("params")]

@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from sweeps.core import faults
 from sweeps.core.records import MLFLOW_RUN_ID, TRIAL_STATE
 from sweeps.search.study import Sweep
 from sweeps.sweep import main
@@ -246,8 +247,11 @@ def test_sigkill_mid_trial_then_resume_completes_the_budget(tmp_path):
 
 @pytest.mark.slow
 def test_two_workers_run_each_grid_point_exactly_once(tmp_path, polarity_csv):
+    # the sweep's own process is worker 0 and may run every tiny trial before the worker it
+    # started has loaded; their first trials meet at their first epoch (sweeps/core/faults.py)
     proc = subprocess.run(sweep_cmd(tmp_path, polarity_csv, "sampler=grid", "sweep.workers=2"),
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, faults.MEET_ENV: f"epoch_logged:{tmp_path / 'met'}"})
     assert proc.returncode == 0, proc.stderr
     assert "database is locked" not in proc.stderr
     study = load(tmp_path, "dan-csv-grid")
