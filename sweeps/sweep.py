@@ -44,7 +44,7 @@ from sweeps.core.cli import Args, main_of, whole
 from sweeps.core.redact import redact
 from sweeps.search import neighbours
 from sweeps.search.progress import Progress
-from sweeps.search.relay import Relay, show
+from sweeps.search.relay import Relay, die_with_parent, show
 
 # sweep.workers=auto starts at most this many: every worker of a machine writes the same
 # local files (the study's journal, MLflow's SQLite) and holds its own torch and data
@@ -217,9 +217,11 @@ def run_workers(sweep, workers: int, args: list[str], device: str, threads: int)
                        f"thread{'s' if threads > 1 else ''} each; WORKERS=1 runs one")
     sweep.announce(workers)
     sweep.local_workers = True
+    dies_with_this = die_with_parent()
     procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}/{workers}", *args],
                               env=worker_env(i, device), stdout=subprocess.PIPE, text=True, bufsize=1,
-                              start_new_session=True)  # a terminal's Ctrl-C reaches this process alone
+                              start_new_session=True,  # a terminal's Ctrl-C reaches this process alone
+                              preexec_fn=dies_with_this)
              for i in range(1, workers)]
     readers = [threading.Thread(target=show, args=(p.stdout, sweep.progress, f"worker {i}"), daemon=True)
                for i, p in enumerate(procs, start=1)]

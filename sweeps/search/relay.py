@@ -8,7 +8,8 @@ workers do not repeat; anything else a worker prints passes through under its na
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import signal
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
 from sweeps.search.progress import Progress
@@ -23,7 +24,10 @@ class Relay(Progress):
         super().__init__(stream, tty=False)
 
     def _send(self, kind: str, *args: Any) -> None:
-        print(MARK + json.dumps([kind, *args]), file=self.stream, flush=True)
+        try:
+            print(MARK + json.dumps([kind, *args]), file=self.stream, flush=True)
+        except BrokenPipeError:  # the parent is gone; its death's SIGTERM (die_with_parent) follows
+            pass
 
     def say(self, text: str, clipped: bool = True) -> None:
         self._send("say", text)
@@ -49,6 +53,20 @@ class Relay(Progress):
         pass
 
 
+def die_with_parent() -> Callable[[], None] | None:
+    """A Popen preexec_fn for a worker: SIGTERM it when the sweep that started it dies,
+    however (a kill, a closed terminal), so its trial goes back in the queue rather than
+    running on unseen. Linux's prctl, found here rather than in the forked child (where
+    loading a library could wait on a lock another thread held); None elsewhere, where a
+    worker outlives its parent's SIGKILL."""
+    try:
+        import ctypes
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def show(lines: Iterable[str], progress: Progress, name: str) -> None:
     """Show a worker's stdout `lines` through the parent's `progress` (which the parent's
     own trials and other workers' lines use at the same time) until they end. Its status
@@ -56,15 +74,17 @@ def show(lines: Iterable[str], progress: Progress, name: str) -> None:
     left out; its later ones (waiting for another worker's trial) and any line not
     relayed are shown under `name`."""
     started = False
-    for line in lines:
-        if not line.startswith(MARK):
+    for line in lines:  # read to the end whatever comes: a worker never blocks on a full pipe
+        try:
+            kind, *args = json.loads(line[len(MARK):]) if line.startswith(MARK) else ("line", line)
+            if kind == "start":
+                started = True
+            elif kind == "say":
+                if started:
+                    progress.say(f"{name}: {args[0]}")
+            elif kind in ("trial_started", "epoch", "trial_finished"):
+                getattr(progress, kind)(*args)
+            else:
+                progress.say(f"{name}: {line.rstrip()}", clipped=False)
+        except Exception:  # noqa: BLE001 - a line cut short, or of another version: shown as it is
             progress.say(f"{name}: {line.rstrip()}", clipped=False)
-            continue
-        kind, *args = json.loads(line[len(MARK):])
-        if kind == "start":
-            started = True
-        elif kind == "say":
-            if started:
-                progress.say(f"{name}: {args[0]}")
-        elif kind in ("trial_started", "epoch", "trial_finished"):
-            getattr(progress, kind)(*args)

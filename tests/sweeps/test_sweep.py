@@ -298,3 +298,36 @@ def test_resuming_a_study_with_another_search_space_is_an_error(tmp_path, polari
     assert main(other) == 2
     err = capsys.readouterr().err
     assert "was created with other settings" in err and "search space: model.activation now searched" in err
+
+
+@pytest.mark.slow
+def test_a_worker_whose_sweep_is_killed_puts_its_trial_back_and_stops(tmp_path, polarity_csv):
+    """The workers a sweep starts run in their own process group (a terminal's Ctrl-C goes
+    to the sweep, which stops each once): when the sweep itself is killed, each is sent a
+    SIGTERM (PR_SET_PDEATHSIG) rather than running on unseen and failing its trial on the
+    closed pipe of its progress."""
+    met = tmp_path / "met"
+    proc = subprocess.Popen(sweep_cmd(tmp_path, polarity_csv, *SLOW_TRIALS, "sweep.workers=2"), cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, faults.MEET_ENV: f"epoch_logged:{met}"})
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(met.glob("*"))) < 2:
+        time.sleep(0.1)
+    pids = {int(p.name) for p in met.glob("*")}
+    assert len(pids) == 2 and proc.pid in pids, pids  # both mid-way through their first trial
+    (worker,) = pids - {proc.pid}
+    proc.kill()
+    proc.wait()
+    while time.time() < deadline:
+        try:  # gone, or a zombie no one has reaped yet
+            if Path(f"/proc/{worker}/stat").read_text().split(")")[-1].split()[0] == "Z":
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker ran on after its sweep was killed")
+    study = load(tmp_path, "dan-csv-grid")
+    (mine,) = [t for t in study.trials if t.user_attrs.get("worker", "").endswith(f":{worker}")]
+    assert mine.state == TrialState.FAIL and mine.user_attrs.get("interrupted"), mine
