@@ -71,8 +71,8 @@ def show(lines: Iterable[str], progress: Progress, name: str) -> None:
     """Show a worker's stdout `lines` through the parent's `progress` (which the parent's
     own trials and other workers' lines use at the same time) until they end. Its status
     lines before its first trial (loading, joining) repeat what the parent said and are
-    left out; its later ones (waiting for another worker's trial) and any line not
-    relayed are shown under `name`."""
+    left out; its later ones (e.g. MLflow brought in line with the study) and any line
+    not relayed are shown under `name`."""
     started = False
     for line in lines:  # read to the end whatever comes: a worker never blocks on a full pipe
         try:
