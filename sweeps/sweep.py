@@ -40,6 +40,7 @@ from sweeps.config.compose import (
     stop_on_sigterm,
     whole_number,
 )
+from sweeps.core import faults
 from sweeps.core.cli import Args, main_of, whole
 from sweeps.core.redact import redact
 from sweeps.search import neighbours
@@ -66,8 +67,9 @@ def worker_threads(cfg, workers: int) -> int:
 def local_workers(cfg, gpu: bool) -> int:
     """How many worker processes `sweep.workers` asks for. `auto`: $SEEDSWEEP_WORKERS if set;
     else one on a GPU (the workers would share it); else one a core (`threads` cores each
-    if given), at most AUTO_WORKERS: a small model's step is too short for a second torch
-    thread to pay, while a second trial beside it runs at nearly full speed."""
+    if given), at most AUTO_WORKERS (which share the cores as torch threads): a small
+    model's step is too short for a second torch thread to pay, while a second trial
+    beside it runs at nearly full speed."""
     if cfg.sweep.workers != "auto":
         return whole_number(cfg, "sweep.workers", 1)
     if given := os.environ.get("SEEDSWEEP_WORKERS"):
@@ -182,7 +184,9 @@ def run(parsed: Args, state: dict) -> str | int:
 
     from sweeps.search.study import Sweep
     from sweeps.search.summary import summary
-    workers = 1 if join else (of or local_workers(cfg, False)) if worker is not None else \
+    if worker is not None:
+        faults.ROLE = "worker"
+    workers = 1 if join or create_only else (of or local_workers(cfg, False)) if worker is not None else \
         local_workers(cfg, on_gpu(str(cfg.device)))
     torch.set_num_threads(worker_threads(cfg, workers))
     index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
@@ -209,10 +213,15 @@ def run(parsed: Args, state: dict) -> str | int:
             f"Optuna study and MLflow experiment {sweep.name!r} (make ui); rerun or resume with:\n  {again}")
 
 
+class WorkerEnded(Exception):
+    """A worker this sweep started ended before the study did (its own error above)."""
+
+
 def run_workers(sweep, workers: int, args: list[str], device: str, threads: int) -> int:
     """Run the study in `workers` processes of this machine: this one (worker 0, whose
     imports and data are already loaded) and workers - 1 started beside it, whose progress
-    this one shows with its own (sweeps/search/relay.py); 0, or the exit status to end with."""
+    this one shows with its own (sweeps/search/relay.py). A worker that ends with an error
+    stops the sweep before its next trial. 0, or the exit status to end with."""
     sweep.progress.say(f"{workers} worker processes (this one and {workers - 1} more), {threads} torch "
                        f"thread{'s' if threads > 1 else ''} each; WORKERS=1 runs one")
     sweep.announce(workers)
@@ -220,25 +229,31 @@ def run_workers(sweep, workers: int, args: list[str], device: str, threads: int)
     dies_with_this = die_with_parent()
     procs = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep", f"--worker={i}/{workers}", *args],
                               env=worker_env(i, device), stdout=subprocess.PIPE, text=True, bufsize=1,
-                              start_new_session=True,  # a terminal's Ctrl-C reaches this process alone
-                              preexec_fn=dies_with_this)
+                              errors="replace", preexec_fn=dies_with_this,
+                              start_new_session=True)  # a terminal's Ctrl-C reaches this process alone
              for i in range(1, workers)]
     readers = [threading.Thread(target=show, args=(p.stdout, sweep.progress, f"worker {i}"), daemon=True)
                for i, p in enumerate(procs, start=1)]
     for r in readers:
         r.start()
+
+    def check() -> None:
+        if any(p.poll() not in (None, 0) for p in procs):
+            raise WorkerEnded
+
+    sweep.before_claim = check
     try:
         try:
             with neighbours.training(threads, f"sweep {sweep.name}"):
                 sweep.run(announce=False)
             codes = [p.wait() for p in procs]
-        except BaseException:  # Ctrl-C, a SIGTERM, a full disk: each worker is stopped once, by SIGTERM
+        except BaseException as e:  # Ctrl-C, a SIGTERM, a full disk: each worker is stopped once, by SIGTERM
             for p in procs:
                 if p.poll() is None:
                     p.send_signal(signal.SIGTERM)
-            for p in procs:
-                p.wait()
-            raise
+            codes = [p.wait() for p in procs]
+            if not isinstance(e, WorkerEnded):
+                raise
         finally:
             for r in readers:
                 r.join()

@@ -94,6 +94,9 @@ def whole(args: Args, name: str) -> int | None:
 
 
 def _terminated(signum, frame) -> None:
+    # the first SIGTERM stops; later ones (a scheduler signals every process of a job, and a
+    # sweep its workers too) would cut short the stopping that puts a trial back in the queue
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt("SIGTERM")
 
 

@@ -1,7 +1,8 @@
 """Named points in a trial's life where a fault-injection test may kill the process:
 with SEEDSWEEP_CRASH_AT=<name> the process SIGKILLs itself there, as a power cut or an
-OOM kill would; with SEEDSWEEP_FULL_AT=<name> a write there finds the disk full. Each
-point sits just before or after one write to Optuna or MLflow."""
+OOM kill would; with SEEDSWEEP_FULL_AT=<name> a write there finds the disk full
+(<name>@worker: only in the worker processes a sweep started). Each point sits just
+before or after one write to Optuna or MLflow."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 CRASH_ENV = "SEEDSWEEP_CRASH_AT"
 FULL_ENV = "SEEDSWEEP_FULL_AT"
+ROLE = "sweep"  # "worker" in a worker process a sweep started (sweeps/sweep.py)
 # With SEEDSWEEP_MEET_AT=<name>:<folder>, the processes that reach point <name> wait there
 # for one another (a few seconds at most), so a concurrency test makes them overlap for
 # real inside what a lock should keep apart; with the lock, each waits alone and goes on.
@@ -39,7 +41,7 @@ class EnvironmentFailure(Exception):
 def point(name: str) -> None:
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
-    if os.environ.get(FULL_ENV) == name:
+    if os.environ.get(FULL_ENV) in (name, f"{name}@{ROLE}"):
         raise OSError(errno.ENOSPC, f"No space left on device (injected at {name})")
 
 

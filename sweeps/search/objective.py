@@ -116,8 +116,8 @@ class Objective:
                     trial.report(mean, epoch)
                 if self.on_epoch is not None:
                     self.on_epoch(trial.number, epoch, look_seeds, sum(not t.done for t in trainers), mean)
-                faults.point("epoch_logged")
                 faults.meet("epoch_logged", timeout=30.0)  # tests: a trial held mid-way, on cue
+                faults.point("epoch_logged")
                 pruned = look == 0 and trial.should_prune()
                 return pruned or (self.stop is not None and self.stop.stagnant(means, maximize))
             return hook

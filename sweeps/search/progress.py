@@ -196,7 +196,15 @@ class Progress:
         if not left:
             return 0.0
         running = [max(per_trial - (now - start), 0.0) for start, _, _ in now_running][:left]
-        return (sum(running) + (left - len(running)) * per_trial) / self.workers
+        # shared among the workers, but never less than the longest running trial has left
+        shared = (sum(running) + (left - len(running)) * per_trial) / self.workers
+        return max(max(running, default=0.0), shared)
+
+    @_locked
+    def forget(self, numbers: set[int]) -> None:
+        """Trials a worker that ended (killed, failed) will never report finished."""
+        for n in numbers:
+            self.running.pop(n, None)
     def _clock(self) -> str:
         seconds = self.eta_seconds()
         eta = "?" if seconds is None else duration(seconds)

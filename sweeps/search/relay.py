@@ -73,18 +73,26 @@ def show(lines: Iterable[str], progress: Progress, name: str) -> None:
     lines before its first trial (loading, joining) repeat what the parent said and are
     left out; its later ones (e.g. MLflow brought in line with the study) and any line
     not relayed are shown under `name`."""
-    started = False
+    started, mine = False, set()
     for line in lines:  # read to the end whatever comes: a worker never blocks on a full pipe
         try:
             kind, *args = json.loads(line[len(MARK):]) if line.startswith(MARK) else ("line", line)
-            if kind == "start":
+            if kind in ("start", "trial_started"):  # a worker a sweep started announces nothing
                 started = True
-            elif kind == "say":
+            if kind == "say":
                 if started:
                     progress.say(f"{name}: {args[0]}")
             elif kind in ("trial_started", "epoch", "trial_finished"):
                 getattr(progress, kind)(*args)
-            else:
+                if kind == "trial_started":
+                    mine.add(args[0])
+                elif kind == "trial_finished" and args[4] is not None:
+                    mine.discard(args[4])
+            elif kind != "start":
                 progress.say(f"{name}: {line.rstrip()}", clipped=False)
         except Exception:  # noqa: BLE001 - a line cut short, or of another version: shown as it is
-            progress.say(f"{name}: {line.rstrip()}", clipped=False)
+            try:
+                progress.say(f"{name}: {line.rstrip()}", clipped=False)
+            except Exception:  # noqa: BLE001 - this process's own output is gone: drain on
+                pass
+    progress.forget(mine)  # a worker that died mid-trial never says it ended

@@ -4,7 +4,7 @@ runs them over K seeds and records them in Optuna and MLflow."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import optuna
@@ -90,6 +90,7 @@ class Sweep:
         self.name = join or store.study_name(cfg, self.identity.fingerprint)
         self.joined = join is not None  # a `make worker`: the budget is the maker's
         self.local_workers = False  # one of a sweep's worker processes on this machine
+        self.before_claim: Callable[[], None] = lambda: None  # may raise to stop before a trial
         self.command = make_command(self.overrides, cfg.model.name, self.name if cfg.sweep.new else None)
         self.tracker.experiment = self.name
         self.objective.command = self.command
@@ -161,6 +162,7 @@ class Sweep:
             self.announce(1)
         try:
             while True:
+                self.before_claim()
                 trial = self.shared.claim(self.budget, self.grid, self._recovered, self._waiting)
                 if trial is None:
                     self._reconcile()  # trials recovered on the way may have left runs behind

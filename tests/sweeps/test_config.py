@@ -90,6 +90,27 @@ def test_sigterm_stops_a_command_like_ctrl_c():
         signal.signal(signal.SIGTERM, before)
 
 
+def test_a_second_sigterm_does_not_cut_short_the_stopping_the_first_began():
+    """A scheduler signals every process of a job, and a sweep its workers too: a worker's
+    second SIGTERM, raised inside the handler that puts its trial back in the queue, once
+    left the trial RUNNING until the next start."""
+    import os
+    import signal
+
+    from sweeps.config.compose import stop_on_sigterm
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        stop_on_sigterm()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0.5)
+        os.kill(os.getpid(), signal.SIGTERM)  # while stopping: no second KeyboardInterrupt
+        signal.sigtimedwait([], 0.5)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_a_stopped_command_says_so_in_one_line(capsys):
     """A SIGTERM reaching `make paper` used to print KeyboardInterrupt's traceback."""
     from sweeps.config.compose import run_cli

@@ -220,19 +220,27 @@ def test_seed_runs_started_beside_a_build_that_fails_are_ended(tmp_path, polarit
 
 
 @pytest.mark.slow
-def test_a_full_disk_in_a_worker_ends_the_sweep_with_75_and_the_same_command_resumes(tmp_path, polarity_csv):
-    """With workers (sweep.workers=auto's default on several cores) the sweep once ended
-    with exit 1 where a worker met an environment failure; it is 75, resumable, as alone."""
-    args = overrides(tmp_path, polarity_csv, "sampler=grid", "seeds=1", "train.max_epochs=2")
+def test_a_full_disk_in_a_worker_stops_the_sweep_with_75_and_the_same_command_resumes(tmp_path):
+    """With workers (sweep.workers=auto's default on several cores) a worker's environment
+    failure once went unseen until the sweep's own process had run the rest of the budget
+    alone, and then ended with exit 1; it stops the sweep before its next trial, with 75."""
+    from tests.conftest import write_polarity_csv
+    from tests.sweeps.test_sweep import SLOW_TRIALS
+    csv = write_polarity_csv(tmp_path / "big.csv", n=4000)
+    args = overrides(tmp_path, csv, *SLOW_TRIALS)
     env = {**os.environ, "SEEDSWEEP_WORKERS": "2"}
     full = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, capture_output=True,
-                          env={**env, faults.FULL_ENV: "epoch_logged"}, text=True, timeout=300)
+                          env={**env, faults.FULL_ENV: "epoch_logged@worker",  # both mid-way first
+                               faults.MEET_ENV: f"epoch_logged:{tmp_path / 'met'}"}, text=True, timeout=600)
     assert "2 worker processes (this one and 1 more)" in full.stdout, full.stdout
     assert full.returncode == 75, full.stderr[-2000:]
     assert "no space left on device" in full.stderr.lower() and "Traceback" not in full.stderr
     assert "run the same command to resume" in full.stderr
+    study = load(tmp_path, STUDY)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) < 4  # it stopped; not all run alone
+    assert not study.get_trials(states=(TrialState.RUNNING,))
     again = subprocess.run([sys.executable, "-m", "sweeps.sweep", *args], cwd=REPO, capture_output=True,
-                           env=env, text=True, timeout=300)
+                           env=env, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(load(tmp_path, STUDY).get_trials(states=(TrialState.COMPLETE,))) == 4
     agree(tmp_path)

@@ -177,29 +177,41 @@ def relayed(worker_events) -> list[str]:
 
 def test_workers_progress_is_shown_as_one_log_by_the_sweep_that_started_them():
     from sweeps.search.relay import show
-    w0, w1 = relayed([
+    # what a worker a sweep started sends: no announcement (its sweep made it), status
+    # lines while it loads, then its trials, then a status line after them
+    w1, w2 = relayed([
         [("say", "loading data (rt) and checking the dan settings"), ("show_legend", {"a.b": "b"}),
-         ("start", 4, 0), ("trial_started", 0), ("epoch", 0, 1, [11, 12], 2, 0.7),
-         ("trial_finished", 9.0, 2, "#0 COMPLETE 0.7000", "lr=0.1", 0)],
-        [("say", "joining study s: 4 trials x 2 seeds"), ("start", 4, 0), ("trial_started", 1),
-         ("trial_finished", 8.0, 1, "#1 PRUNED 0.6000", "lr=0.2", 1),
-         ("say", "nothing left to claim; waiting for 1 trial(s) of other workers")],
+         ("trial_started", 1), ("epoch", 1, 1, [11, 12], 2, 0.7),
+         ("trial_finished", 9.0, 2, "#1 COMPLETE 0.7000", "lr=0.1", 1)],
+        [("say", "loading data (rt) and checking the dan settings"), ("trial_started", 2),
+         ("trial_finished", 8.0, 1, "#2 PRUNED 0.6000", "lr=0.2", 2),
+         ("say", "MLflow brought in line with the study: 1 fix(es), e.g. run x ended"),
+         ("trial_started", 3)],  # ... and dies in trial 3 (killed): it never says it ended
     ])
     out = io.StringIO()
     parent = Progress(stream=out, tty=False, clock=Clock(), tick=None)
-    parent.start(budget=4, done=0, workers=2, max_epochs=5, metric="dev accuracy")
-    # worker 1's lines first: its trial ended before worker 0's, though it counted 1 then
-    show(w1 + ["a warning some library printed\n"], parent, "worker 1")
-    show(w0, parent, "worker 0")
+    parent.start(budget=4, done=0, workers=3, max_epochs=5, metric="dev accuracy")
+    # worker 2's lines first: its trial ended before worker 1's, though it counted 1 then
+    show(w2 + ["a warning some library printed\n"], parent, "worker 2")
+    show(w1, parent, "worker 1")
     lines = out.getvalue().splitlines()
     # what the parent already said is not repeated; the count only grows; one view
-    assert not [x for x in lines if "loading data" in x or "joining study" in x or x.startswith("params")]
+    assert not [x for x in lines if "loading data" in x or x.startswith("params")], lines
     assert [x.split()[0] for x in lines if x.startswith("[")] == ["[1/4]", "[2/4]"], lines
-    assert "worker 1: nothing left to claim; waiting for 1 trial(s) of other workers" in lines
-    assert "worker 1: a warning some library printed" in lines
+    assert "worker 2: MLflow brought in line with the study: 1 fix(es), e.g. run x ended" in lines
+    assert "worker 2: a warning some library printed" in lines
     (epoch,) = [x for x in lines if "epoch 1/5" in x]
-    assert epoch.startswith("  #0 epoch 1/5 seeds 11 12: dev accuracy 0.7000") and " in trial [" in epoch
-    assert parent.running == {}
+    assert epoch.startswith("  #1 epoch 1/5 seeds 11 12: dev accuracy 0.7000") and " in trial [" in epoch
+    assert parent.running == {}  # trial 3's worker is gone: the ETA no longer waits on it
+
+
+def test_the_eta_is_never_less_than_what_the_last_running_trial_has_left():
+    clock = Clock()
+    progress = Progress(stream=io.StringIO(), tty=False, clock=clock, tick=None)
+    progress.start(budget=4, done=3, workers=2, max_epochs=20, past=[10.0, 10.0, 10.0])
+    progress.trial_started(3)
+    clock.now += 2  # 8 s left, one worker idle: not 8 / 2
+    assert progress.eta_seconds() == pytest.approx(8.0)
 
 
 @pytest.mark.parametrize("cores, threads, gpu, env, expected", [
