@@ -184,10 +184,13 @@ def run(parsed: Args, state: dict) -> str | int:
 
     from sweeps.search.study import Sweep
     from sweeps.search.summary import summary
-    if worker is not None:
+    if worker is not None:  # started by a sweep, which says how many it started
         faults.ROLE = "worker"
-    workers = 1 if join or create_only else (of or local_workers(cfg, False)) if worker is not None else \
-        local_workers(cfg, on_gpu(str(cfg.device)))
+        workers = of or local_workers(cfg, False)
+    elif join or create_only:
+        workers = 1
+    else:
+        workers = local_workers(cfg, on_gpu(str(cfg.device)))
     torch.set_num_threads(worker_threads(cfg, workers))
     index = worker if worker is not None else zlib.crc32(worker_id().encode()) if join else 0
     sweep = state["sweep"] = Sweep(args, index, progress=progress, join=join, cfg=cfg)
