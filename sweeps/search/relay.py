@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TextIO
 
 from sweeps.search.progress import Progress
@@ -34,10 +34,6 @@ class Relay(Progress):
 
     def show_legend(self, abbrev: Mapping[str, str]) -> None:
         pass  # the parent showed it
-
-    def start(self, budget: int, done: int, workers: int = 1, max_epochs: int = 0,
-              metric: str = "dev", past: Sequence[float] = ()) -> None:
-        self._send("start")
 
     def trial_started(self, number: int) -> None:
         self._send("trial_started", number)
@@ -77,7 +73,7 @@ def show(lines: Iterable[str], progress: Progress, name: str) -> None:
     for line in lines:  # read to the end whatever comes: a worker never blocks on a full pipe
         try:
             kind, *args = json.loads(line[len(MARK):]) if line.startswith(MARK) else ("line", line)
-            if kind in ("start", "trial_started"):  # a worker a sweep started announces nothing
+            if kind == "trial_started":  # a worker a sweep started announces nothing
                 started = True
             if kind == "say":
                 if started:
@@ -88,7 +84,7 @@ def show(lines: Iterable[str], progress: Progress, name: str) -> None:
                     mine.add(args[0])
                 elif kind == "trial_finished" and args[4] is not None:
                     mine.discard(args[4])
-            elif kind != "start":
+            else:
                 progress.say(f"{name}: {line.rstrip()}", clipped=False)
         except Exception:  # noqa: BLE001 - a line cut short, or of another version: shown as it is
             try:
